@@ -1,0 +1,254 @@
+"""Typed configuration: dataclasses are the schema, YAML files and dotted overrides fill it.
+
+A YAML file states only what differs from the defaults below. It may name a parent
+with ``base: relative/path.yaml`` (or a list of them); parents merge first, in order.
+Unknown keys and values of the wrong type are errors that name the key and the file.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+# --------------------------------------------------------------------------- model
+@dataclass
+class BackboneConfig:
+    name: str = "resnet50"  # resnet18/34/50/101/152, resnext50_32x4d, resnext101_32x8d, wide_resnet50_2
+    output_stride: int = 8  # 8, 16 or 32: layer3/layer4 are dilated instead of strided
+    deep_stem: bool = False  # three 3x3 convs instead of the 7x7 (ResNetV1c)
+    multi_grid: Optional[List[int]] = None  # unit rates of layer4's blocks, e.g. [1, 2, 4]
+    norm: str = "bn"  # bn | syncbn | gn | frozen_bn
+    norm_groups: int = 32  # groups for norm=gn
+    frozen_stages: int = -1  # -1: none; 0: stem; k: stem and layer1..k (weights and norm statistics)
+    pretrained: Optional[str] = None  # null | "torchvision" | path to a torchvision state dict or segkit checkpoint
+    in_channels: int = 3
+    zero_init_residual: bool = False
+
+
+@dataclass
+class DecoderConfig:
+    name: str = "deeplabv3"  # fcn | deeplabv3 | deeplabv3plus | unet
+    # Fields a decoder does not use are ignored by it; null means the decoder's own default.
+    channels: Optional[int] = None  # fcn: in/4 (torchvision); deeplab: 256
+    dropout: Optional[float] = None  # fcn: 0.1; ASPP projection: 0.5 (torchvision); unet: 0
+    num_convs: int = 1  # fcn: 3x3 conv layers before the classifier (torchvision: 1)
+    aspp_rates: Optional[List[int]] = None  # null: 12,24,36 at OS8, 6,12,18 at OS16, 3,6,9 at OS32
+    separable: bool = False  # deeplabv3plus: depthwise-separable 3x3 convs in ASPP and decoder
+    skip_channels: int = 48  # deeplabv3plus: channels of the projected layer1 skip
+    unet_channels: List[int] = field(default_factory=lambda: [256, 128, 64, 32, 16])
+
+
+@dataclass
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    aux_head: bool = False  # an FCN head on layer3 trained with loss.aux_weight
+    aux_channels: Optional[int] = None  # null: in/4 (torchvision: 256 on ResNet-50)
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class DataConfig:
+    format: str = "folder"  # folder | voc | cityscapes | ade20k | camvid | coco
+    root: str = "data/sample"
+    num_classes: int = MISSING
+    class_names: List[str] = field(default_factory=list)  # empty: from the reader, else class_0..
+    palette: List[List[int]] = field(default_factory=list)  # empty: from the reader, else a fixed palette
+    ignore_index: int = 255  # the one ignore label: crop padding, loss and metric all use it
+    label_map: Dict[int, int] = field(default_factory=dict)  # raw mask value -> class id, e.g. {255: 1}
+    reduce_zero_label: bool = False  # ADE20K: 0 -> ignore, v -> v-1
+    # folder format: images and masks paired by file stem
+    image_dir: str = "images/{split}"
+    mask_dir: str = "masks/{split}"
+    split_file: Optional[str] = None  # e.g. "splits/{split}.txt": one stem per line
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    # normalisation, in 0..1 units (applied on the device, after the uint8 copy)
+    mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    # training augmentation
+    crop_size: List[int] = field(default_factory=lambda: [512, 512])  # H, W
+    scale_range: List[float] = field(default_factory=lambda: [0.5, 2.0])
+    hflip: bool = True
+    photometric: bool = True
+    num_workers: int = 4
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class LossTerm:
+    name: str = "ce"  # ce | ohem | dice | lovasz | focal
+    weight: float = 1.0
+    class_weights: Optional[Any] = None  # null | "auto" (median frequency) | list of floats
+    ohem_thresh: float = 0.7  # ohem: keep pixels whose true-class probability is below this
+    ohem_min_kept: int = 100000
+
+
+@dataclass
+class LossConfig:
+    terms: List[LossTerm] = field(default_factory=lambda: [LossTerm()])
+    aux_weight: float = 0.4
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 20000
+    batch_size: int = 8  # per process
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    no_decay_norm_bias: bool = False
+    backbone_lr_mult: float = 1.0
+    warmup_iters: int = 0
+    warmup_ratio: float = 0.1  # LR starts at lr * warmup_ratio
+    poly_power: float = 0.9
+    min_lr: float = 1e-4
+    accumulate: int = 1  # gradient accumulation steps
+    clip_grad: Optional[float] = None  # max grad norm
+    amp: str = "auto"  # auto (bf16 or fp16 on CUDA, off on CPU) | bf16 | fp16 | none
+    channels_last: bool = True
+    compile: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    deterministic: bool = False
+    log_interval: int = 20
+    val_interval: int = 1000
+    checkpoint_interval: int = 1000
+    keep_last: int = 2
+
+
+@dataclass
+class EvalConfig:
+    mode: str = "whole"  # whole | slide
+    crop_size: List[int] = field(default_factory=lambda: [512, 512])  # slide window (H, W)
+    stride: List[int] = field(default_factory=lambda: [341, 341])
+    scales: List[float] = field(default_factory=lambda: [1.0])  # TTA scales
+    flip: bool = False  # TTA horizontal flip
+    resize: Optional[List[int]] = None  # (H, W) the image is resized to before inference; logits come back
+    batch_size: int = 1
+
+
+@dataclass
+class Config:
+    name: str = ""  # experiment name; empty: the config file's stem
+    work_dir: str = ""  # empty: work_dirs/<name>
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# --------------------------------------------------------------------------- loading
+def _schema() -> DictConfig:
+    return OmegaConf.structured(Config)
+
+
+def _known_keys(node: Any, prefix: str = "") -> List[str]:
+    keys = []
+    if isinstance(node, DictConfig):
+        for k in node.keys():
+            full = f"{prefix}{k}"
+            keys.append(full)
+            child = node._get_node(k)
+            if isinstance(child, DictConfig) and child._metadata.object_type not in (None, dict):
+                keys.extend(_known_keys(child, full + "."))
+    return keys
+
+
+def _explain(exc: OmegaConfBaseException, source: str) -> ConfigError:
+    key = getattr(exc, "full_key", None) or ""
+    if isinstance(exc, ConfigKeyError) or "not in struct" in str(exc) or "Key '" in str(exc):
+        known = _known_keys(_schema())
+        same_depth = [k for k in known if k.count(".") == key.count(".")]
+        close = difflib.get_close_matches(key, same_depth, n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        section = key.rsplit(".", 1)[0] if "." in key else ""
+        siblings = sorted(k.rsplit(".", 1)[-1] for k in known if k.rsplit(".", 1)[0] == section and "." in k) if section else []
+        valid = f" Valid keys under '{section}': {', '.join(siblings)}." if siblings else ""
+        return ConfigError(f"{source}: unknown config key '{key}'.{hint}{valid}")
+    msg = str(exc).split("\n")[0]
+    return ConfigError(f"{source}: bad value for '{key}': {msg}")
+
+
+def _read_yaml(path: Path, seen: tuple = ()) -> List[tuple[str, DictConfig]]:
+    """The chain of (source, yaml) to merge: parents first, then the file itself."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: circular 'base' chain: {' -> '.join(str(s) for s in seen)}")
+    try:
+        node = OmegaConf.load(path)
+    except Exception as exc:  # yaml.YAMLError and friends
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(node).__name__}")
+    chain: List[tuple[str, DictConfig]] = []
+    bases = node.pop("base", None)
+    if bases is not None:
+        for b in [bases] if isinstance(bases, str) else list(bases):
+            chain.extend(_read_yaml((path.parent / str(b)), seen + (path.resolve(),)))
+    chain.append((str(path), node))
+    return chain
+
+
+def load_config(path: Optional[str | Path] = None, overrides: Optional[List[str]] = None) -> Config:
+    """Build a Config from the defaults, a YAML file (with its bases) and dotted overrides.
+
+    ``overrides`` look like ``["train.lr=0.02", "model.backbone.name=resnet18"]``.
+    Returns a DictConfig typed as Config: attribute access, validated on assignment.
+    """
+    cfg = _schema()
+    sources: List[tuple[str, Any]] = []
+    if path is not None:
+        sources.extend(_read_yaml(Path(path)))
+    if overrides:
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override '{item}' must look like key=value, e.g. train.lr=0.02")
+        try:
+            sources.append(("command-line override", OmegaConf.from_dotlist(list(overrides))))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"command-line override: {exc}") from exc
+    for source, node in sources:
+        try:
+            cfg = OmegaConf.merge(cfg, node)
+        except OmegaConfBaseException as exc:
+            raise _explain(exc, source) from exc
+    if not cfg.name and path is not None:
+        cfg.name = Path(path).stem
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"{path or 'config'}: required key(s) not set: {', '.join(missing)} "
+            f"(set them in the YAML file or as overrides, e.g. {missing[0]}=...)"
+        )
+    return cfg  # type: ignore[return-value]
+
+
+def to_dict(cfg: Any) -> Dict[str, Any]:
+    """Plain containers only, so a checkpoint holding it loads with weights_only=True."""
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else dict(cfg)
+
+
+def from_dict(d: Dict[str, Any]) -> Config:
+    """Rebuild a validated Config from ``to_dict`` output (e.g. a checkpoint's)."""
+    try:
+        return OmegaConf.merge(_schema(), d)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise _explain(exc, "checkpoint config") from exc
+
+
+def dump(cfg: Any) -> str:
+    return OmegaConf.to_yaml(cfg)

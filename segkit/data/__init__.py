@@ -1,0 +1,55 @@
+"""Data: readers per on-disk format, albumentations pipelines, loaders, the built-in sample set."""
+from __future__ import annotations
+
+import random
+from typing import Dict, List
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from .datasets import READERS, SegDataset, build_dataset, default_palette
+from .io import DataError, read_image, read_mask
+from .transforms import normalize, train_transform
+
+__all__ = ["DataError", "READERS", "SegDataset", "build_dataset", "build_loader", "default_palette",
+           "normalize", "pad_collate", "read_image", "read_mask", "train_transform"]
+
+
+def _worker_init(worker_id: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(0)  # one OpenCV thread per worker: workers already run in parallel
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class pad_collate:
+    """Stack samples of different sizes: images padded with 0, masks with ``ignore_index``,
+    so padding never counts in the loss or the metric."""
+
+    def __init__(self, ignore_index: int):
+        self.ignore_index = ignore_index
+
+    def __call__(self, batch: List[Dict]) -> Dict[str, torch.Tensor]:
+        h = max(b["image"].shape[1] for b in batch)
+        w = max(b["image"].shape[2] for b in batch)
+        images = torch.zeros(len(batch), 3, h, w, dtype=torch.uint8)
+        masks = torch.full((len(batch), h, w), self.ignore_index, dtype=torch.int64)
+        for i, b in enumerate(batch):
+            _, bh, bw = b["image"].shape
+            images[i, :, :bh, :bw] = b["image"]
+            masks[i, :bh, :bw] = b["mask"]
+        return {"image": images, "mask": masks, "index": torch.tensor([b["index"] for b in batch])}
+
+
+def build_loader(dataset: SegDataset, batch_size: int, train: bool, num_workers: int = 0,
+                 distributed: bool = False, seed: int = 0, pin_memory: bool = False) -> DataLoader:
+    """Training: shuffled (per-rank under DDP), last partial batch dropped. Evaluation: in order."""
+    sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=False) if distributed else None
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+                      num_workers=num_workers, pin_memory=pin_memory, drop_last=train,
+                      persistent_workers=num_workers > 0, worker_init_fn=_worker_init,
+                      collate_fn=pad_collate(dataset.ignore_index), generator=generator)

@@ -1,0 +1,82 @@
+"""Reading images and masks, with errors that name the file and what to do."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
+
+PathLike = Union[str, Path]
+
+
+class DataError(ValueError):
+    """A data set problem a user must fix on disk or in the config; the message says which and how."""
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """RGB uint8 H x W x 3. Grayscale is replicated, alpha dropped, 16-bit scaled to 8-bit."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image not found: {path}")
+    buf = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    if img is None:
+        raise DataError(f"cannot decode image {path}: the file is corrupt or not an image. "
+                        f"Replace it, or remove it and its mask from the data set.")
+    if _truncated(buf, path):
+        raise DataError(f"image {path} is truncated (the file ends before the image data does). "
+                        f"Re-copy or re-download it.")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise DataError(f"image {path} has unsupported pixel type {img.dtype}; save it as 8-bit")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    if img.shape[2] == 1:
+        return cv2.cvtColor(img[..., 0], cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _truncated(buf: np.ndarray, path: Path) -> bool:
+    """OpenCV decodes a cut-off JPEG or PNG into a partly grey image without failing; the
+    end-of-image markers tell. Other formats are left to the decoder."""
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        tail = buf[-64:].tobytes().rstrip(b"\x00\r\n ")
+        return not tail.endswith(b"\xff\xd9")
+    if suffix == ".png":
+        return b"IEND" not in buf[-32:].tobytes()
+    return False
+
+
+def read_mask(path: PathLike) -> np.ndarray:
+    """Class-index mask H x W (uint8, or int32 for 16-bit files). Palette PNGs are read as indices,
+    not colours; a colour (RGB) mask is an error, since its colours would need a palette to map."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"mask not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            arr = np.array(im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DataError(f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. "
+                        f"Re-export it as an 8-bit index PNG.") from exc
+    if arr.ndim == 3:
+        if arr.shape[2] in (3, 4) and np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+            return arr[..., 0].copy()  # grey stored as RGB
+        raise DataError(f"mask {path} is a colour image (mode {mode}); segkit needs one class index per pixel. "
+                        f"Save it as an 8-bit grayscale or palette ('P') PNG whose values are class ids.")
+    if arr.dtype == bool:
+        return arr.astype(np.uint8)
+    if arr.dtype not in (np.uint8, np.int32):
+        arr = arr.astype(np.int32)
+    return arr

@@ -1,0 +1,94 @@
+"""DeepLabV3 (Chen et al. 2017) and DeepLabV3+ (Chen et al. 2018) decoders.
+
+ASPP rates follow the output stride unless given: (6, 12, 18) at OS16, doubled at OS8,
+halved at OS32. With the defaults, ``DeepLabV3Decoder`` is torchvision's ``DeepLabHead``
+(same layers, same names under ``head``).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .backbone import FeatureSpec, feature_spec
+from .layers import ConvNormAct, Norm, conv3x3_block
+
+
+def default_aspp_rates(output_stride: int) -> list:
+    return [r * 16 // output_stride for r in (6, 12, 18)]
+
+
+class ASPPPooling(nn.Sequential):
+    """Image-level features: global average, 1x1 conv-norm-ReLU, broadcast back."""
+
+    def __init__(self, cin: int, cout: int, norm: Norm):
+        super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), norm(cout), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        return F.interpolate(super().forward(x), size=size, mode="bilinear", align_corners=False)
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling: a 1x1 branch, one 3x3 branch per rate, image pooling."""
+
+    def __init__(self, cin: int, rates: Sequence[int], cout: int = 256, dropout: float = 0.5,
+                 norm: Norm = nn.BatchNorm2d, separable: bool = False):
+        super().__init__()
+        branches = [ConvNormAct(cin, cout, 1, norm=norm)]
+        branches += [conv3x3_block(cin, cout, r, norm, separable) for r in rates]
+        branches.append(ASPPPooling(cin, cout, norm))
+        self.convs = nn.ModuleList(branches)
+        self.project = nn.Sequential(*ConvNormAct(len(branches) * cout, cout, 1, norm=norm), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
+
+
+class DeepLabV3Decoder(nn.Module):
+    def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
+                 channels: Optional[int] = None, aspp_rates: Optional[Sequence[int]] = None,
+                 dropout: Optional[float] = None, separable: bool = False, norm: Norm = nn.BatchNorm2d):
+        super().__init__()
+        spec = feature_spec(feature_info, in_feature)
+        self.in_feature = in_feature
+        channels = channels or 256
+        rates = list(aspp_rates) if aspp_rates else default_aspp_rates(spec.stride)
+        self.head = nn.Sequential(
+            ASPP(spec.channels, rates, channels, 0.5 if dropout is None else dropout, norm, separable),
+            *conv3x3_block(channels, channels, 1, norm, separable),
+            nn.Conv2d(channels, num_classes, 1))
+
+    def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(features[self.in_feature])
+
+
+class DeepLabV3PlusDecoder(nn.Module):
+    """ASPP on ``in_feature``, upsampled to a low-level ``skip_feature`` (layer1, stride 4) projected
+    to ``skip_channels``; two 3x3 blocks refine the concatenation before the classifier."""
+
+    def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
+                 skip_feature: str = "layer1", channels: Optional[int] = None, skip_channels: int = 48,
+                 aspp_rates: Optional[Sequence[int]] = None, dropout: Optional[float] = None,
+                 separable: bool = False, norm: Norm = nn.BatchNorm2d):
+        super().__init__()
+        spec, skip = feature_spec(feature_info, in_feature), feature_spec(feature_info, skip_feature)
+        if skip.stride >= spec.stride:
+            raise ValueError(f"DeepLabV3+ needs a skip feature finer than its ASPP input: "
+                             f"{skip_feature} (stride {skip.stride}) vs {in_feature} (stride {spec.stride})")
+        self.in_feature, self.skip_feature = in_feature, skip_feature
+        channels = channels or 256
+        rates = list(aspp_rates) if aspp_rates else default_aspp_rates(spec.stride)
+        self.aspp = ASPP(spec.channels, rates, channels, 0.5 if dropout is None else dropout, norm, separable)
+        self.skip = ConvNormAct(skip.channels, skip_channels, 1, norm=norm)
+        self.fuse = nn.Sequential(conv3x3_block(channels + skip_channels, channels, 1, norm, separable),
+                                  conv3x3_block(channels, channels, 1, norm, separable))
+        self.classifier = nn.Sequential(nn.Dropout(0.1), nn.Conv2d(channels, num_classes, 1))
+
+    def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
+        skip = self.skip(features[self.skip_feature])
+        x = F.interpolate(self.aspp(features[self.in_feature]), size=skip.shape[-2:], mode="bilinear",
+                          align_corners=False)
+        return self.classifier(self.fuse(torch.cat([x, skip], dim=1)))

@@ -1,0 +1,34 @@
+"""FCN head (Long et al.): 3x3 conv-norm-ReLU, dropout, 1x1 classifier, on one feature.
+
+With the defaults it is torchvision's ``FCNHead`` (same layers, same names under ``head``),
+which is also the auxiliary head on layer3.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from .backbone import FeatureSpec, feature_spec
+from .layers import ConvNormAct, Norm
+
+
+class FCNDecoder(nn.Module):
+    def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
+                 channels: Optional[int] = None, num_convs: int = 1, dropout: Optional[float] = None,
+                 norm: Norm = nn.BatchNorm2d):
+        super().__init__()
+        if num_convs < 1:
+            raise ValueError(f"FCN needs num_convs >= 1, got {num_convs}")
+        self.in_feature = in_feature
+        cin = feature_spec(feature_info, in_feature).channels
+        channels = channels or cin // 4
+        layers = []
+        for i in range(num_convs):
+            layers.extend(ConvNormAct(cin if i == 0 else channels, channels, 3, norm=norm))
+        layers += [nn.Dropout(0.1 if dropout is None else dropout), nn.Conv2d(channels, num_classes, 1)]
+        self.head = nn.Sequential(*layers)
+
+    def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(features[self.in_feature])

@@ -1,0 +1,29 @@
+"""Segmenter: backbone -> decoder (-> auxiliary head), logits upsampled to the input size."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Segmenter(nn.Module):
+    """``forward(x)`` returns ``{"out": logits N x C x H x W}`` at the input's size, whatever it is
+    (odd sizes included), plus ``"aux"`` (the auxiliary head's logits) in training mode."""
+
+    def __init__(self, backbone: nn.Module, decoder: nn.Module, aux_head: Optional[nn.Module] = None,
+                 num_classes: Optional[int] = None):
+        super().__init__()
+        self.backbone = backbone
+        self.decoder = decoder
+        self.aux_head = aux_head
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        size = x.shape[-2:]
+        features = self.backbone(x)
+        out = {"out": F.interpolate(self.decoder(features), size=size, mode="bilinear", align_corners=False)}
+        if self.aux_head is not None and self.training:  # the aux head only feeds the loss
+            out["aux"] = F.interpolate(self.aux_head(features), size=size, mode="bilinear", align_corners=False)
+        return out
