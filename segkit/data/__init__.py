@@ -6,13 +6,13 @@ from typing import Dict, List
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from .datasets import READERS, SegDataset, build_dataset, default_palette
 from .io import DataError, read_image, read_mask
 from .transforms import normalize, train_transform
 
-__all__ = ["DataError", "READERS", "SegDataset", "build_dataset", "build_loader", "default_palette",
+__all__ = ["DataError", "READERS", "SegDataset", "ShardSampler", "build_dataset", "build_loader", "default_palette",
            "normalize", "pad_collate", "read_image", "read_mask", "train_transform"]
 
 
@@ -44,10 +44,31 @@ class pad_collate:
         return {"image": images, "mask": masks, "index": torch.tensor([b["index"] for b in batch])}
 
 
+class ShardSampler(Sampler):
+    """Evaluation under DDP: rank r takes samples r, r + world, ... Unlike DistributedSampler it never
+    pads with repeats, so the all-reduced confusion matrix counts every image exactly once."""
+
+    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None):
+        import torch.distributed as dist
+
+        self.num_replicas = num_replicas if num_replicas is not None else dist.get_world_size()
+        self.rank = rank if rank is not None else dist.get_rank()
+        self.indices = list(range(self.rank, len(dataset), self.num_replicas))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 def build_loader(dataset: SegDataset, batch_size: int, train: bool, num_workers: int = 0,
                  distributed: bool = False, seed: int = 0, pin_memory: bool = False) -> DataLoader:
-    """Training: shuffled (per-rank under DDP), last partial batch dropped. Evaluation: in order."""
-    sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=False) if distributed else None
+    """Training: shuffled (per-rank under DDP), last partial batch dropped. Evaluation: in order, and
+    under DDP each image on exactly one rank."""
+    sampler = None
+    if distributed:
+        sampler = DistributedSampler(dataset, shuffle=True, seed=seed) if train else ShardSampler(dataset)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
                       num_workers=num_workers, pin_memory=pin_memory, drop_last=train,
