@@ -73,3 +73,15 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def run_worker(spec: Dict[str, object], timeout: float = 900) -> Dict[str, object]:
+    """Run ``bench/_worker.py`` with ``spec`` in a fresh process and return its JSON result."""
+    import json
+    import sys
+
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("_worker.py")), json.dumps(spec)],
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed for {spec}:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

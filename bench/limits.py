@@ -1,0 +1,98 @@
+"""Distance to the limit: the machine's measured peak against what training and inference achieve.
+
+    python bench/limits.py            # writes docs/BENCHMARKS.md
+    python bench/limits.py --quick    # a smoke run (nothing written)
+
+Peak = a large matmul in the same dtype (what the hardware's GEMM reaches); achieved = the FLOPs
+of a step (torch.utils.flop_counter) divided by its time. A profiler table shows where the time goes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from _common import machine, markdown_table, measure, run_worker, write_section  # noqa: E402
+
+MODEL = "DeepLabV3-R50-OS8"
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
+    """GFLOP/s of an n x n x n matmul."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    t = measure(lambda: a @ b, warmup=2, repeats=repeats)["median"]
+    return 2 * n**3 / t / 1e9
+
+
+def profile_table(size: int, batch: int, rows: int = 12) -> str:
+    """Top operators by self CPU time in one fast-path training step."""
+    import torch.nn.functional as F
+    from torch.profiler import ProfilerActivity, profile
+
+    from _pairs import PAIRS, outputs
+    from _worker import fast_dtype
+
+    model = PAIRS[MODEL][0]().to(memory_format=torch.channels_last).train()
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 21, (batch, size, size))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    dtype = fast_dtype(torch.device("cpu"))
+
+    def step():
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            out, aux = outputs(model(x))
+            loss = F.cross_entropy(out.float(), y) + 0.4 * F.cross_entropy(aux.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return markdown_table(["operator", "self CPU ms", "share", "calls"],
+                          [[f"`{e.key}`", f"{e.self_cpu_time_total / 1e3:.1f}", f"{100 * e.self_cpu_time_total / total:.1f}%",
+                            e.count] for e in events[:rows]])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    size, batch, n = (64, 2, 1024) if args.quick else (args.size, args.batch, 4096)
+    peaks = {"float32": matmul_peak(torch.float32, n), "bfloat16": matmul_peak(torch.bfloat16, n)}
+    rows = []
+    for task in ("train", "infer"):
+        for mode in ("fp32", "fast"):
+            r = run_worker({"task": task, "model": MODEL, "side": "segkit", "mode": mode, "size": size,
+                            "batch": batch, "warmup": 1 if args.quick else 2, "repeats": 1 if args.quick else 5,
+                            "flops": True})
+            achieved = r["flops"] / r["median"] / 1e9
+            peak = peaks[r["dtype"]]
+            rows.append([task, r["dtype"], f"{r['flops'] / 1e9:.1f}", f"{r['median']:.3f}", f"{achieved:.0f}",
+                         f"{peak:.0f}", f"{100 * achieved / peak:.0f}%"])
+            print(rows[-1], flush=True)
+    table = markdown_table(["step", "dtype", "GFLOP / step", "seconds", "achieved GFLOP/s",
+                            f"peak GFLOP/s ({n}^3 matmul)", "utilisation"], rows)
+    prof = profile_table(size, batch)
+    if args.quick:
+        print(table, prof, sep="\n\n")
+        return
+    body = (f"Command: `python bench/limits.py`  \nMachine: {machine()}  \n"
+            f"Model: segkit {MODEL}, batch {batch} of {size}x{size}; FLOPs counted by torch.utils.flop_counter "
+            f"(convolutions and matmuls; a training step counts forward and backward).\n\n{table}\n\n"
+            f"Where the time goes in one fast-path training step (torch.profiler, self CPU time):\n\n{prof}")
+    write_section("limits", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
