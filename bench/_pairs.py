@@ -10,6 +10,8 @@ from typing import Callable, Dict, Tuple
 
 import torch.nn as nn
 
+from _common import markdown_table, run_worker
+
 NUM_CLASSES = 21
 
 
@@ -69,3 +71,34 @@ def outputs(result) -> Tuple[object, object]:
     if isinstance(result, dict):
         return result["out"], result.get("aux")
     return result, None
+
+
+def measure_pairs(task: str, size: int, batch: int, warmup: int, repeats: int, models=None) -> dict:
+    """{(model, mode, side): result}, segkit and reference measured back to back for each cell."""
+    results = {}
+    for label in models or PAIRS:
+        for mode in ("fp32", "fast"):
+            for side in ("segkit", "reference"):
+                spec = {"task": task, "model": label, "side": side, "mode": mode, "size": size, "batch": batch,
+                        "warmup": warmup, "repeats": repeats}
+                results[(label, mode, side)] = r = run_worker(spec)
+                print(f"{task} {label:22s} {mode:4s} {side:9s} {r['median']:.3f} s/step  "
+                      f"peak {r['peak_mb']:.0f} MB", flush=True)
+    return results
+
+
+def table(results: dict, batch: int, unit: str = "img/s") -> str:
+    rows = []
+    for label, (_, ref_label, _, note) in PAIRS.items():
+        if (label, "fp32", "segkit") not in results:
+            continue
+        ref_fp32 = batch / results[(label, "fp32", "reference")]["median"]
+        for mode in ("fp32", "fast"):
+            seg, ref = results[(label, mode, "segkit")], results[(label, mode, "reference")]
+            s, r = batch / seg["median"], batch / ref["median"]
+            vs_default = f"{s / ref_fp32:.2f}x" if mode == "fast" else ""
+            rows.append([label, ref_label, f"{mode} ({seg['dtype']})", f"{s:.2f}", f"{r:.2f}", f"{s / r:.2f}x",
+                         vs_default, f"{seg['peak_mb']:.0f} / {ref['peak_mb']:.0f}", note if mode == "fp32" else ""])
+    return markdown_table(["segkit model", "reference", "precision", f"segkit {unit}", f"reference {unit}",
+                           "segkit / reference", "segkit fast / reference fp32", "peak MB (segkit / ref)", "notes"],
+                          rows)
