@@ -44,6 +44,10 @@ class pad_collate:
         self.ignore_index = ignore_index
 
     def __call__(self, batch: List[Dict]) -> Dict[str, torch.Tensor]:
+        index = torch.tensor([b["index"] for b in batch])
+        if len({tuple(b["image"].shape) for b in batch}) == 1:  # training crops: nothing to pad
+            return {"image": torch.stack([b["image"] for b in batch]),
+                    "mask": torch.stack([b["mask"] for b in batch]), "index": index}
         h = max(b["image"].shape[1] for b in batch)
         w = max(b["image"].shape[2] for b in batch)
         images = torch.zeros(len(batch), 3, h, w, dtype=torch.uint8)
@@ -52,7 +56,7 @@ class pad_collate:
             _, bh, bw = b["image"].shape
             images[i, :, :bh, :bw] = b["image"]
             masks[i, :bh, :bw] = b["mask"]
-        return {"image": images, "mask": masks, "index": torch.tensor([b["index"] for b in batch])}
+        return {"image": images, "mask": masks, "index": index}
 
 
 class ShardSampler(Sampler):

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .datasets import LUT_SIZE, SegDataset
+from .datasets import LUT_SIZE, SegDataset, name_list
 from .io import DataError, Issue, report
 
 VOID = LUT_SIZE - 1  # raw value of crowd and contested pixels; no COCO category has this id
@@ -111,7 +111,7 @@ def coco_dataset(cfg, split: str, transform=None, issues: Optional[List[Issue]] 
                 missing.append(coco.imgs[image_id]["file_name"])
         if missing:
             report(issues, f"{len(missing)} image(s) named in {json_path} are missing from {image_dir}: "
-                           f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}. Restore them, or check "
+                           f"{name_list(missing, issues)}. Restore them, or check "
                            f"data.image_dir.{COCO_LAYOUT}")
     if not pairs and root.is_dir():
         report(issues, f"COCO split '{split}' of {root} has no images with files (data.annotation_file, data.image_dir)")

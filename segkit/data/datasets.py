@@ -60,6 +60,8 @@ class SegDataset(Dataset):
         self.transform = transform
         self.name = name
         self.lut = self._make_lut()
+        self._valid = (self.lut == ignore_index) | ((self.lut >= 0) & (self.lut < num_classes))
+        self._valid_upto = np.logical_and.accumulate(self._valid)  # [v]: every raw value 0..v is valid
 
     def _make_lut(self) -> np.ndarray:
         lut = np.full(LUT_SIZE, self.ignore_index, np.int64) if self.unmapped_ignored else np.arange(LUT_SIZE, dtype=np.int64)
@@ -86,21 +88,22 @@ class SegDataset(Dataset):
 
     def map_labels(self, raw: np.ndarray, source: object = "") -> np.ndarray:
         """Raw values -> int64 class ids; a value that is neither a class nor ignore_index is an error."""
-        if raw.size and (raw.min() < 0 or raw.max() >= LUT_SIZE):
-            raise DataError(f"mask {source} has values outside 0..{LUT_SIZE - 1} "
-                            f"({int(raw.min())}..{int(raw.max())}); class ids must fit in 16 bits")
-        mask = self.lut[raw]
-        if mask.max(initial=0) < self.num_classes and mask.min(initial=0) >= 0:
-            return mask
-        bad = (mask != self.ignore_index) & ((mask < 0) | (mask >= self.num_classes))
-        if bad.any():
-            values = sorted(np.unique(raw[bad]).tolist())
-            raise DataError(
-                f"mask {source} has label value(s) {values[:10]} that are neither a class "
-                f"(0..{self.num_classes - 1}) nor ignore_index={self.ignore_index}. Fix data.num_classes, "
-                f"map them with data.label_map (e.g. {{{values[0]}: {self.ignore_index}}}), or set data.ignore_index "
-                f"(tools/check_dataset.py lists every value found).")
-        return mask
+        if raw.size == 0:
+            return raw.astype(np.int64)
+        lo, hi = int(raw.min()), int(raw.max())
+        if lo < 0 or hi >= LUT_SIZE:
+            raise DataError(f"mask {source} has values outside 0..{LUT_SIZE - 1} ({lo}..{hi}); "
+                            f"class ids must fit in 16 bits")
+        if not self._valid_upto[hi]:  # some value in 0..hi is invalid: is one of them present?
+            present = np.flatnonzero(np.bincount(raw.ravel(), minlength=hi + 1))
+            values = present[~self._valid[present]].tolist()
+            if values:
+                raise DataError(
+                    f"mask {source} has label value(s) {values[:10]} that are neither a class "
+                    f"(0..{self.num_classes - 1}) nor ignore_index={self.ignore_index}. Fix data.num_classes, "
+                    f"map them with data.label_map (e.g. {{{values[0]}: {self.ignore_index}}}), or set "
+                    f"data.ignore_index (tools/check_dataset.py lists every value found).")
+        return self.lut[raw]
 
     def read_mask(self, index: int) -> np.ndarray:
         """The int64 class-id mask of pair ``index``, without reading its image."""
@@ -133,6 +136,12 @@ class SegDataset(Dataset):
 
 
 # --------------------------------------------------------------------------- pairing files by name
+def name_list(items: Sequence[str], issues: Optional[List[Issue]]) -> str:
+    """The first few names (many more when collecting issues for check_dataset, whose job is to list them)."""
+    limit = 8 if issues is None else 50
+    return ", ".join(items[:limit]) + (f" ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
 def list_files(directory: Path, suffixes: Sequence[str], name_suffix: str = "", recursive: bool = False,
                issues: Optional[List[Issue]] = None) -> Dict[str, Path]:
     """``key -> path`` for the files in ``directory`` with one of ``suffixes`` whose stem ends with
@@ -179,18 +188,18 @@ def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optio
         missing = [s for s in stems if s not in images or s not in masks]
         if missing:
             report(issues, f"the split list names {len(missing)} file(s) with no image in {image_dir} or no mask in "
-                           f"{', '.join(map(str, present))}: {', '.join(missing[:8])}"
-                           f"{' ...' if len(missing) > 8 else ''}. Fix the list or restore the files.")
+                           f"{', '.join(map(str, present))}: {name_list(missing, issues)}. "
+                           f"Fix the list or restore the files.")
         return [(images[s], masks[s]) for s in stems if s in images and s in masks]
     unpaired = sorted(set(images) - set(masks))
     if unpaired:
         report(issues, f"{len(unpaired)} image(s) in {image_dir} have no mask in {', '.join(map(str, present))}: "
-                       f"{', '.join(unpaired[:8])}{' ...' if len(unpaired) > 8 else ''}. "
+                       f"{name_list(unpaired, issues)}. "
                        f"Add the masks, remove the images, or name the images to use in a split list.")
     orphans = sorted(set(masks) - set(images))
     if orphans:
-        report(issues, f"{len(orphans)} mask(s) have no image in {image_dir}: {', '.join(orphans[:8])}"
-                       f"{' ...' if len(orphans) > 8 else ''} (not used)", fatal=False)
+        report(issues, f"{len(orphans)} mask(s) have no image in {image_dir} (not used): {name_list(orphans, issues)}",
+           fatal=False)
     return [(images[s], masks[s]) for s in sorted(images) if s in masks]
 
 
