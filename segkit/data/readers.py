@@ -136,12 +136,12 @@ def _path_dataset(pairs_fn: Callable, class_names: List[str], palette: List[List
     under what the config states (the config wins)."""
 
     def build(cfg, split: str, transform=None, issues: Optional[List[Issue]] = None) -> SegDataset:
-        pairs = joined_pairs(pairs_fn, cfg, split, issues)
         if not cfg.class_names and class_names and len(class_names) != cfg.num_classes:
             raise DataError(f"the {cfg.format} reader has {len(class_names)} classes but data.num_classes="
                             f"{cfg.num_classes}; set data.num_classes={len(class_names)}, or name your classes in "
                             f"data.class_names")
         names = list(cfg.class_names) or class_names
+        pairs = joined_pairs(pairs_fn, cfg, split, issues)
         colours = [list(c) for c in cfg.palette] or (palette if len(palette) == cfg.num_classes else [])
         return SegDataset(pairs, cfg.num_classes, names, colours, cfg.ignore_index,
                           {**(label_map or {}), **dict(cfg.label_map)}, cfg.reduce_zero_label, transform,

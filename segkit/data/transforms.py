@@ -24,9 +24,9 @@ def random_scale(cfg) -> A.BasicTransform:
     if cfg.base_size:
         sides = list(range(round(lo * cfg.base_size), round(hi * cfg.base_size) + 1))
         return A.SmallestMaxSize(max_size=sides, interpolation=cv2.INTER_LINEAR,
-                                 mask_interpolation=cv2.INTER_NEAREST, p=1.0)
+                                 mask_interpolation=cv2.INTER_NEAREST_EXACT, p=1.0)
     return A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), interpolation=cv2.INTER_LINEAR,
-                         mask_interpolation=cv2.INTER_NEAREST, p=1.0)
+                         mask_interpolation=cv2.INTER_NEAREST_EXACT, p=1.0)
 
 
 def photometric_distortion() -> List[A.BasicTransform]:
