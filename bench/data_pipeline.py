@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import ROOT, machine, markdown_table, measure, write_section  # noqa: E402
+from bench._common import ROOT, machine, markdown_table, sync, write_section  # noqa: E402
 from segkit.config import load_config  # noqa: E402
 from segkit.data import build_dataset, build_loader, normalize, train_transform  # noqa: E402
 
@@ -107,21 +109,34 @@ def _endless(loader):
         yield from loader
 
 
-def throughput(loader, batches: int, batch_size: int, device: torch.device, segkit: bool, repeats: int) -> dict:
-    """Images/s over ``batches`` batches (after one warm-up chunk: worker start-up, full prefetch queue)."""
-    stream = _endless(loader)
-
-    def chunk():
-        for _ in range(batches):
-            batch = next(stream)
-            if segkit:
-                images = normalize(batch["image"].to(device, non_blocking=True), MEAN, STD)
-            else:
-                images = batch[0].to(device, non_blocking=True)
-            del images
-
-    t = measure(chunk, warmup=1, repeats=repeats, device=device)
-    return {"images_per_s": batches * batch_size / t["median"], **t}
+def interleaved_throughput(pipelines: dict, batches: int, batch_size: int, device: torch.device, repeats: int,
+                           warmup: int) -> dict:
+    """Images/s of each pipeline, timed in turns (round-robin), so that a shared machine's changing load falls
+    on all alike; _common.measure times one function at a time. Each turn starts the pipeline's loader,
+    takes ``warmup`` batches untimed (worker start-up, the prefetch queue), times ``batches`` batches, and
+    shuts the workers down, so no pipeline's workers run while another is timed."""
+    seconds = {name: [] for name in pipelines}
+    for _ in range(repeats):
+        for name, (make_loader, segkit) in pipelines.items():
+            loader = make_loader()
+            stream = _endless(loader)
+            for _ in range(warmup):
+                next(stream)
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(batches):
+                batch = next(stream)
+                if segkit:
+                    images = normalize(batch["image"].to(device, non_blocking=True), MEAN, STD)
+                else:
+                    images = batch[0].to(device, non_blocking=True)
+                del images
+            sync(device)
+            seconds[name].append(time.perf_counter() - start)
+            stream.close()
+            del stream, loader  # the loader's workers stop with it
+    return {name: {"images_per_s": batches * batch_size / statistics.median(t), "seconds": t}
+            for name, t in seconds.items()}
 
 
 def main() -> int:
@@ -132,14 +147,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="few batches, 2 workers: checks that it runs")
     parser.add_argument("--workers", type=int, help="loader workers for both (default: min(8, cores); quick: 2)")
     parser.add_argument("--batch-size", type=int, help="default 8 (quick: 4)")
-    parser.add_argument("--batches", type=int, help="batches per timed chunk (default 40; quick: 4)")
-    parser.add_argument("--repeats", type=int, help="timed chunks, median reported (default 3; quick: 1)")
+    parser.add_argument("--batches", type=int, help="batches per timed chunk (default 30; quick: 4)")
+    parser.add_argument("--repeats", type=int, help="timed chunks per pipeline, median reported (default 5; quick: 2)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args()
     workers = args.workers if args.workers is not None else (2 if args.quick else min(8, os.cpu_count() or 1))
     batch_size = args.batch_size or (4 if args.quick else 8)
-    batches = args.batches or (4 if args.quick else 40)
-    repeats = args.repeats or (1 if args.quick else 3)
+    batches = args.batches or (4 if args.quick else 30)
+    repeats = args.repeats or (2 if args.quick else 5)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     pin = device.type == "cuda"
     # The main process only consumes batches here; with the workers on every core, its own intra-op
@@ -157,28 +172,26 @@ def main() -> int:
     short_side = min(Image.open(plain.pairs[0][0]).size)
     reference = ReferenceDataset(plain.pairs, ReferenceTrainPreset(base_size=short_side, crop_size=crop))
 
-    rows, results = [], {}
-    for name, make, segkit in [
-        ("torchvision reference (PIL)", lambda: DataLoader(
+    pipelines = {
+        "torchvision reference (PIL)": (lambda: DataLoader(
             reference, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=pin, drop_last=True,
             persistent_workers=workers > 0, collate_fn=reference_collate), False),
-        ("segkit (same steps)", lambda: build_loader(plain, batch_size, True, workers, pin_memory=pin), True),
-        ("segkit + photometric distortion", lambda: build_loader(photometric, batch_size, True, workers,
+        "segkit (same steps)": (lambda: build_loader(plain, batch_size, True, workers, pin_memory=pin), True),
+        "segkit + photometric distortion": (lambda: build_loader(photometric, batch_size, True, workers,
                                                                   pin_memory=pin), True),
-    ]:
-        loader = make()
-        results[name] = throughput(loader, batches, batch_size, device, segkit, repeats)
-        del loader  # its workers stop before the next pipeline is timed
-        print(f"{name}: {results[name]['images_per_s']:.1f} images/s", flush=True)
+    }
+    results = interleaved_throughput(pipelines, batches, batch_size, device, repeats, warmup=2 * max(workers, 1))
+    rows = []
     base = results["torchvision reference (PIL)"]["images_per_s"]
     for name, r in results.items():
         rows.append([name, f"{r['images_per_s']:.1f}", f"{r['images_per_s'] / base:.2f}x"])
     body = "\n".join([
         "## Data pipeline: training images/s on CamVid, 512x512 crops",
         "",
-        f"`python bench/data_pipeline.py{' --quick' if args.quick else ''}` on {machine()}.",
+        f"`python bench/data_pipeline.py{''.join(' ' + a for a in sys.argv[1:] if a != '--no-write')}` on {machine()}.",
         f"{len(plain)} train images (480x360), {workers} workers, batch {batch_size}, pinned memory {pin}, "
-        f"persistent workers; median of {repeats} chunk(s) of {batches} batches after a warm-up chunk. Same steps: "
+        f"persistent workers; median of {repeats} turns of {batches} batches per pipeline, the pipelines timed in "
+        f"turns, each turn after {2 * max(workers, 1)} untimed batches. Same steps: "
         f"decode, random scale 0.5-2.0, flip, 512x512 crop padded with the ignore label, padding collate; the "
         f"reference normalises in the worker, segkit on the device (inside the timed loop).",
         "" if not args.quick else "\n**--quick run: few batches, indicative only.**",
