@@ -65,10 +65,11 @@ def _as_is(item):
     return item
 
 
-def check_split(cfg, split: str, num_workers: int = 0, train: bool = False) -> SplitCheck:
+def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> SplitCheck:
+    """Everything about one split of the data set ``data`` (a DataConfig); ``train``: absent classes are fatal."""
     result = SplitCheck(split)
     try:
-        dataset = build_dataset(cfg, split, issues=result.issues)
+        dataset = build_dataset(data, split, issues=result.issues)
     except DataError as exc:  # the config and the data disagree before any file is read
         result.issues.append(Issue(str(exc)))
         return result
