@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .classes import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: F401  (imported from here by bench/quality.py)
 from .io import IMAGE_SUFFIXES, MASK_SUFFIXES, DataError, Issue, read_image, read_mask, report
 
 Pair = Tuple[Path, Path]
