@@ -58,18 +58,22 @@ class ModelConfig:
 # --------------------------------------------------------------------------- data
 @dataclass
 class DataConfig:
-    format: str = "folder"  # folder | voc | cityscapes | ade20k | camvid | coco
+    format: str = "folder"  # folder | voc | cityscapes | ade20k | camvid | coco (layouts: data/README.md)
     root: str = "data/sample"
     num_classes: int = MISSING
     class_names: List[str] = field(default_factory=list)  # empty: from the reader, else class_0..
     palette: List[List[int]] = field(default_factory=list)  # empty: from the reader, else a fixed palette
     ignore_index: int = 255  # the one ignore label: crop padding, loss and metric all use it
-    label_map: Dict[int, int] = field(default_factory=dict)  # raw mask value -> class id, e.g. {255: 1}
+    label_map: Dict[int, int] = field(default_factory=dict)  # raw mask value -> class id, e.g. {255: 1}; applied last
     reduce_zero_label: bool = False  # ADE20K: 0 -> ignore, v -> v-1
     # folder format: images and masks paired by file stem
-    image_dir: str = "images/{split}"
+    image_dir: str = "images/{split}"  # also coco: the folder of the JSON's file names, e.g. "{split}2017"
     mask_dir: str = "masks/{split}"
-    split_file: Optional[str] = None  # e.g. "splits/{split}.txt": one stem per line
+    split_file: Optional[str] = None  # e.g. "splits/{split}.txt": one stem per line; relative to root, else to the cwd
+    # coco format
+    annotation_file: str = "annotations/instances_{split}2017.json"  # relative to root; or stuff_{split}2017.json
+    category_ids: List[int] = field(default_factory=list)  # class i = category id [i]; 0 = background; empty: 0 + all
+    # a split name may join splits with '+', e.g. train+val
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
@@ -77,10 +81,11 @@ class DataConfig:
     mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     # training augmentation
-    crop_size: List[int] = field(default_factory=lambda: [512, 512])  # H, W
-    scale_range: List[float] = field(default_factory=lambda: [0.5, 2.0])
+    crop_size: List[int] = field(default_factory=lambda: [512, 512])  # H, W; padded with ignore_index in the mask
+    scale_range: List[float] = field(default_factory=lambda: [0.5, 2.0])  # random scale, of base_size or the image
+    base_size: Optional[int] = None  # null: scale the image itself; N: scale its short side to N x scale_range
     hflip: bool = True
-    photometric: bool = True
+    photometric: bool = True  # mmsegmentation's PhotoMetricDistortion: brightness, contrast, saturation, hue
     num_workers: int = 4
 
 

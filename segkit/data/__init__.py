@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from .datasets import READERS, SegDataset, build_dataset, default_palette
+from .datasets import SegDataset, default_palette
 from .io import DataError, read_image, read_mask
+from .readers import READERS, build_dataset
 from .transforms import normalize, train_transform
 
 __all__ = ["DataError", "READERS", "SegDataset", "ShardSampler", "build_dataset", "build_loader", "default_palette",
@@ -19,10 +20,20 @@ __all__ = ["DataError", "READERS", "SegDataset", "ShardSampler", "build_dataset"
 def _worker_init(worker_id: int) -> None:
     import cv2
 
-    cv2.setNumThreads(0)  # one OpenCV thread per worker: workers already run in parallel
-    seed = torch.initial_seed() % 2**32
+    cv2.setNumThreads(0)  # no OpenCV thread pool inside a worker: the workers already fill the cores
+    info = torch.utils.data.get_worker_info()
+    seed = info.seed % 2**32  # distinct per worker, and fixed by the loader's generator
     np.random.seed(seed)
     random.seed(seed)
+    _seed_transform(info.dataset, seed)
+
+
+def _seed_transform(dataset, seed: int) -> None:
+    """albumentations draws from its own generator, which a forked worker copies from the parent:
+    unseeded, every worker would repeat the same augmentations."""
+    transform = getattr(dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)
 
 
 class pad_collate:
@@ -33,6 +44,10 @@ class pad_collate:
         self.ignore_index = ignore_index
 
     def __call__(self, batch: List[Dict]) -> Dict[str, torch.Tensor]:
+        index = torch.tensor([b["index"] for b in batch])
+        if len({tuple(b["image"].shape) for b in batch}) == 1:  # training crops: nothing to pad
+            return {"image": torch.stack([b["image"] for b in batch]),
+                    "mask": torch.stack([b["mask"] for b in batch]), "index": index}
         h = max(b["image"].shape[1] for b in batch)
         w = max(b["image"].shape[2] for b in batch)
         images = torch.zeros(len(batch), 3, h, w, dtype=torch.uint8)
@@ -41,7 +56,7 @@ class pad_collate:
             _, bh, bw = b["image"].shape
             images[i, :, :bh, :bw] = b["image"]
             masks[i, :bh, :bw] = b["mask"]
-        return {"image": images, "mask": masks, "index": torch.tensor([b["index"] for b in batch])}
+        return {"image": images, "mask": masks, "index": index}
 
 
 class ShardSampler(Sampler):
@@ -64,12 +79,18 @@ class ShardSampler(Sampler):
 
 def build_loader(dataset: SegDataset, batch_size: int, train: bool, num_workers: int = 0,
                  distributed: bool = False, seed: int = 0, pin_memory: bool = False) -> DataLoader:
-    """Training: shuffled (per-rank under DDP), last partial batch dropped. Evaluation: in order, and
-    under DDP each image on exactly one rank."""
-    sampler = None
+    """Training: shuffled (per-rank under DDP), last partial batch dropped, augmentation draws seeded
+    from ``seed`` (and the rank, and the worker). Evaluation: in order, and under DDP each image on
+    exactly one rank. Workers persist across epochs, and run OpenCV single-threaded."""
+    sampler, rank = None, 0
     if distributed:
+        import torch.distributed as dist
+
+        rank = dist.get_rank()
         sampler = DistributedSampler(dataset, shuffle=True, seed=seed) if train else ShardSampler(dataset)
-    generator = torch.Generator().manual_seed(seed)
+    if train and num_workers == 0:
+        _seed_transform(dataset, seed + rank)
+    generator = torch.Generator().manual_seed(seed + rank)  # the shuffle under DDP is the sampler's, same on all ranks
     return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
                       num_workers=num_workers, pin_memory=pin_memory, drop_last=train,
                       persistent_workers=num_workers > 0, worker_init_fn=_worker_init,

@@ -1,7 +1,8 @@
-"""Readers: one per on-disk format, all yielding an RGB uint8 image and an int64 class-index mask.
+"""The data set every reader yields, and pairing image and mask files by name.
 
-Every reader is a ``SegDataset`` built from a list of (image, mask) file pairs plus class names
-and a palette; reading, label mapping and the checks on each pair live here once.
+A ``SegDataset`` is a list of (image, mask) file pairs plus class names and a palette; reading,
+label mapping and the checks on each pair live here once. The readers (``readers.py``, one per
+on-disk format) only find the pairs.
 """
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .io import IMAGE_SUFFIXES, MASK_SUFFIXES, DataError, read_image, read_mask
+from .classes import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: F401  (imported from here by bench/quality.py)
+from .io import IMAGE_SUFFIXES, MASK_SUFFIXES, DataError, Issue, read_image, read_mask, report
 
 Pair = Tuple[Path, Path]
+LUT_SIZE = 65536  # raw mask values are 8- or 16-bit
 
 
 def default_palette(n: int) -> List[List[int]]:
@@ -34,62 +37,93 @@ def default_palette(n: int) -> List[List[int]]:
 class SegDataset(Dataset):
     """Pairs of files -> ``{"image": uint8 3xHxW, "mask": int64 HxW, "index": i}``.
 
-    ``read(i)`` gives the untransformed (image, mask) after label mapping; ``transform`` is an
-    albumentations pipeline called as ``transform(image=..., mask=...)``.
+    Raw mask values become class ids through one lookup table: identity (or ``ignore_index`` for
+    every value when ``unmapped_ignored``, as Cityscapes' label ids need), then ``reduce_zero_label``
+    (ADE20K: 0 -> ignore, v -> v-1, ignore stays), then ``label_map`` (raw value -> class id, last word).
+    ``read(i)`` gives the untransformed (image, mask); ``transform`` is an albumentations pipeline.
     """
 
     def __init__(self, pairs: Sequence[Pair], num_classes: int, class_names: Sequence[str] = (),
                  palette: Sequence[Sequence[int]] = (), ignore_index: int = 255,
                  label_map: Optional[Dict[int, int]] = None, reduce_zero_label: bool = False,
-                 transform: Optional[Callable] = None, name: str = "dataset"):
+                 transform: Optional[Callable] = None, name: str = "dataset", unmapped_ignored: bool = False):
         self.pairs = list(pairs)
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.class_names = list(class_names) or [f"class_{i}" for i in range(num_classes)]
         if len(self.class_names) != num_classes:
-            raise DataError(f"{name}: {len(self.class_names)} class names for num_classes={num_classes}; "
-                            f"make data.class_names list exactly one name per class")
+            raise DataError(f"{name}: {len(self.class_names)} class names for data.num_classes={num_classes}; "
+                            f"set data.num_classes={len(self.class_names)}, or list one name per class in data.class_names")
         self.palette = [list(map(int, c)) for c in palette] or default_palette(num_classes)
         if len(self.palette) < num_classes:
             raise DataError(f"{name}: palette has {len(self.palette)} colours for {num_classes} classes (data.palette)")
-        self.label_map = dict(label_map or {})
-        self.reduce_zero_label = reduce_zero_label
+        self.label_map = {int(k): int(v) for k, v in (label_map or {}).items()}
+        self.reduce_zero_label, self.unmapped_ignored = reduce_zero_label, unmapped_ignored
         self.transform = transform
         self.name = name
-        self._lut = self._make_lut()
+        self.lut = self._make_lut()
+        self._valid = (self.lut == ignore_index) | ((self.lut >= 0) & (self.lut < num_classes))
+        self._valid_upto = np.logical_and.accumulate(self._valid)  # [v]: every raw value 0..v is valid
 
     def _make_lut(self) -> np.ndarray:
-        lut = np.arange(65536, dtype=np.int64)
-        if self.reduce_zero_label:  # ADE20K: 0 is "other", not a class
+        lut = np.full(LUT_SIZE, self.ignore_index, np.int64) if self.unmapped_ignored else np.arange(LUT_SIZE, dtype=np.int64)
+        if self.reduce_zero_label:
             lut = lut - 1
             lut[0] = self.ignore_index
+            if 0 <= self.ignore_index < LUT_SIZE:
+                lut[self.ignore_index] = self.ignore_index
         for src, dst in self.label_map.items():
-            lut[int(src)] = int(dst)
+            if not 0 <= src < LUT_SIZE:
+                raise DataError(f"{self.name}: data.label_map key {src} is not a mask value (0..{LUT_SIZE - 1})")
+            if dst != self.ignore_index and not 0 <= dst < self.num_classes:
+                raise DataError(f"{self.name}: data.label_map maps {src} to {dst}, which is neither a class "
+                                f"(0..{self.num_classes - 1}) nor ignore_index={self.ignore_index}")
+            lut[src] = dst
         return lut
 
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def raw_mask(self, index: int) -> np.ndarray:
+        """The mask's values as stored, before label mapping."""
+        return read_mask(self.pairs[index][1])
+
+    def map_labels(self, raw: np.ndarray, source: object = "") -> np.ndarray:
+        """Raw values -> int64 class ids; a value that is neither a class nor ignore_index is an error."""
+        if raw.size == 0:
+            return raw.astype(np.int64)
+        lo, hi = int(raw.min()), int(raw.max())
+        if lo < 0 or hi >= LUT_SIZE:
+            raise DataError(f"mask {source} has values outside 0..{LUT_SIZE - 1} ({lo}..{hi}); "
+                            f"class ids must fit in 16 bits")
+        if not self._valid_upto[hi]:  # some value in 0..hi is invalid: is one of them present?
+            present = np.flatnonzero(np.bincount(raw.ravel(), minlength=hi + 1))
+            values = present[~self._valid[present]].tolist()
+            if values:
+                raise DataError(
+                    f"mask {source} has label value(s) {values[:10]} that are neither a class "
+                    f"(0..{self.num_classes - 1}) nor ignore_index={self.ignore_index}. Fix data.num_classes, "
+                    f"map them with data.label_map (e.g. {{{values[0]}: {self.ignore_index}}}), or set "
+                    f"data.ignore_index (tools/check_dataset.py lists every value found).")
+        return self.lut[raw]
+
+    def read_mask(self, index: int) -> np.ndarray:
+        """The int64 class-id mask of pair ``index``, without reading its image."""
+        return self.map_labels(self.raw_mask(index), self.pairs[index][1])
+
     def read(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         image_path, mask_path = self.pairs[index]
-        image, raw = read_image(image_path), read_mask(mask_path)
+        image, raw = read_image(image_path), self.raw_mask(index)
         if image.shape[:2] != raw.shape[:2]:
-            raise DataError(f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} but image {image_path} is "
-                            f"{image.shape[1]}x{image.shape[0]} (W x H): they must match. Re-export the mask at "
-                            f"the image's size (nearest-neighbour), or fix the pairing.")
-        mask = self._lut[raw.astype(np.int64)] if raw.max(initial=0) < len(self._lut) else raw.astype(np.int64)
-        self._check_labels(mask, raw, mask_path)
-        return image, mask
+            raise DataError(self.size_mismatch(index, image.shape[:2], raw.shape[:2]))
+        return image, self.map_labels(raw, mask_path)
 
-    def _check_labels(self, mask: np.ndarray, raw: np.ndarray, mask_path: Path) -> None:
-        if mask.max(initial=0) < self.num_classes and mask.min(initial=0) >= 0:
-            return
-        bad = (mask != self.ignore_index) & ((mask < 0) | (mask >= self.num_classes))
-        if bad.any():
-            values = sorted(np.unique(raw[bad]).tolist())
-            raise DataError(
-                f"mask {mask_path} has label value(s) {values[:10]} that are neither a class "
-                f"(0..{self.num_classes - 1}) nor ignore_index={self.ignore_index}. Fix data.num_classes, "
-                f"map them with data.label_map (e.g. {{{values[0]}: {self.ignore_index}}}), or set data.ignore_index.")
+    def size_mismatch(self, index: int, image_shape, mask_shape) -> str:
+        (ih, iw), (mh, mw) = image_shape, mask_shape
+        image_path, mask_path = self.pairs[index]
+        rotated = " (the sizes are swapped: is the image rotated by an EXIF tag, or the mask rotated?)" \
+            if (ih, iw) == (mw, mh) else ""
+        return (f"mask {mask_path} is {mw}x{mh} but image {image_path} is {iw}x{ih} (W x H){rotated}: they must "
+                f"match. Re-export the mask at the image's size (nearest-neighbour), or fix the pairing.")
 
     def __getitem__(self, index: int) -> Dict[str, object]:
         image, mask = self.read(index)
@@ -102,85 +136,81 @@ class SegDataset(Dataset):
                 "index": index}
 
 
-def _files(directory: Path, suffixes: Sequence[str]) -> Dict[str, Path]:
-    return {p.stem: p for p in sorted(directory.iterdir()) if p.is_file() and p.suffix.lower() in suffixes}
+# --------------------------------------------------------------------------- pairing files by name
+def name_list(items: Sequence[str], issues: Optional[List[Issue]]) -> str:
+    """The first few names (many more when collecting issues for check_dataset, whose job is to list them)."""
+    limit = 8 if issues is None else 50
+    return ", ".join(items[:limit]) + (f" ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
-def pair_by_stem(image_dir: Path, mask_dir: Path, stems: Optional[Sequence[str]] = None,
-                 layout_hint: str = "", mask_suffix: str = "") -> List[Pair]:
-    """Pair ``image_dir/<stem>.<ext>`` with ``mask_dir/<stem><mask_suffix>.<ext>``; every problem
-    (missing folder, empty folder, an image with no mask, a listed stem with no file) is an error."""
-    for d, what in ((image_dir, "image"), (mask_dir, "mask")):
-        if not d.is_dir():
-            raise DataError(f"{what} folder not found: {d}.{layout_hint}")
-    images = _files(image_dir, IMAGE_SUFFIXES)
-    masks = {stem[: len(stem) - len(mask_suffix)] if mask_suffix and stem.endswith(mask_suffix) else stem: p
-             for stem, p in _files(mask_dir, MASK_SUFFIXES).items()}
+def list_files(directory: Path, suffixes: Sequence[str], name_suffix: str = "", recursive: bool = False,
+               issues: Optional[List[Issue]] = None) -> Dict[str, Path]:
+    """``key -> path`` for the files in ``directory`` with one of ``suffixes`` whose stem ends with
+    ``name_suffix`` (dropped from the key). Recursive keys keep the sub-folder: ``city/name``."""
+    found: Dict[str, Path] = {}
+    for p in sorted(directory.rglob("*") if recursive else directory.iterdir()):
+        if not p.is_file() or p.suffix.lower() not in suffixes or not p.stem.endswith(name_suffix):
+            continue
+        stem = p.stem[: len(p.stem) - len(name_suffix)]
+        key = (p.parent.relative_to(directory) / stem).as_posix()
+        if key in found:
+            report(issues, f"two files in {directory} share the name '{stem}': {found[key].name} and {p.name}; "
+                           f"segkit pairs images and masks by name, so rename or remove one.")
+            continue
+        found[key] = p
+    return found
+
+
+def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optional[Sequence[str]] = None,
+                 layout_hint: str = "", image_suffix: str = "", mask_suffix: str = "", recursive: bool = False,
+                 image_suffixes: Sequence[str] = (), issues: Optional[List[Issue]] = None) -> List[Pair]:
+    """Pair ``image_dir/<stem><image_suffix>.<ext>`` with ``<mask_dir>/<stem><mask_suffix>.<ext>`` (the
+    first of ``mask_dirs`` holding it). Every problem is reported: a missing or empty folder, an image
+    with no mask, a listed stem with no file. Masks with no image are listed as a warning only."""
+    mask_dirs = [mask_dirs] if isinstance(mask_dirs, Path) else list(mask_dirs)
+    present = [d for d in mask_dirs if d.is_dir()]
+    if not image_dir.is_dir():
+        report(issues, f"image folder not found: {image_dir}.{layout_hint}")
+        return []
+    if not present:
+        report(issues, f"mask folder not found: {' or '.join(map(str, mask_dirs))}.{layout_hint}")
+        return []
+    images = list_files(image_dir, image_suffixes or IMAGE_SUFFIXES, image_suffix, recursive, issues)
+    masks: Dict[str, Path] = {}
+    for d in reversed(present):  # the first folder wins
+        masks.update(list_files(d, MASK_SUFFIXES, mask_suffix, recursive, issues))
     if not images:
-        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {image_dir}.{layout_hint}")
+        report(issues, f"no images ({', '.join(image_suffixes or IMAGE_SUFFIXES)}) in {image_dir}.{layout_hint}")
+        return []
+    if not masks:
+        report(issues, f"no masks ({', '.join(MASK_SUFFIXES)}) in {', '.join(map(str, present))}.{layout_hint}")
+        return []
     if stems is not None:
         missing = [s for s in stems if s not in images or s not in masks]
         if missing:
-            raise DataError(f"the split list names {len(missing)} file(s) with no image in {image_dir} or no mask "
-                            f"in {mask_dir}: {', '.join(missing[:8])}. Fix the list or restore the files.")
-        return [(images[s], masks[s]) for s in stems]
+            report(issues, f"the split list names {len(missing)} file(s) with no image in {image_dir} or no mask in "
+                           f"{', '.join(map(str, present))}: {name_list(missing, issues)}. "
+                           f"Fix the list or restore the files.")
+        return [(images[s], masks[s]) for s in stems if s in images and s in masks]
     unpaired = sorted(set(images) - set(masks))
     if unpaired:
-        raise DataError(f"{len(unpaired)} image(s) in {image_dir} have no mask in {mask_dir}: "
-                        f"{', '.join(unpaired[:8])}. Add the masks, remove the images, or use a split list.")
-    return [(images[s], masks[s]) for s in sorted(images)]
+        report(issues, f"{len(unpaired)} image(s) in {image_dir} have no mask in {', '.join(map(str, present))}: "
+                       f"{name_list(unpaired, issues)}. "
+                       f"Add the masks, remove the images, or name the images to use in a split list.")
+    orphans = sorted(set(masks) - set(images))
+    if orphans:
+        report(issues, f"{len(orphans)} mask(s) have no image in {image_dir} (not used): {name_list(orphans, issues)}",
+           fatal=False)
+    return [(images[s], masks[s]) for s in sorted(images) if s in masks]
 
 
-def read_split_file(path: Path) -> List[str]:
+def read_split_file(path: Path, issues: Optional[List[Issue]] = None) -> Optional[List[str]]:
+    """One stem per line (a file name is cut to its stem); blank lines and ``#`` comments skipped."""
     if not path.is_file():
-        raise DataError(f"split list not found: {path} (data.split_file)")
-    stems = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        report(issues, f"split list not found: {path}")
+        return None
+    stems = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not stems:
-        raise DataError(f"split list {path} is empty")
-    return [Path(s).stem if Path(s).suffix.lower() in IMAGE_SUFFIXES else s for s in stems]
-
-
-FOLDER_LAYOUT = """
-Expected layout (data.format=folder):
-  <root>/<image_dir>/<stem>.jpg|png|...   e.g. data/mine/images/train/0001.jpg
-  <root>/<mask_dir>/<stem>.png            e.g. data/mine/masks/train/0001.png  (class ids, not colours)
-with image_dir='images/{split}' and mask_dir='masks/{split}' by default."""
-
-CAMVID_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
-                  "Pedestrian", "Bicyclist"]
-CAMVID_PALETTE = [[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222], [128, 128, 0],
-                  [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0], [0, 128, 192]]
-
-
-def folder_pairs(cfg, split: str) -> List[Pair]:
-    root = Path(cfg.root)
-    if not root.is_dir():
-        raise DataError(f"data root not found: {root} (data.root).{FOLDER_LAYOUT}")
-    stems = read_split_file(root / cfg.split_file.format(split=split)) if cfg.split_file else None
-    return pair_by_stem(root / cfg.image_dir.format(split=split), root / cfg.mask_dir.format(split=split), stems,
-                        FOLDER_LAYOUT)
-
-
-def camvid_pairs(cfg, split: str) -> List[Pair]:
-    root = Path(cfg.root)
-    hint = "\nExpected the SegNet CamVid layout: <root>/{train,val,test}/*.png|jpg and <root>/{train,val,test}annot/*.png"
-    if not root.is_dir():
-        raise DataError(f"CamVid root not found: {root} (data.root).{hint}")
-    return pair_by_stem(root / split, root / f"{split}annot", None, hint)
-
-
-# format -> (pairs(cfg, split), default class names, default palette)
-READERS: Dict[str, Tuple[Callable, List[str], List[List[int]]]] = {
-    "folder": (folder_pairs, [], []),
-    "camvid": (camvid_pairs, CAMVID_CLASSES, CAMVID_PALETTE),
-}
-
-
-def build_dataset(cfg, split: str, transform: Optional[Callable] = None) -> SegDataset:
-    """The ``split`` of the data set described by a ``DataConfig``."""
-    if cfg.format not in READERS:
-        raise DataError(f"unknown data format '{cfg.format}' (data.format); choose one of {', '.join(READERS)}")
-    pairs_fn, names, palette = READERS[cfg.format]
-    return SegDataset(pairs_fn(cfg, split), cfg.num_classes, list(cfg.class_names) or names,
-                      [list(c) for c in cfg.palette] or palette, cfg.ignore_index, dict(cfg.label_map),
-                      cfg.reduce_zero_label, transform, name=f"{cfg.format}:{cfg.root}:{split}")
+        report(issues, f"split list {path} is empty: list one image name (stem) per line")
+        return None
+    return [s[: -len(Path(s).suffix)] if Path(s).suffix.lower() in IMAGE_SUFFIXES else s for s in stems]

@@ -1,8 +1,10 @@
 """Reading images and masks, with errors that name the file and what to do."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
-from typing import Union
+from typing import List, Optional, Union
 
 import cv2
 import numpy as np
@@ -18,19 +20,35 @@ class DataError(ValueError):
     """A data set problem a user must fix on disk or in the config; the message says which and how."""
 
 
+@dataclass
+class Issue:
+    """A problem found while listing a data set. ``fatal``: training cannot go on with it."""
+    message: str
+    fatal: bool = True
+
+
+def report(issues: Optional[List[Issue]], message: str, fatal: bool = True) -> None:
+    """Readers raise on the first fatal problem; ``tools/check_dataset.py`` passes a list to collect them all."""
+    if issues is not None:
+        issues.append(Issue(message, fatal))
+    elif fatal:
+        raise DataError(message)
+
+
 def read_image(path: PathLike) -> np.ndarray:
-    """RGB uint8 H x W x 3. Grayscale is replicated, alpha dropped, 16-bit scaled to 8-bit."""
+    """RGB uint8 H x W x 3, as stored (EXIF orientation is not applied, like PIL and the masks).
+    Grayscale is replicated, alpha dropped, 16-bit scaled to 8-bit."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image not found: {path}")
     buf = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
-        raise DataError(f"cannot decode image {path}: the file is corrupt or not an image. "
-                        f"Replace it, or remove it and its mask from the data set.")
+        raise DataError(f"cannot decode image {path}: the file is empty, truncated, corrupt or not an image. "
+                        f"Re-copy it, or remove it and its mask from the data set.")
     if _truncated(buf, path):
         raise DataError(f"image {path} is truncated (the file ends before the image data does). "
-                        f"Re-copy or re-download it.")
+                        f"Re-copy or re-download it, or remove it and its mask from the data set.")
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -45,14 +63,23 @@ def read_image(path: PathLike) -> np.ndarray:
 
 
 def _truncated(buf: np.ndarray, path: Path) -> bool:
-    """OpenCV decodes a cut-off JPEG or PNG into a partly grey image without failing; the
-    end-of-image markers tell. Other formats are left to the decoder."""
+    """Older OpenCV decodes a cut-off JPEG into a partly grey image without failing. The end marker
+    normally closes the file; where it does not (data may follow it legally), PIL decides."""
     suffix = path.suffix.lower()
+    tail = buf[-64:].tobytes()
     if suffix in (".jpg", ".jpeg"):
-        tail = buf[-64:].tobytes().rstrip(b"\x00\r\n ")
-        return not tail.endswith(b"\xff\xd9")
-    if suffix == ".png":
-        return b"IEND" not in buf[-32:].tobytes()
+        if tail.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+            return False
+    elif suffix == ".png":
+        if b"IEND" in tail[-32:]:
+            return False
+    else:
+        return False
+    try:
+        with Image.open(BytesIO(buf.tobytes())) as im:
+            im.load()
+    except (OSError, SyntaxError, UnidentifiedImageError):
+        return True
     return False
 
 
@@ -67,16 +94,23 @@ def read_mask(path: PathLike) -> np.ndarray:
             im.load()
             mode = im.mode
             arr = np.array(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. "
                         f"Re-export it as an 8-bit index PNG.") from exc
     if arr.ndim == 3:
+        if arr.shape[2] == 2:  # grey + alpha
+            return arr[..., 0].copy()
         if arr.shape[2] in (3, 4) and np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
             return arr[..., 0].copy()  # grey stored as RGB
         raise DataError(f"mask {path} is a colour image (mode {mode}); segkit needs one class index per pixel. "
                         f"Save it as an 8-bit grayscale or palette ('P') PNG whose values are class ids.")
     if arr.dtype == bool:
         return arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        if not np.array_equal(arr, np.round(arr)):
+            raise DataError(f"mask {path} holds fractional values (mode {mode}); class ids must be whole numbers. "
+                            f"Re-export it as an 8-bit index PNG (nearest-neighbour, no anti-aliasing).")
+        return arr.astype(np.int32)
     if arr.dtype not in (np.uint8, np.int32):
         arr = arr.astype(np.int32)
     return arr

@@ -1,0 +1,189 @@
+"""Can this data set train? The logic behind ``tools/check_dataset.py``.
+
+One pass over every pair of each split: list problems (unpaired files, missing folders, bad split
+lists), read every image and mask (unreadable files, size mismatches), and histogram the raw mask
+values, which answer the questions users ask most: which value is background, and is it a class?
+why are my labels 255? which classes are rare, and what weights would balance them?
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from .io import DataError, Issue, read_image
+from .readers import build_dataset
+from .stats import class_statistics, histogram, median_frequency_weights
+
+
+@dataclass
+class SplitCheck:
+    split: str
+    pairs: int = 0
+    issues: List[Issue] = field(default_factory=list)  # listing problems, then per-file read problems
+    raw_pixels: Dict[int, int] = field(default_factory=dict)  # raw mask value -> pixels
+    raw_images: Dict[int, int] = field(default_factory=dict)  # raw mask value -> images holding it
+    class_pixels: Optional[np.ndarray] = None
+    class_images: Optional[np.ndarray] = None
+    weights: Optional[List[float]] = None
+    dataset: Optional[object] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.pairs > 0 and not any(i.fatal for i in self.issues)
+
+
+class _Scan(Dataset):
+    """Reads pair i fully; returns its problems and the raw-value histogram of its mask."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        problems, hist, image_shape = [], None, None
+        try:
+            image_shape = read_image(self.dataset.pairs[index][0]).shape[:2]
+        except DataError as exc:
+            problems.append(str(exc))
+        try:
+            raw = self.dataset.raw_mask(index)
+            hist = histogram(raw)
+            if image_shape is not None and raw.shape[:2] != image_shape:
+                problems.append(self.dataset.size_mismatch(index, image_shape, raw.shape[:2]))
+        except DataError as exc:
+            problems.append(str(exc))
+        return problems, hist
+
+
+def _as_is(item):
+    return item
+
+
+def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> SplitCheck:
+    """Everything about one split of the data set ``data`` (a DataConfig); ``train``: absent classes are fatal."""
+    result = SplitCheck(split)
+    try:
+        dataset = build_dataset(data, split, issues=result.issues)
+    except DataError as exc:  # the config and the data disagree before any file is read
+        result.issues.append(Issue(str(exc)))
+        return result
+    result.pairs = len(dataset)
+    histograms = []
+    loader = DataLoader(_Scan(dataset), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
+    for problems, hist in loader:
+        result.issues.extend(Issue(p) for p in problems)
+        if hist is not None:
+            histograms.append(hist)
+            for value, count in zip(*hist):
+                result.raw_pixels[int(value)] = result.raw_pixels.get(int(value), 0) + int(count)
+                result.raw_images[int(value)] = result.raw_images.get(int(value), 0) + 1
+    result.class_pixels, result.class_images, image_pixels = class_statistics(dataset, histograms)
+    result.weights = median_frequency_weights(result.class_pixels, image_pixels)
+    invalid = [v for v in result.raw_pixels if _meaning(dataset, v)[1]]
+    if invalid:
+        result.issues.append(Issue(_invalid_message(dataset, sorted(invalid), sorted(result.raw_pixels))))
+    absent = [f"{c} '{n}'" for c, n in enumerate(dataset.class_names) if result.class_pixels[c] == 0]
+    if absent and histograms:
+        # fatal in the training split only: the model could never learn these classes
+        result.issues.append(Issue(f"class(es) {', '.join(absent[:20])} never appear in split '{split}'"
+                                   + (": the model cannot learn them. Check data.num_classes and data.label_map "
+                                      "against the values found below." if train else ""), fatal=train))
+    result.dataset = dataset
+    return result
+
+
+def _meaning(dataset, value: int):
+    """(what raw ``value`` becomes, whether that is invalid)."""
+    target = int(dataset.lut[value]) if 0 <= value < len(dataset.lut) else None
+    if target == dataset.ignore_index:
+        return f"ignored (ignore_index={dataset.ignore_index})", False
+    if target is not None and 0 <= target < dataset.num_classes:
+        return f"class {target} '{dataset.class_names[target]}'", False
+    return f"INVALID: not a class (0..{dataset.num_classes - 1}) nor ignore_index", True
+
+
+def _invalid_message(dataset, invalid: List[int], found: List[int]) -> str:
+    hints = []
+    if min(invalid) >= dataset.num_classes and found == list(range(max(found) + 1)):
+        hints.append(f"if values 0..{max(found)} are all classes, set data.num_classes={max(found) + 1}")
+    if 0 not in found and found == list(range(1, max(found) + 1)) and max(found) == dataset.num_classes:
+        hints.append("classes are numbered from 1: set data.reduce_zero_label=true (or label_map {v: v-1})")
+    if set(found) == {0, 255} or set(found) == {0, 1, 255}:
+        hints.append("for binary masks saved as 0/255, set data.label_map={255: 1}")
+    hints.append(f"or map each value with data.label_map, e.g. {{{invalid[0]}: {dataset.ignore_index}}} to ignore it")
+    return (f"mask value(s) {invalid[:20]} are neither a class (0..{dataset.num_classes - 1}) nor "
+            f"ignore_index={dataset.ignore_index}: training would stop at the first such mask. Fix: " + "; ".join(hints))
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100.0 * part / whole:.2f}%" if whole else "-"
+
+
+def format_split(result: SplitCheck, is_train: bool) -> List[str]:
+    lines = [f"split '{result.split}': {result.pairs} image/mask pairs"]
+    for issue in result.issues:
+        lines.append(f"  {'ERROR' if issue.fatal else 'warning'}: {issue.message}")
+    dataset = result.dataset
+    if dataset is None or not result.raw_pixels:
+        return lines
+    total = sum(result.raw_pixels.values())
+    lines.append(f"  label values found ({len(result.raw_pixels)}), as stored in the masks -> what segkit makes of them:")
+    for value in sorted(result.raw_pixels)[:60]:
+        lines.append(f"    {value:>5} -> {_meaning(dataset, value)[0]:<44} {_pct(result.raw_pixels[value], total):>8} "
+                     f"of pixels, in {result.raw_images[value]} images")
+    if len(result.raw_pixels) > 60:
+        lines.append(f"    ... {len(result.raw_pixels) - 60} more values")
+    lines.extend(f"  note: {n}" for n in _notes(result, dataset, total))
+    if is_train:
+        lines.append(f"  per class: share of labelled pixels, images holding it, suggested weight (median frequency, SegNet's definition):")
+        n_images = result.pairs
+        for c, name in enumerate(dataset.class_names):
+            lines.append(f"    {c:>3} {name[:24]:<24} {_pct(result.class_pixels[c], result.class_pixels.sum()):>8} "
+                         f"{result.class_images[c]:>6}/{n_images} images   weight {result.weights[c]:.4f}")
+        lines.append("  to use them: loss.terms=[{name: ce, class_weights: auto}] (computed like this at train time)")
+    return lines
+
+
+def _notes(result: SplitCheck, dataset, total: int) -> List[str]:
+    """The answers to 'is background a class?' and 'why are my labels 255?'."""
+    notes = []
+    if 0 in result.raw_pixels:
+        meaning, _ = _meaning(dataset, 0)
+        if meaning.startswith("class"):
+            notes.append(f"value 0 (background in most data sets) is {meaning}: it is learned and counts in mIoU. "
+                         f"If 0 means 'unlabelled', set data.reduce_zero_label=true or data.label_map={{0: {dataset.ignore_index}}}.")
+        else:
+            notes.append("value 0 is ignored: not learned, not scored.")
+    ignored = sum(p for v, p in result.raw_pixels.items() if _meaning(dataset, v)[0].startswith("ignored"))
+    if ignored:
+        notes.append(f"{_pct(ignored, total)} of pixels are ignored (value(s) mapping to ignore_index="
+                     f"{dataset.ignore_index}): not learned, not scored.")
+        if ignored > 0.3 * total:
+            notes.append(f"that is a lot: if {dataset.ignore_index} marks a class rather than 'unlabelled' (e.g. binary "
+                         f"masks saved as 0/255), map it with data.label_map={{{dataset.ignore_index}: 1}}.")
+    return notes
+
+
+def check_dataset(cfg, splits: Optional[Sequence[str]] = None, num_workers: int = 0):
+    """(report lines, ok) for ``splits`` (default: the train and val splits of ``cfg.data``)."""
+    data = cfg.data
+    splits = list(dict.fromkeys(splits or [data.train_split, data.val_split]))
+    lines = [f"data set: format={data.format} root={data.root} num_classes={data.num_classes} "
+             f"ignore_index={data.ignore_index}" + (f" label_map={dict(data.label_map)}" if data.label_map else "")
+             + (" reduce_zero_label=true" if data.reduce_zero_label else "")]
+    ok = True
+    for split in splits:
+        result = check_split(data, split, min(num_workers, os.cpu_count() or 1), split == data.train_split)
+        lines.extend(format_split(result, split == data.train_split))
+        ok &= result.ok
+    if ok:
+        lines.append("OK: every pair reads, sizes match, every label value is a class or ignored.")
+    else:
+        lines.append("CANNOT TRAIN: fix the ERROR lines above.")
+    return lines, ok
