@@ -20,11 +20,10 @@ from PIL import Image
 
 from .checkpoint import model_from_checkpoint
 from .data import normalize, read_image
-from .evaluation import autocast, infer_settings
+from .evaluation import apply_inference_options, autocast, infer_settings
 from .inference import infer
 
 ImageLike = Union[str, Path, np.ndarray, Image.Image]
-TTA_SCALES = (0.75, 1.0, 1.25)  # with flip: six passes; used when the config asks for no scales of its own
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -74,14 +73,7 @@ class Predictor:
         self.mean, self.std = list(meta.get("mean", cfg.data.mean)), list(meta.get("std", cfg.data.std))
         self.num_classes = cfg.data.num_classes
         self.dtype = amp_dtype(cfg.train.amp, self.device)
-        self.settings = infer_settings(cfg)
-        if slide is not None:
-            self.settings["mode"] = "slide" if slide else "whole"
-        if tta:
-            if len(self.settings["scales"]) < 2:
-                self.settings["scales"] = list(TTA_SCALES)
-            self.settings["flip"] = True
-        self.settings["crop_batch"] = crop_batch
+        self.settings = {**infer_settings(apply_inference_options(cfg, slide, tta)), "crop_batch": crop_batch}
         self.model = model.to(self.device).eval()
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
