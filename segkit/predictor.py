@@ -106,13 +106,24 @@ class Predictor:
         """C x H x W float32 class probabilities (softmax of the averaged logits)."""
         return torch.softmax(self.logits([image])[0], 0).cpu().numpy()
 
-    def predict_many(self, images: Iterable[np.ndarray], batch_size: int = 4) -> Iterator[np.ndarray]:
-        """Masks of RGB arrays in order; consecutive images of one size share a forward pass."""
+    def predict_many(self, images: Iterable[np.ndarray], batch_size: int = 4,
+                     with_confidence: bool = False) -> Iterator:
+        """Masks of RGB arrays in order; consecutive images of one size share a forward pass. With
+        ``with_confidence``, (mask, H x W float32 softmax probability of the predicted class) pairs."""
         pending: List[np.ndarray] = []
         for image in images:
             if pending and (len(pending) == batch_size or image.shape[:2] != pending[0].shape[:2]):
-                yield from self.logits(pending).argmax(1).cpu().numpy()
+                yield from self._decide(self.logits(pending), with_confidence)
                 pending = []
             pending.append(to_rgb(image))
         if pending:
-            yield from self.logits(pending).argmax(1).cpu().numpy()
+            yield from self._decide(self.logits(pending), with_confidence)
+
+    @staticmethod
+    def _decide(logits: torch.Tensor, with_confidence: bool) -> Iterator:
+        masks = logits.argmax(1)
+        if not with_confidence:
+            yield from masks.cpu().numpy()
+            return
+        confidence = torch.softmax(logits, 1).gather(1, masks[:, None])[:, 0]
+        yield from zip(masks.cpu().numpy(), confidence.float().cpu().numpy())

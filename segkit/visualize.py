@@ -21,7 +21,7 @@ Box = Tuple[int, int, int, int]
 
 def palette_array(num_classes: int, palette: Optional[Sequence[Sequence[int]]] = None) -> np.ndarray:
     """num_classes x 3 uint8 colours: the given palette, else the VOC colour map."""
-    colours = [list(c) for c in (palette or [])] or default_palette(num_classes)
+    colours = [list(c) for c in palette] if palette is not None and len(palette) else default_palette(num_classes)
     if len(colours) < num_classes:
         raise ValueError(f"palette has {len(colours)} colours for {num_classes} classes")
     return np.asarray(colours[:num_classes], dtype=np.uint8).reshape(num_classes, 3)
