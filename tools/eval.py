@@ -50,6 +50,10 @@ def main(argv=None) -> int:
     try:
         model, ckpt_cfg, meta = model_from_checkpoint(args.checkpoint)
         cfg = load_config(args.config, args.overrides) if args.config else with_overrides(ckpt_cfg, args.overrides)
+        if list(cfg.data.mean) != list(ckpt_cfg.data.mean) or list(cfg.data.std) != list(ckpt_cfg.data.std):
+            print("note: normalisation (data.mean/std) is the checkpoint's: the model was trained with it",
+                  file=sys.stderr)
+            cfg.data.mean, cfg.data.std = list(ckpt_cfg.data.mean), list(ckpt_cfg.data.std)
         if cfg.data.num_classes != ckpt_cfg.data.num_classes:
             raise ConfigError(f"{args.config}: data.num_classes={cfg.data.num_classes} but the checkpoint predicts "
                               f"{ckpt_cfg.data.num_classes} classes")
