@@ -42,7 +42,7 @@ def parse_args(argv=None):
                                       "charts go beside it")
     parser.add_argument("--show-dir", help="write image | ground truth | prediction | errors for every image here")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may come after the flags
 
 
 def main(argv=None) -> int:
