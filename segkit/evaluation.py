@@ -25,7 +25,7 @@ def infer_settings(cfg) -> Dict[str, Any]:
     """The keyword arguments of ``infer`` that ``cfg.eval`` sets (mode, slide window, TTA, resize)."""
     e = cfg.eval
     return {"mode": e.mode, "crop": list(e.crop_size), "stride": list(e.stride), "scales": list(e.scales),
-            "flip": bool(e.flip), "resize": list(e.resize) if e.resize else None}
+            "flip": bool(e.flip), "resize": list(e.resize) if e.resize else None, "crop_batch": int(e.crop_batch)}
 
 
 def apply_inference_options(cfg, slide: Optional[bool] = None, tta: bool = False):

@@ -27,12 +27,13 @@ ImageLike = Union[str, Path, np.ndarray, Image.Image]
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' asked for, but CUDA is not available here; use --device cpu or auto")
-    return device
+    """``resolve_device`` (training's rule: auto = CUDA if present), worded for a --device option."""
+    from .engine import resolve_device
+
+    try:
+        return resolve_device(name)
+    except RuntimeError:
+        raise ValueError(f"device '{name}' asked for, but CUDA is not available here; use --device cpu or auto") from None
 
 
 def to_rgb(image: ImageLike) -> np.ndarray:
@@ -62,7 +63,7 @@ class Predictor:
     """A model with everything needed to turn images into class-id masks."""
 
     def __init__(self, model: torch.nn.Module, cfg, meta: dict, device: Union[str, torch.device] = "auto",
-                 slide: Optional[bool] = None, tta: bool = False, crop_batch: int = 4):
+                 slide: Optional[bool] = None, tta: bool = False, crop_batch: Optional[int] = None):
         from .engine import amp_dtype  # the training path's autocast choice, so outputs match eval
 
         self.device = pick_device(device) if isinstance(device, str) else device
@@ -73,14 +74,17 @@ class Predictor:
         self.mean, self.std = list(meta.get("mean", cfg.data.mean)), list(meta.get("std", cfg.data.std))
         self.num_classes = cfg.data.num_classes
         self.dtype = amp_dtype(cfg.train.amp, self.device)
-        self.settings = {**infer_settings(apply_inference_options(cfg, slide, tta)), "crop_batch": crop_batch}
+        self.settings = infer_settings(apply_inference_options(cfg, slide, tta))
+        if crop_batch:
+            self.settings["crop_batch"] = crop_batch
         self.model = model.to(self.device).eval()
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path], device: str = "auto", **options) -> "Predictor":
-        """``options``: slide (bool), tta (bool), crop_batch (windows per forward pass in slide mode)."""
+        """``options``: slide (bool), tta (bool), crop_batch (windows per forward pass in slide mode,
+        default eval.crop_batch)."""
         model, cfg, meta = model_from_checkpoint(path)
         return cls(model, cfg, meta, device, **options)
 
