@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from segkit.checkpoint import CheckpointError  # noqa: E402
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
         for path in files:
             try:
                 image = read_image(path)
-            except DataError as exc:
+            except (DataError, OSError) as exc:
                 failures.append(str(exc))
                 tqdm.write(f"skipped: {exc}", file=sys.stderr)
                 continue
@@ -116,16 +117,22 @@ def main(argv=None) -> int:
 
     start, done = time.perf_counter(), 0
     results = predictor.predict_many(readable(), args.batch_size, with_confidence=coco is not None)
-    for result in tqdm(results, total=len(files), unit="image", disable=len(files) < 2, file=sys.stderr):
-        mask, confidence = result if coco is not None else (result, None)
-        path, image = waiting.popleft()
-        stem = path.stem if path.stem not in stems else f"{path.parent.name}_{path.stem}"
-        stems.add(stem)
-        save_index_png(out / f"{stem}_mask.png", mask, palette)
-        save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, args.alpha))
-        if coco is not None:
-            coco.add(path.name, mask, confidence)
-        done += 1
+    try:
+        for result in tqdm(results, total=len(files), unit="image", disable=len(files) < 2, file=sys.stderr):
+            mask, confidence = result if coco is not None else (result, None)
+            path, image = waiting.popleft()
+            stem = path.stem if path.stem not in stems else f"{path.parent.name}_{path.stem}"
+            stems.add(stem)
+            save_index_png(out / f"{stem}_mask.png", mask, palette)
+            save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, args.alpha))
+            if coco is not None:
+                coco.add(path.name, mask, confidence)
+            done += 1
+    except (torch.OutOfMemoryError, MemoryError):
+        where = waiting[0][0] if waiting else "an image"
+        print(f"error: out of memory on {where}: use --slide (with a smaller --crop-size) for large images, "
+              f"or --batch-size 1", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - start
     print(f"{done} image(s) in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s) -> {out}/<stem>_mask.png, "
           f"<stem>_overlay.png")
