@@ -142,6 +142,7 @@ class EvalConfig:
     flip: bool = False  # TTA horizontal flip
     resize: Optional[List[int]] = None  # (H, W) the image is resized to before inference; logits come back
     batch_size: int = 1
+    crop_batch: int = 4  # slide: windows per forward pass (bounds memory: one batch of crops at a time)
 
 
 @dataclass

@@ -2,37 +2,102 @@
 so they print the same mIoU for the same checkpoint and data."""
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
-from typing import Any, Dict, Optional
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
 
 import torch
+from PIL import Image
 
 from .data import normalize
 from .inference import infer
 from .metrics import ConfusionMatrix
+
+TTA_SCALES = (0.75, 1.0, 1.25)  # --tta when the config sets no scales of its own; with flip, six passes
 
 
 def autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
+def infer_settings(cfg) -> Dict[str, Any]:
+    """The keyword arguments of ``infer`` that ``cfg.eval`` sets (mode, slide window, TTA, resize)."""
+    e = cfg.eval
+    return {"mode": e.mode, "crop": list(e.crop_size), "stride": list(e.stride), "scales": list(e.scales),
+            "flip": bool(e.flip), "resize": list(e.resize) if e.resize else None, "crop_batch": int(e.crop_batch)}
+
+
+def apply_inference_options(cfg, slide: Optional[bool] = None, tta: bool = False):
+    """What --slide and --tta mean, for tools/eval.py, tools/infer.py and the Predictor alike:
+    slide -> eval.mode=slide (window eval.crop_size, step eval.stride); tta -> horizontal flip plus
+    eval.scales, or TTA_SCALES if the config has a single scale. Changes ``cfg.eval`` in place."""
+    if slide is not None:
+        cfg.eval.mode = "slide" if slide else "whole"
+    if tta:
+        if len(cfg.eval.scales) < 2:
+            cfg.eval.scales = list(TTA_SCALES)
+        cfg.eval.flip = True
+    return cfg
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, cfg, device: torch.device,
-             dtype: Optional[torch.dtype] = None) -> Dict[str, Any]:
-    """Metrics of ``model`` on ``loader`` with the inference settings of ``cfg.eval``."""
+def evaluate(model: torch.nn.Module, loader, cfg, device: torch.device, dtype: Optional[torch.dtype] = None,
+             on_batch: Optional[Callable[[Dict[str, torch.Tensor], torch.Tensor], None]] = None) -> Dict[str, Any]:
+    """Metrics of ``model`` on ``loader`` with the inference settings of ``cfg.eval``.
+
+    ``on_batch(batch, pred)`` is called after each batch with the loader's batch (uint8 images,
+    masks, indices) and the predicted class ids N x H x W, e.g. to save visualisations.
+    With ``eval.batch_size`` > 1 on images of different sizes, the zero padding of ``pad_collate``
+    is inside the model's view (and rescaled with ``eval.resize``); batch size 1 is exact.
+    """
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(cfg.data.num_classes, cfg.data.ignore_index, device)
+    settings = infer_settings(cfg)
     for batch in loader:
         images = normalize(batch["image"].to(device, non_blocking=True), cfg.data.mean, cfg.data.std)
         if cfg.train.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, dtype):
-            logits = infer(model, images, cfg.data.num_classes, mode=cfg.eval.mode, crop=cfg.eval.crop_size,
-                           stride=cfg.eval.stride, scales=cfg.eval.scales, flip=cfg.eval.flip, resize=cfg.eval.resize)
-        cm.update(logits.argmax(1), batch["mask"].to(device, non_blocking=True))
+            logits = infer(model, images, cfg.data.num_classes, **settings)
+        pred = logits.argmax(1)
+        cm.update(pred, batch["mask"].to(device, non_blocking=True))
+        if on_batch is not None:
+            on_batch(batch, pred)
     cm.all_reduce()
     model.train(was_training)
     return cm.compute()
 
 
+class SaveComparisons:
+    """An ``on_batch`` hook: writes ``<out_dir>/<image stem>.png`` = image | ground truth | prediction |
+    error map, for every image of the data set (cut back to its own size when the batch was padded)."""
+
+    def __init__(self, dataset, out_dir, class_names, palette, ignore_index: int):
+        self.dataset, self.out_dir = dataset, Path(out_dir)
+        self.class_names, self.palette, self.ignore_index = list(class_names), palette, ignore_index
+        self.written = 0
+
+    def __call__(self, batch: Dict[str, torch.Tensor], pred: torch.Tensor) -> None:
+        from .visualize import comparison, save_rgb
+
+        for image, mask, p, index in zip(batch["image"], batch["mask"], pred.cpu(), batch["index"].tolist()):
+            path = Path(self.dataset.pairs[index][0])
+            with Image.open(path) as im:
+                w, h = im.size
+            picture = comparison(image[:, :h, :w].permute(1, 2, 0).numpy(), mask[:h, :w].numpy(), p[:h, :w].numpy(),
+                                 self.class_names, self.palette, self.ignore_index)
+            save_rgb(self.out_dir / f"{path.stem}.png", picture)
+            self.written += 1
+
+
+def json_ready(value: Any) -> Any:
+    """NaN -> None (null), recursively: strict JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

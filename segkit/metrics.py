@@ -2,10 +2,19 @@
 
 ``ConfusionMatrix.update`` is one ``bincount`` per batch, on whatever device the predictions
 are; under DDP ``all_reduce`` sums the matrices, so every process gets the global result.
+Pixels whose target is ``ignore_index`` never count, whatever was predicted there.
 
-Means (mIoU, mAcc, mDice) are taken over the classes present in the ground truth or the
-prediction: a class absent from both has an undefined IoU (0/0) and is left out (nanmean),
-as mmsegmentation does. A class present in only one of them scores 0 and counts.
+Which classes enter each mean (all means are NaN-means, as in mmsegmentation):
+
+- IoU_c = TP / (TP + FP + FN) is undefined (0/0) only when class c is absent from both the
+  ground truth and the prediction; such classes are left out of mIoU. A class present in only
+  one of them has IoU 0 and counts.
+- Acc_c = TP / (TP + FN), the class's recall, is undefined when c is absent from the ground
+  truth, so mAcc averages over the classes present in the ground truth.
+- Dice_c = 2 TP / (2 TP + FP + FN) (= F1) is undefined exactly where IoU is; mDice averages
+  over the same classes as mIoU.
+- fwIoU weighs each IoU by the class's share of ground-truth pixels (Long et al., 2015).
+- aAcc is the share of labelled pixels predicted right.
 """
 from __future__ import annotations
 
@@ -28,16 +37,22 @@ class ConfusionMatrix:
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
         n = self.num_classes
-        keep = target != self.ignore_index
-        if not bool(keep.all()):
-            pred, target = pred[keep], target[keep]
         target = target.reshape(-1).to(self.matrix.device, torch.int64)
         pred = pred.reshape(-1).to(self.matrix.device, torch.int64)
-        if target.numel() and (int(target.min()) < 0 or int(target.max()) >= n):
-            raise ValueError(f"target has values outside 0..{n - 1} that are not ignore_index={self.ignore_index}")
-        self.matrix += torch.bincount(target * n + pred, minlength=n * n).view(n, n)
+        # Two extra bins instead of boolean indexing (which syncs with the GPU on every call):
+        # n*n counts pixels whose label or prediction is out of range, n*n+1 ignored pixels.
+        valid = (target >= 0) & (target < n) & (pred >= 0) & (pred < n)
+        index = torch.where(valid, target * n + pred, n * n)
+        index = torch.where(target == self.ignore_index, n * n + 1, index)
+        counts = torch.bincount(index, minlength=n * n + 2)
+        if int(counts[n * n]):
+            bad_target = (target != self.ignore_index) & ((target < 0) | (target >= n))
+            what = "target" if bool(bad_target.any()) else "prediction"
+            raise ValueError(f"{what} has values outside 0..{n - 1} that are not ignore_index={self.ignore_index}")
+        self.matrix += counts[: n * n].view(n, n)
 
     def all_reduce(self) -> None:
+        """Sum the matrices of all processes (no-op outside DDP)."""
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             dist.all_reduce(self.matrix, op=dist.ReduceOp.SUM)
 
@@ -48,30 +63,36 @@ class ConfusionMatrix:
         return metrics_from_confusion(self.matrix)
 
 
+def _nanmean(values: torch.Tensor) -> float:
+    defined = values[~torch.isnan(values)]
+    return float(defined.mean()) if defined.numel() else float("nan")
+
+
 def metrics_from_confusion(matrix: torch.Tensor) -> Dict[str, object]:
-    """aAcc, mIoU, mAcc, mDice (= mean F1), fwIoU and per-class IoU/Acc/Dice (NaN where undefined)."""
-    m = matrix.double().cpu()
+    """aAcc, mIoU, mAcc, mDice (= mean F1), fwIoU, per-class IoU/Acc/Dice (NaN where undefined),
+    ``pixels`` (ground-truth pixels per class) and ``confusion`` (the matrix, rows = ground truth)."""
+    m = matrix.detach().double().cpu()  # counts stay exact in float64 up to 2**53 pixels
     tp = m.diag()
-    gt = m.sum(1)  # pixels of each class in the ground truth
-    pred = m.sum(0)  # pixels predicted as each class
+    gt = m.sum(1)
+    pred = m.sum(0)
     union = gt + pred - tp
     nan = torch.tensor(float("nan"), dtype=torch.float64)
     iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
     acc = torch.where(gt > 0, tp / gt.clamp(min=1), nan)
     dice = torch.where(gt + pred > 0, 2 * tp / (gt + pred).clamp(min=1), nan)
     total = m.sum()
-    freq = gt / total if total > 0 else torch.zeros_like(gt)
     present = ~torch.isnan(iou)
     return {
         "aAcc": float(tp.sum() / total) if total > 0 else float("nan"),
-        "mIoU": float(iou[present].mean()) if present.any() else float("nan"),
-        "mAcc": float(acc[~torch.isnan(acc)].mean()) if (~torch.isnan(acc)).any() else float("nan"),
-        "mDice": float(dice[~torch.isnan(dice)].mean()) if (~torch.isnan(dice)).any() else float("nan"),
-        "fwIoU": float((freq[present] * iou[present]).sum()),
+        "mIoU": _nanmean(iou),
+        "mAcc": _nanmean(acc),
+        "mDice": _nanmean(dice),
+        "fwIoU": float((gt[present] / total * iou[present]).sum()) if total > 0 else float("nan"),
         "IoU": iou.tolist(),
         "Acc": acc.tolist(),
         "Dice": dice.tolist(),
         "pixels": gt.long().tolist(),
+        "confusion": matrix.detach().cpu().long().tolist(),
     }
 
 

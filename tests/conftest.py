@@ -35,3 +35,46 @@ def isbi_root() -> Path:
     if not root.is_dir():
         pytest.skip(f"ISBI membrane set not found at {root} (set SEGKIT_SHARED_DATA)")
     return root
+
+
+# --------------------------------------------------------------------------- trained checkpoints (eval/infer)
+def _train_tiny(work: Path, config: str | None, overrides: list) -> Path:
+    from segkit.config import load_config
+    from segkit.engine import train
+
+    cfg = load_config(config, ["data.num_workers=0", "train.device=cpu", "train.batch_size=2", "train.iterations=3",
+                               "train.val_interval=3", "train.checkpoint_interval=3", "train.log_interval=3"]
+                      + overrides)
+    train(cfg, str(work))
+    return work
+
+
+@pytest.fixture(scope="session")
+def sample_run(sample_root, tmp_path_factory) -> Path:
+    """Work dir of a DeepLabV3+ R18 trained 3 steps on the sample set by segkit.engine.train:
+    last.pth, best.pth, metrics.jsonl (the validation mIoU it logged), config.yaml."""
+    return _train_tiny(tmp_path_factory.mktemp("sample_run"), str(ROOT / "configs/sample/deeplabv3plus_r18.yaml"),
+                       [f"data.root={sample_root}"])
+
+
+@pytest.fixture(scope="session")
+def camvid_small(camvid_root, tmp_path_factory) -> Path:
+    """A CamVid-layout folder linking 4 train and 3 val images of the real set (kept small for speed)."""
+    small = tmp_path_factory.mktemp("camvid_small")
+    for split, count in (("train", 4), ("val", 3)):
+        for sub in (split, f"{split}annot"):
+            (small / sub).mkdir()
+        for image in sorted((camvid_root / split).iterdir())[:count]:
+            (small / split / image.name).symlink_to(image)
+            mask = camvid_root / f"{split}annot" / f"{image.stem}.png"
+            (small / f"{split}annot" / mask.name).symlink_to(mask)
+    return small
+
+
+@pytest.fixture(scope="session")
+def camvid_run(camvid_small, tmp_path_factory) -> Path:
+    """Work dir of an FCN R18 (output stride 32) trained 3 steps on CamVid images (11 classes, ignore 11)."""
+    return _train_tiny(tmp_path_factory.mktemp("camvid_run"), None, [
+        "name=camvid_tiny", "data.format=camvid", f"data.root={camvid_small}", "data.num_classes=11",
+        "data.ignore_index=11", "data.crop_size=[96,128]", "model.backbone.name=resnet18",
+        "model.backbone.output_stride=32", "model.decoder.name=fcn"])

@@ -1,0 +1,110 @@
+#!/usr/bin/env python
+"""Inference speed on the CPU, in one run: eager PyTorch vs ONNX Runtime, whole image vs sliding window,
+ONNX export time, and tools/infer.py's end-to-end images/s on a folder of CamVid images.
+
+    python bench/inference.py           # the real measurement
+    python bench/inference.py --quick   # small sizes, one repeat: checks the script
+
+The model is DeepLabV3+ on ResNet-18 (output stride 16, 11 classes), randomly initialised: speed does
+not depend on the weights. Images are 360 x 480 (CamVid). Every exported result is checked
+against eager PyTorch before it is timed.
+"""
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from bench._common import machine, markdown_table, measure, write_section  # noqa: E402
+from segkit.checkpoint import save_checkpoint  # noqa: E402
+from segkit.config import load_config, to_dict  # noqa: E402
+from segkit.data.datasets import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: E402
+from segkit.export import export_onnx, verify  # noqa: E402
+from segkit.inference import infer, windows  # noqa: E402
+from segkit.models import build_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+
+
+def camvid_config():
+    return load_config(None, ["name=bench_camvid", "data.format=camvid", f"data.root={CAMVID}",
+                              "data.num_classes=11", "data.ignore_index=11", "model.backbone.name=resnet18",
+                              "model.backbone.output_stride=16", "model.decoder.name=deeplabv3plus",
+                              "train.channels_last=false"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small images, one repeat: checks the script")
+    args = parser.parse_args()
+    size, repeats, folder_images = ((180, 240), 1, 3) if args.quick else ((360, 480), 10, 50)
+    torch.manual_seed(0)
+    cfg = camvid_config()
+    model = build_model(cfg).eval()
+    x = torch.randn(1, 3, *size)
+    rows = []
+
+    def row(what, engine, seconds, base, note=""):
+        rows.append([what, engine, f"{1000 * seconds:.1f}", f"{1 / seconds:.2f}", f"{seconds / base:.2f}x", note])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        eager = measure(lambda: infer(model, x, 11), repeats=repeats)["median"]
+        row(f"whole image {size[0]}x{size[1]}", "PyTorch eager", eager, eager)
+
+        import onnxruntime as ort
+
+        t0 = time.perf_counter()
+        onnx_path = export_onnx(model, tmp / "model.onnx", example_size=size)
+        export_seconds = time.perf_counter() - t0
+        difference = verify(onnx_path, model, sizes=(size, (size[0] - 17, size[1] + 9)))
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        feed = {"image": x.numpy()}
+        runtime = measure(lambda: session.run(None, feed), repeats=repeats)["median"]
+        row(f"whole image {size[0]}x{size[1]}", "ONNX Runtime", runtime, eager, f"max abs logit diff {difference:.1e}")
+
+        crop, stride = (size[0] * 2 // 3, size[1] * 2 // 3), (size[0] // 3, size[1] // 3)
+        slide = measure(lambda: infer(model, x, 11, mode="slide", crop=crop, stride=stride), repeats=repeats)["median"]
+        crops = len(windows(*size, crop, stride))
+        row(f"slide {crop[0]}x{crop[1]} stride {stride[0]}x{stride[1]}", "PyTorch eager", slide, eager, f"{crops} crops")
+
+        checkpoint = tmp / "model.pth"
+        meta = {"class_names": CAMVID_CLASSES, "palette": CAMVID_PALETTE, "mean": list(cfg.data.mean),
+                "std": list(cfg.data.std), "ignore_index": 11}
+        save_checkpoint(checkpoint, {"model": model.state_dict(), "config": to_dict(cfg), "meta": meta})
+        images = sorted((CAMVID / "val").glob("*.jpg"))[:folder_images]
+        folder = tmp / "images"
+        folder.mkdir()
+        for image in images:
+            (folder / image.name).symlink_to(image)
+        rate = None
+        if images:  # CamVid is there
+            run = subprocess.run([sys.executable, str(ROOT / "tools/infer.py"), str(folder), "--checkpoint",
+                                  str(checkpoint), "--out", str(tmp / "out"), "--device", "cpu"],
+                                 capture_output=True, text=True)
+            rate = re.search(r"\(([0-9.]+) images/s\)", run.stdout)
+            if run.returncode or not rate:
+                raise SystemExit(f"tools/infer.py failed: {run.stderr[-2000:]}")
+
+    if rate:
+        row("tools/infer.py on a folder (read, infer, write mask + overlay)", "PyTorch eager", 1 / float(rate.group(1)),
+            eager, f"{len(images)} CamVid val images, 360x480; the tool's own images/s")
+    header = ["what", "engine", "ms per image", "images/s", "time vs eager whole", "note"]
+    body = (f"`python bench/inference.py{' --quick' if args.quick else ''}`: DeepLabV3+ R18 OS16, 11 classes, CPU, "
+            f"batch 1, median of {repeats}. ONNX export (dynamo exporter) took {export_seconds:.1f} s.\n"
+            f"Machine: {machine()}\n\n" + markdown_table(header, rows))
+    if args.quick:
+        body += "\n\n(quick mode: a check of the script, not a measurement)"
+    write_section("inference", "## Inference\n\n" + body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Python API for using a trained model:
+
+    from segkit.predictor import Predictor
+    predictor = Predictor.from_checkpoint("work_dirs/deeplabv3plus_r18/best.pth", device="cpu")
+    mask = predictor.predict("street.jpg")            # H x W int64 class ids, the image's size
+    probs = predictor.predict_proba("street.jpg")     # C x H x W float32, sums to 1 over C
+    print(predictor.class_names[mask[0, 0]])
+
+Normalisation, class names and palette come from the checkpoint; inference runs with the
+checkpoint's ``eval`` settings (the ones its validation used) unless ``slide``/``tta`` say otherwise.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import model_from_checkpoint
+from .data import normalize, read_image
+from .evaluation import apply_inference_options, autocast, infer_settings
+from .inference import infer
+
+ImageLike = Union[str, Path, np.ndarray, Image.Image]
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``resolve_device`` (training's rule: auto = CUDA if present), worded for a --device option."""
+    from .engine import resolve_device
+
+    try:
+        return resolve_device(name)
+    except RuntimeError:
+        raise ValueError(f"device '{name}' asked for, but CUDA is not available here; use --device cpu or auto") from None
+
+
+def to_rgb(image: ImageLike) -> np.ndarray:
+    """RGB uint8 H x W x 3 from a path, a PIL image or an array (grey, grey x 1, RGB or RGBA; uint8,
+    uint16, or float in 0..1)."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype.kind == "f":
+        array = np.clip(np.rint(array * 255 if array.max(initial=0) <= 1.0 else array), 0, 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ValueError(f"image array of type {array.dtype}; give uint8 (0..255), uint16 or float (0..1)")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        return np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"image array of shape {array.shape}; expected H x W, H x W x 3 (RGB) or H x W x 4 (RGBA)")
+    return np.ascontiguousarray(array[..., :3])
+
+
+class Predictor:
+    """A model with everything needed to turn images into class-id masks."""
+
+    def __init__(self, model: torch.nn.Module, cfg, meta: dict, device: Union[str, torch.device] = "auto",
+                 slide: Optional[bool] = None, tta: bool = False, crop_batch: Optional[int] = None):
+        from .engine import amp_dtype  # the training path's autocast choice, so outputs match eval
+
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.cfg = cfg
+        self.class_names: List[str] = list(meta.get("class_names") or cfg.data.class_names
+                                           or [f"class_{i}" for i in range(cfg.data.num_classes)])
+        self.palette = meta.get("palette") or [list(c) for c in cfg.data.palette] or None
+        self.mean, self.std = list(meta.get("mean", cfg.data.mean)), list(meta.get("std", cfg.data.std))
+        self.num_classes = cfg.data.num_classes
+        self.dtype = amp_dtype(cfg.train.amp, self.device)
+        self.settings = infer_settings(apply_inference_options(cfg, slide, tta))
+        if crop_batch:
+            self.settings["crop_batch"] = crop_batch
+        self.model = model.to(self.device).eval()
+        if cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_checkpoint(cls, path: Union[str, Path], device: str = "auto", **options) -> "Predictor":
+        """``options``: slide (bool), tta (bool), crop_batch (windows per forward pass in slide mode,
+        default eval.crop_batch)."""
+        model, cfg, meta = model_from_checkpoint(path)
+        return cls(model, cfg, meta, device, **options)
+
+    @torch.no_grad()
+    def logits(self, images: Sequence[ImageLike]) -> torch.Tensor:
+        """Float logits N x C x H x W for images of one size. In slide mode the image and the logits
+        stay on the host and only crops visit the device, so very large images fit."""
+        batch = np.stack([to_rgb(im) for im in images])
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2)
+        if self.settings["mode"] == "whole":
+            x = x.to(self.device)
+        x = normalize(x, self.mean, self.std)
+        if self.cfg.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.dtype):
+            return infer(self.model, x, self.num_classes, **self.settings)
+
+    def predict(self, image: ImageLike) -> np.ndarray:
+        """H x W int64 class ids at the image's size."""
+        return self.logits([image])[0].argmax(0).cpu().numpy()
+
+    def predict_proba(self, image: ImageLike) -> np.ndarray:
+        """C x H x W float32 class probabilities (softmax of the averaged logits)."""
+        return torch.softmax(self.logits([image])[0], 0).cpu().numpy()
+
+    def predict_many(self, images: Iterable[np.ndarray], batch_size: int = 4,
+                     with_confidence: bool = False) -> Iterator:
+        """Masks of RGB arrays in order; consecutive images of one size share a forward pass. With
+        ``with_confidence``, (mask, H x W float32 softmax probability of the predicted class) pairs."""
+        pending: List[np.ndarray] = []
+        for image in images:
+            if pending and (len(pending) == batch_size or image.shape[:2] != pending[0].shape[:2]):
+                yield from self._decide(self.logits(pending), with_confidence)
+                pending = []
+            pending.append(to_rgb(image))
+        if pending:
+            yield from self._decide(self.logits(pending), with_confidence)
+
+    @staticmethod
+    def _decide(logits: torch.Tensor, with_confidence: bool) -> Iterator:
+        masks = logits.argmax(1)
+        if not with_confidence:
+            yield from masks.cpu().numpy()
+            return
+        confidence = torch.softmax(logits, 1).gather(1, masks[:, None])[:, 0]
+        yield from zip(masks.cpu().numpy(), confidence.float().cpu().numpy())

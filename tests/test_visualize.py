@@ -1,0 +1,88 @@
+"""Region-labeling pictures: labels inside their regions, legends of the classes present, palette PNGs."""
+import cv2
+import numpy as np
+from PIL import Image
+
+from segkit import visualize as V
+from segkit.data import read_mask
+from tests.tool_loader import load_tool
+
+NAMES = ["background", "ring", "box", "unused"]
+PALETTE = [[0, 0, 0], [250, 10, 10], [10, 250, 10], [10, 10, 250]]
+
+
+def scene():
+    mask = np.zeros((120, 160), np.uint8)
+    cv2.circle(mask, (50, 60), 35, 1, 12)  # a ring: its centroid is in the hole, outside the region
+    mask = mask.astype(np.int64)
+    mask[20:50, 110:150] = 2
+    mask[100:, 140:] = 255  # ignored
+    image = np.full((120, 160, 3), 90, np.uint8)
+    return image, mask
+
+
+def test_label_points_lie_inside_regions_even_for_a_ring():
+    _, mask = scene()
+    points = V.label_points(mask, num_classes=3, min_area=50)
+    assert {p[0] for p in points} == {0, 1, 2}
+    for cls, x, y, _ in points:
+        assert mask[y, x] == cls
+    ys, xs = np.nonzero(mask == 1)
+    assert mask[int(ys.mean()), int(xs.mean())] != 1  # the centroid would have missed
+
+
+def test_small_regions_get_no_label():
+    _, mask = scene()
+    assert 2 not in {p[0] for p in V.label_points(mask, 3, min_area=2000)}
+
+
+def test_overlay_blends_classes_and_leaves_ignored_pixels():
+    image, mask = scene()
+    out = V.overlay(image, mask, V.palette_array(4, PALETTE), alpha=0.5)
+    assert tuple(out[30, 120]) == (50, 170, 50)  # box: halfway between grey 90 and green
+    assert tuple(out[110, 150]) == (90, 90, 90)  # ignore: the image as it was
+
+
+def test_legend_lists_only_the_classes_present():
+    image, mask = scene()
+    out = V.render(image, mask, NAMES, PALETTE, labels=False, outlines=False)
+    panel = out[:, image.shape[1]:]
+    colours = {tuple(c) for c in panel.reshape(-1, 3)}
+    assert (250, 10, 10) in colours and (10, 250, 10) in colours
+    assert (10, 10, 250) not in colours  # "unused" is absent from the mask
+
+
+def test_outlines_follow_region_edges_only():
+    image, mask = scene()
+    canvas = V.draw_outlines(np.zeros_like(image), mask, colour=(255, 255, 255))
+    drawn = canvas[..., 0] > 0
+    assert drawn[20, 110] and not drawn[35, 130]  # the box's corner, not its inside
+
+
+def test_index_png_keeps_ids_and_carries_the_palette(tmp_path):
+    _, mask = scene()
+    path = V.save_index_png(tmp_path / "m.png", mask, V.palette_array(4, PALETTE))
+    with Image.open(path) as im:
+        assert im.mode == "P" and im.getpalette()[3:6] == PALETTE[1]
+    assert np.array_equal(read_mask(path), mask)
+
+
+def test_comparison_has_four_panels_and_a_legend():
+    image, mask = scene()
+    pred = mask.copy()
+    pred[:10] = 2
+    out = V.comparison(image, mask, pred, NAMES, PALETTE, ignore_index=255)
+    assert out.shape[1] > 4 * image.shape[1] and out.shape[0] > image.shape[0]
+
+
+def test_tools_visualize_draws_an_image_and_a_mask_file(tmp_path, capsys):
+    image, mask = scene()
+    cv2.imwrite(str(tmp_path / "img.png"), image)
+    V.save_index_png(tmp_path / "mask.png", mask, V.palette_array(4, PALETTE))
+    out = tmp_path / "vis.png"
+    tool = load_tool("visualize")
+    assert tool.main([str(tmp_path / "img.png"), str(tmp_path / "mask.png"), "--classes", ",".join(NAMES),
+                      "--out", str(out)]) == 0
+    assert cv2.imread(str(out)).shape[0] == 120 and str(out) in capsys.readouterr().out
+    assert tool.main([str(tmp_path / "img.png"), str(tmp_path / "nope.png")]) != 0
+    assert "nope.png" in capsys.readouterr().err
