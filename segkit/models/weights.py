@@ -79,12 +79,20 @@ def read_weights_file(path: Union[str, Path]) -> object:
 
 
 def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
-    """RGB first-conv weights for another channel count: summed for one channel, cycled and
-    rescaled for more, so the response to a grey image stays what it was (as timm does)."""
+    """RGB first-conv weights for another input channel count.
+
+    One channel: the RGB filters summed, so a grey image gives what it gave as RGB. More than
+    three (RGB plus depth, NIR...): RGB filters for the first three, zeros for the rest, so the
+    model starts out seeing the image as before and learns what the extra channels add.
+    Two: RGB cycled and rescaled by 3/2 (as timm does).
+    """
+    rgb = weight.shape[1]
     if channels == 1:
         return weight.sum(dim=1, keepdim=True)
-    reps = math.ceil(channels / weight.shape[1])
-    return weight.repeat(1, reps, 1, 1)[:, :channels] * (weight.shape[1] / channels)
+    if channels > rgb:
+        extra = weight.new_zeros(weight.shape[0], channels - rgb, *weight.shape[2:])
+        return torch.cat([weight, extra], dim=1)
+    return weight.repeat(1, math.ceil(channels / rgb), 1, 1)[:, :channels] * (rgb / channels)
 
 
 def load_backbone_weights(backbone: ResNetBackbone, pretrained: Union[str, Path]) -> LoadReport:
