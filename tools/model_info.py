@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from segkit.config import ConfigError, load_config  # noqa: E402
@@ -20,9 +22,11 @@ def main() -> int:
                         help="input size for FLOPs and feature shapes (default: the config's data.crop_size)")
     args = parser.parse_args()
     try:
-        # the architecture is all that matters here: no weights download
+        # the architecture is all that matters here: no weights download, and the meta device
+        # (shapes and FLOPs come out the same, without the arithmetic)
         cfg = load_config(args.config, [*args.overrides, "model.backbone.pretrained=null"])
-        model = build_model(cfg).eval()
+        with torch.device("meta"):
+            model = build_model(cfg).eval()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

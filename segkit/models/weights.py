@@ -11,7 +11,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List, Mapping, Union
 
 import torch
 
@@ -95,15 +95,19 @@ def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
     return weight.repeat(1, math.ceil(channels / rgb), 1, 1)[:, :channels] * (rgb / channels)
 
 
-def load_backbone_weights(backbone: ResNetBackbone, pretrained: Union[str, Path]) -> LoadReport:
-    """Load ``"torchvision"`` ImageNet weights or a file into ``backbone``; logs and returns what was left over."""
-    pretrained = str(pretrained)
-    if pretrained == "torchvision":
+def load_backbone_weights(backbone: ResNetBackbone,
+                          pretrained: Union[str, Path, Mapping[str, torch.Tensor]]) -> LoadReport:
+    """Load ``"torchvision"`` ImageNet weights, a file, or a state dict already in memory into
+    ``backbone``; logs and returns what was left over."""
+    if isinstance(pretrained, Mapping):
+        state, source = extract_backbone_state(dict(pretrained), "state dict"), "state dict"
+    elif str(pretrained) == "torchvision":
         if backbone.deep_stem:
             raise ConfigError("model.backbone.pretrained=torchvision needs the standard stem: torchvision has no "
                               "deep-stem weights. Set model.backbone.deep_stem=false, or give a file that has them.")
         state, source = torchvision_state_dict(backbone.name), f"torchvision {backbone.name} ImageNet weights"
     else:
+        pretrained = str(pretrained)
         state, source = extract_backbone_state(read_weights_file(pretrained), pretrained), pretrained
 
     own = backbone.state_dict()
