@@ -225,6 +225,8 @@ class ResNetBackbone(nn.Module):
         return nn.Sequential(*layers)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
+        if self.layer1[0].conv1.weight.is_meta:
+            return  # built for shapes only (model_info, tests): random numbers would be thrown away
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
