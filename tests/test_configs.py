@@ -50,6 +50,7 @@ def test_every_data_set_has_every_model_and_names_are_unique():
 def test_sample_configs_run_on_cpu(name):
     cfg = _load(f"configs/sample/{name}.yaml")
     assert cfg.model.backbone.name == "resnet18" and cfg.model.backbone.pretrained is None
+    assert cfg.name == f"sample_{name}"
     model = build_model(cfg).train()
     out = model(torch.randn(2, 3, *cfg.data.crop_size))["out"]
     assert out.shape == (2, cfg.data.num_classes, *cfg.data.crop_size)
