@@ -22,16 +22,16 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------- model
 @dataclass
 class BackboneConfig:
-    name: str = "resnet50"  # resnet18/34/50/101/152, resnext50_32x4d, resnext101_32x8d, wide_resnet50_2
+    name: str = "resnet50"  # resnet18/34/50/101/152, resnext50_32x4d, resnext101_32x8d/64x4d, wide_resnet50_2/101_2
     output_stride: int = 8  # 8, 16 or 32: layer3/layer4 are dilated instead of strided
     deep_stem: bool = False  # three 3x3 convs instead of the 7x7 (ResNetV1c)
     multi_grid: Optional[List[int]] = None  # unit rates of layer4's blocks, e.g. [1, 2, 4]
     norm: str = "bn"  # bn | syncbn | gn | frozen_bn
-    norm_groups: int = 32  # groups for norm=gn
+    norm_groups: int = 32  # groups for norm=gn, in the backbone and the decoder; must divide every layer's width
     frozen_stages: int = -1  # -1: none; 0: stem; k: stem and layer1..k (weights and norm statistics)
     pretrained: Optional[str] = None  # null | "torchvision" | path to a torchvision state dict or segkit checkpoint
-    in_channels: int = 3
-    zero_init_residual: bool = False
+    in_channels: int = 3  # pretrained RGB weights adapt: summed for 1 channel, zeros for channels beyond 3
+    zero_init_residual: bool = False  # each block's last norm starts at zero, so blocks start as identity
 
 
 @dataclass
@@ -185,6 +185,8 @@ def _explain(exc: OmegaConfBaseException, source: str) -> ConfigError:
         valid = f" Valid keys under '{section}': {', '.join(siblings)}." if siblings else ""
         return ConfigError(f"{source}: unknown config key '{key}'.{hint}{valid}")
     msg = str(exc).split("\n")[0]
+    if "is not a ListConfig" in msg:  # OmegaConf's words for "a scalar where a list goes"
+        msg = "expected a list, e.g. [1, 2, 4]"
     return ConfigError(f"{source}: bad value for '{key}': {msg}")
 
 

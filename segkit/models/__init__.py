@@ -1,21 +1,29 @@
-"""Models: ``build_model(cfg)`` from two plain registries, ``BACKBONES`` and ``DECODERS``."""
+"""Models: ``build_model(cfg)`` from two plain registries, ``BACKBONES`` and ``DECODERS``.
+
+Every way a model config can be wrong (an unknown name, a multi-grid of the wrong length,
+group norm that does not divide a layer, ...) fails here, at build time, with a ``ConfigError``
+that names the key.
+"""
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Callable, Dict, Sequence
 
 import torch.nn as nn
 
-from .backbone import ARCHS, FeatureSpec, ResNetBackbone, build_backbone, load_backbone_weights
+from ..config import ConfigError
+from .backbone import ARCHS, FeatureSpec, ResNetBackbone, build_backbone, make_norm
 from .deeplab import DeepLabV3Decoder, DeepLabV3PlusDecoder
 from .fcn import FCNDecoder
-from .layers import Norm
+from .layers import Norm, check_widths
 from .segmenter import Segmenter
+from .torchvision_compat import TorchvisionBackbone, convert_torchvision_segmentation
 from .unet import UNetDecoder
+from .weights import load_backbone_weights
 
-__all__ = ["BACKBONES", "DECODERS", "FeatureSpec", "ResNetBackbone", "Segmenter", "build_backbone",
-           "build_model", "build_segmenter", "load_backbone_weights", "decoder_norm"]
+__all__ = ["BACKBONES", "DECODERS", "FeatureSpec", "ResNetBackbone", "Segmenter", "TorchvisionBackbone",
+           "build_backbone", "build_model", "build_segmenter", "convert_torchvision_segmentation",
+           "decoder_norm", "load_backbone_weights"]
 
 # name -> constructor taking the backbone options (output_stride=..., norm=...)
 BACKBONES: Dict[str, Callable[..., ResNetBackbone]] = {name: partial(ResNetBackbone, name) for name in ARCHS}
@@ -47,31 +55,26 @@ DECODERS: Dict[str, Callable[..., nn.Module]] = {
 
 def decoder_norm(kind: str, groups: int = 32) -> Norm:
     """Decoders follow the backbone's norm, except that frozen BN makes no sense in a fresh head."""
-    if kind in ("bn", "frozen_bn"):
-        return nn.BatchNorm2d
-    if kind == "syncbn":
-        return nn.SyncBatchNorm
-    if kind == "gn":
-        return lambda c: nn.GroupNorm(math.gcd(groups, c), c)
-    raise ValueError(f"unknown norm '{kind}'; choose one of bn, syncbn, gn, frozen_bn")
+    return make_norm("bn" if kind == "frozen_bn" else kind, groups)
 
 
 def build_segmenter(model_cfg, num_classes: int) -> Segmenter:
     """A Segmenter from a ``ModelConfig``; unknown names fail listing the valid ones."""
     bb, dec = model_cfg.backbone, model_cfg.decoder
-    if bb.name not in BACKBONES:
-        raise ValueError(f"unknown backbone '{bb.name}' (model.backbone.name); choose one of {', '.join(BACKBONES)}")
     if dec.name not in DECODERS:
-        raise ValueError(f"unknown decoder '{dec.name}' (model.decoder.name); choose one of {', '.join(DECODERS)}")
+        raise ConfigError(f"unknown decoder '{dec.name}' (model.decoder.name); choose one of {', '.join(DECODERS)}")
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes} (data.num_classes)")
-    backbone = build_backbone(bb)
+        raise ConfigError(f"data.num_classes must be >= 1, got {num_classes}")
+    check_widths("model.aux_channels", model_cfg.aux_channels)
+    backbone = build_backbone(bb, load_weights=False)  # weights last: every config error comes before a download
     norm = decoder_norm(bb.norm, bb.norm_groups)
     decoder = DECODERS[dec.name](backbone.feature_info, num_classes, dec, norm)
     aux = None
     if model_cfg.aux_head:
         aux = FCNDecoder(backbone.feature_info, num_classes, in_feature="layer3", channels=model_cfg.aux_channels,
                          norm=norm)
+    if bb.pretrained:
+        load_backbone_weights(backbone, bb.pretrained)
     return Segmenter(backbone, decoder, aux, num_classes)
 
 

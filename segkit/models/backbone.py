@@ -1,24 +1,28 @@
 """ResNet backbone with dilated stages, reusable on its own.
 
 Parameter names follow torchvision (``conv1``, ``layer1.0.conv1``, ``layer1.0.downsample.0``...),
-so ``torchvision.models.resnet50()`` weights load as they are, with only ``fc.*`` left over.
+so ``torchvision.models.resnet50()`` weights load as they are, with only ``fc.*`` left over
+(see ``weights.py``).
 
 ``forward`` returns an ordered dict ``stem, layer1..layer4``; ``feature_info`` gives each
 feature's name, channels and true stride at any output stride (8, 16 or 32).
+
+Bad arguments raise ``ConfigError`` (a ``ValueError``) naming the ``model.backbone.*`` key.
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.nn as nn
 from torchvision.ops import FrozenBatchNorm2d
 
+from ..config import ConfigError
+
 FEATURE_NAMES = ("stem", "layer1", "layer2", "layer3", "layer4")
+NORMS = ("bn", "syncbn", "gn", "frozen_bn")
 
 
 @dataclass(frozen=True)
@@ -36,20 +40,26 @@ def feature_spec(feature_info: Sequence[FeatureSpec], name: str) -> FeatureSpec:
 
 
 def make_norm(kind: str, groups: int = 32) -> Callable[[int], nn.Module]:
-    """A constructor ``norm(channels)`` for the named normalisation."""
+    """A constructor ``norm(channels)`` for the named normalisation (``model.backbone.norm``)."""
     if kind == "bn":
         return nn.BatchNorm2d
-    if kind == "syncbn":
+    if kind == "syncbn":  # behaves as BatchNorm2d when not distributed or in eval mode
         return nn.SyncBatchNorm
     if kind == "frozen_bn":
         return FrozenBatchNorm2d
     if kind == "gn":
+        if groups < 1:
+            raise ConfigError(f"model.backbone.norm_groups must be >= 1, got {groups}")
+
         def group_norm(channels: int) -> nn.Module:
-            if channels % groups:
-                raise ValueError(f"norm=gn: {channels} channels do not split into norm_groups={groups}")
+            if channels % groups:  # no silent fallback: the user asked for this many groups
+                divisors = [g for g in (32, 16, 8, 4, 2, 1) if g < groups and channels % g == 0]
+                raise ConfigError(f"model.backbone.norm=gn: a layer with {channels} channels does not split into "
+                                  f"model.backbone.norm_groups={groups} groups; use a norm_groups that divides "
+                                  f"every layer's channels (e.g. {divisors[0]}), or change that layer's width")
             return nn.GroupNorm(groups, channels)
         return group_norm
-    raise ValueError(f"unknown norm '{kind}'; choose one of bn, syncbn, gn, frozen_bn")
+    raise ConfigError(f"unknown norm '{kind}' (model.backbone.norm); choose one of {', '.join(NORMS)}")
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -136,8 +146,9 @@ class ResNetBackbone(nn.Module):
             The first block of a dilated stage keeps the previous dilation, as in torchvision.
         deep_stem: three 3x3 convs (32, 32, 64 channels) instead of the 7x7 conv (ResNetV1c).
         multi_grid: unit rates for layer4's blocks (DeepLabV3): block i dilates by rate * multi_grid[i].
-        norm: ``bn``, ``syncbn``, ``gn`` or ``frozen_bn``.
+        norm: ``bn``, ``syncbn``, ``gn`` (``norm_groups`` groups) or ``frozen_bn``.
         frozen_stages: -1 freezes nothing, 0 the stem, k the stem and layer1..k (weights and norm statistics).
+        in_channels: input channels (3 for RGB); pretrained RGB weights are adapted on loading.
     """
 
     def __init__(self, name: str = "resnet50", output_stride: int = 32, deep_stem: bool = False,
@@ -145,17 +156,22 @@ class ResNetBackbone(nn.Module):
                  frozen_stages: int = -1, in_channels: int = 3, zero_init_residual: bool = False):
         super().__init__()
         if name not in ARCHS:
-            raise ValueError(f"unknown backbone '{name}'; choose one of {', '.join(ARCHS)}")
+            raise ConfigError(f"unknown backbone '{name}' (model.backbone.name); choose one of {', '.join(ARCHS)}")
         if output_stride not in (8, 16, 32):
-            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+            raise ConfigError(f"model.backbone.output_stride must be 8, 16 or 32, got {output_stride}")
         if not -1 <= frozen_stages <= 4:
-            raise ValueError(f"frozen_stages must be -1..4, got {frozen_stages}")
+            raise ConfigError(f"model.backbone.frozen_stages must be -1 (none), 0 (stem) or 1..4, got {frozen_stages}")
+        if in_channels < 1:
+            raise ConfigError(f"model.backbone.in_channels must be >= 1, got {in_channels}")
         block, layers, groups, base_width = ARCHS[name]
-        if multi_grid is not None and len(multi_grid) != layers[3]:
-            raise ValueError(f"multi_grid {list(multi_grid)} gives {len(multi_grid)} rates but layer4 of "
-                             f"{name} has {layers[3]} blocks; give exactly {layers[3]}")
+        if multi_grid is not None:
+            if len(multi_grid) != layers[3]:
+                raise ConfigError(f"model.backbone.multi_grid {list(multi_grid)} gives {len(multi_grid)} rates but "
+                                  f"layer4 of {name} has {layers[3]} blocks; give exactly {layers[3]} (e.g. [1, 2, 4])")
+            if min(multi_grid) < 1:
+                raise ConfigError(f"model.backbone.multi_grid rates must be >= 1, got {list(multi_grid)}")
         self.name, self.output_stride, self.deep_stem = name, output_stride, deep_stem
-        self.frozen_stages = frozen_stages
+        self.in_channels, self.frozen_stages = in_channels, frozen_stages
         self._norm = make_norm(norm, norm_groups)
         self._groups, self._base_width = groups, base_width
 
@@ -186,7 +202,7 @@ class ResNetBackbone(nn.Module):
             FeatureSpec("layer4", 512 * exp, min(32, output_stride)),
         ]
         self._init_weights(zero_init_residual)
-        self._freeze()
+        self.freeze()
 
     def _make_layer(self, block, planes, blocks, stride, dilate=False, multi_grid=None) -> nn.Sequential:
         previous_dilation = self._dilation
@@ -199,6 +215,7 @@ class ResNetBackbone(nn.Module):
                 nn.Conv2d(self._inplanes, planes * block.expansion, 1, stride, bias=False),
                 self._norm(planes * block.expansion))
         rates = [self._dilation * g for g in multi_grid] if multi_grid else [self._dilation] * blocks
+        # multi-grid sets every block's rate, the first included (DeepLabV3); otherwise torchvision's rule
         first = rates[0] if multi_grid else previous_dilation
         kw = dict(groups=self._groups, base_width=self._base_width, norm=self._norm)
         layers = [block(self._inplanes, planes, stride, downsample, dilation=rates[0], first_dilation=first, **kw)]
@@ -208,13 +225,15 @@ class ResNetBackbone(nn.Module):
         return nn.Sequential(*layers)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
+        if self.layer1[0].conv1.weight.is_meta:
+            return  # built for shapes only (model_info, tests): random numbers would be thrown away
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, (nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        if zero_init_residual:
+        if zero_init_residual:  # each residual branch starts as identity (Goyal et al.)
             for m in self.modules():
                 last = getattr(m, "bn3", None) if isinstance(m, Bottleneck) else getattr(m, "bn2", None)
                 if isinstance(m, (Bottleneck, BasicBlock)) and getattr(last, "weight", None) is not None:
@@ -227,7 +246,8 @@ class ResNetBackbone(nn.Module):
         stem = [self.stem] if self.deep_stem else [self.conv1, self.bn1]
         return stem + [getattr(self, f"layer{i}") for i in range(1, self.frozen_stages + 1)]
 
-    def _freeze(self) -> None:
+    def freeze(self) -> None:
+        """Stop gradients and norm-statistics updates in the stages ``frozen_stages`` names."""
         for m in self._frozen_modules():
             m.eval()
             for p in m.parameters():
@@ -235,117 +255,45 @@ class ResNetBackbone(nn.Module):
 
     def train(self, mode: bool = True) -> "ResNetBackbone":
         super().train(mode)
-        self._freeze()  # frozen stages keep their norm statistics in training too
+        self.freeze()  # frozen stages keep their norm statistics in training too
         return self
 
     # ------------------------------------------------------------------ forward
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+    def forward(self, x: torch.Tensor, last: str = "layer4") -> "OrderedDict[str, torch.Tensor]":
+        """Features ``stem`` .. ``last`` (stages after ``last`` are not run)."""
         out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         x = self.stem(x) if self.deep_stem else self.relu(self.bn1(self.conv1(x)))
         out["stem"] = x
-        x = self.layer1(self.maxpool(x))
-        out["layer1"] = x
-        x = self.layer2(x)
-        out["layer2"] = x
-        x = self.layer3(x)
-        out["layer3"] = x
-        out["layer4"] = self.layer4(x)
+        if last != "stem":
+            x = self.maxpool(x)
+            for name in FEATURE_NAMES[1:]:
+                x = getattr(self, name)(x)
+                out[name] = x
+                if name == last:
+                    break
         return out
 
     def spec(self, name: str) -> FeatureSpec:
         return feature_spec(self.feature_info, name)
 
-
-# ---------------------------------------------------------------------- weights
-_ALLOWED_LEFTOVER = ("fc.",)
-
-
-def _torchvision_state_dict(name: str) -> Dict[str, torch.Tensor]:
-    import torchvision.models as tvm
-
-    weights = tvm.get_model_weights(name).DEFAULT
-    try:
-        return weights.get_state_dict(progress=True)
-    except Exception as exc:  # URLError, socket timeouts, SSL errors...
-        raise RuntimeError(
-            f"could not fetch torchvision's ImageNet weights for {name} ({type(exc).__name__}: {exc}). "
-            f"Offline? Download {weights.url} on a machine with internet, copy it here and set "
-            f"model.backbone.pretrained=/path/to/{weights.url.rsplit('/', 1)[-1]}") from exc
+    @property
+    def first_conv(self) -> str:
+        """The name of the conv that reads the image (its weights adapt to ``in_channels``)."""
+        return "stem.0" if self.deep_stem else "conv1"
 
 
-def extract_backbone_state(obj: object, source: str) -> Dict[str, torch.Tensor]:
-    """The backbone part of a torchvision state dict, a torchvision segmentation model's state
-    dict, or a segkit checkpoint (keys ``backbone.*`` under ``model``)."""
-    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        obj = obj["model"]
-    elif isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{source}: not a state dict or checkpoint (found {type(obj).__name__})")
-    if any(k.startswith("backbone.") for k in obj):
-        return {k[len("backbone."):]: v for k, v in obj.items() if k.startswith("backbone.")}
-    return dict(obj)
+def build_backbone(cfg, load_weights: bool = True) -> ResNetBackbone:
+    """From a ``BackboneConfig`` (or anything with its fields); loads ``cfg.pretrained`` if set and asked."""
+    from . import BACKBONES  # the registry, so a backbone added there builds from a config too
+    from .weights import load_backbone_weights
 
-
-def load_backbone_weights(backbone: ResNetBackbone, pretrained: Union[str, Path]) -> List[str]:
-    """Load ``"torchvision"`` ImageNet weights or a file; returns the keys left over (``fc.*``).
-
-    Anything else missing or unexpected is an error that lists the keys: that file is for another model.
-    """
-    pretrained = str(pretrained)
-    if pretrained == "torchvision":
-        if backbone.deep_stem:
-            raise ValueError("pretrained=torchvision needs the standard stem: torchvision has no deep-stem "
-                             "weights. Set model.backbone.deep_stem=false or load a file that has them.")
-        state, source = _torchvision_state_dict(backbone.name), f"torchvision {backbone.name} ImageNet weights"
-    else:
-        path = Path(pretrained)
-        if not path.is_file():
-            raise FileNotFoundError(f"pretrained weights file not found: {path} (model.backbone.pretrained)")
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"{path}: cannot be read as PyTorch weights ({exc}); is it truncated?") from exc
-        state, source = extract_backbone_state(obj, str(path)), str(path)
-
-    own = backbone.state_dict()
-    conv1 = "stem.0.weight" if backbone.deep_stem else "conv1.weight"
-    if conv1 in state and state[conv1].shape[1] != own[conv1].shape[1]:
-        state[conv1] = _adapt_input_channels(state[conv1], own[conv1].shape[1])
-    shape_clash = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                   for k, v in state.items() if k in own and v.shape != own[k].shape]
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    bad_unexpected = [k for k in unexpected if not k.startswith(_ALLOWED_LEFTOVER)]
-    if shape_clash or missing or bad_unexpected:
-        def head(keys):
-            return ", ".join(keys[:6]) + (f" ... ({len(keys)} in all)" if len(keys) > 6 else "")
-        parts = [f"shape mismatches: {head(shape_clash)}" if shape_clash else "",
-                 f"missing: {head(missing)}" if missing else "",
-                 f"unexpected: {head(bad_unexpected)}" if bad_unexpected else ""]
-        raise ValueError(f"{source} does not fit backbone {backbone.name} (deep_stem={backbone.deep_stem}, "
-                         f"norm={type(backbone.layer1[0].bn1).__name__}): " + "; ".join(p for p in parts if p)
-                         + ". Is it for another model? Check model.backbone.name and deep_stem.")
-    backbone.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
-    return unexpected
-
-
-def _adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
-    """RGB conv1 weights for another channel count: averaged for one, cycled and rescaled for more."""
-    if channels == 1:
-        return weight.sum(dim=1, keepdim=True)
-    reps = math.ceil(channels / weight.shape[1])
-    return weight.repeat(1, reps, 1, 1)[:, :channels] * (weight.shape[1] / channels)
-
-
-def build_backbone(cfg) -> ResNetBackbone:
-    """From a ``BackboneConfig`` (or anything with its fields)."""
-    backbone = ResNetBackbone(
-        name=cfg.name, output_stride=cfg.output_stride, deep_stem=cfg.deep_stem,
+    if cfg.name not in BACKBONES:
+        raise ConfigError(f"unknown backbone '{cfg.name}' (model.backbone.name); choose one of {', '.join(BACKBONES)}")
+    backbone = BACKBONES[cfg.name](
+        output_stride=cfg.output_stride, deep_stem=cfg.deep_stem,
         multi_grid=list(cfg.multi_grid) if cfg.multi_grid else None, norm=cfg.norm,
         norm_groups=cfg.norm_groups, frozen_stages=cfg.frozen_stages, in_channels=cfg.in_channels,
         zero_init_residual=cfg.zero_init_residual)
-    if cfg.pretrained:
+    if cfg.pretrained and load_weights:
         load_backbone_weights(backbone, cfg.pretrained)
-        backbone._freeze()
     return backbone

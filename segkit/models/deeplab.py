@@ -13,11 +13,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .backbone import FeatureSpec, feature_spec
-from .layers import ConvNormAct, Norm, conv3x3_block
+from .layers import ConvNormAct, Norm, check_dropout, check_rates, check_widths, conv3x3_block
 
 
 def default_aspp_rates(output_stride: int) -> list:
     return [r * 16 // output_stride for r in (6, 12, 18)]
+
+
+def check_options(channels: Optional[int], aspp_rates: Optional[Sequence[int]], dropout: Optional[float]) -> None:
+    check_widths("model.decoder.channels", channels)
+    check_rates("model.decoder.aspp_rates", aspp_rates)
+    check_dropout("model.decoder.dropout", dropout)
 
 
 class ASPPPooling(nn.Sequential):
@@ -52,6 +58,7 @@ class DeepLabV3Decoder(nn.Module):
                  channels: Optional[int] = None, aspp_rates: Optional[Sequence[int]] = None,
                  dropout: Optional[float] = None, separable: bool = False, norm: Norm = nn.BatchNorm2d):
         super().__init__()
+        check_options(channels, aspp_rates, dropout)
         spec = feature_spec(feature_info, in_feature)
         self.in_feature = in_feature
         channels = channels or 256
@@ -74,6 +81,8 @@ class DeepLabV3PlusDecoder(nn.Module):
                  aspp_rates: Optional[Sequence[int]] = None, dropout: Optional[float] = None,
                  separable: bool = False, norm: Norm = nn.BatchNorm2d):
         super().__init__()
+        check_options(channels, aspp_rates, dropout)
+        check_widths("model.decoder.skip_channels", skip_channels)
         spec, skip = feature_spec(feature_info, in_feature), feature_spec(feature_info, skip_feature)
         if skip.stride >= spec.stride:
             raise ValueError(f"DeepLabV3+ needs a skip feature finer than its ASPP input: "

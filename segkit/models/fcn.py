@@ -11,16 +11,19 @@ import torch
 import torch.nn as nn
 
 from .backbone import FeatureSpec, feature_spec
-from .layers import ConvNormAct, Norm
+from .layers import ConvNormAct, Norm, check_dropout, check_widths
 
 
 class FCNDecoder(nn.Module):
+    """``key`` is where the options come from in the config, for error messages."""
+
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  channels: Optional[int] = None, num_convs: int = 1, dropout: Optional[float] = None,
-                 norm: Norm = nn.BatchNorm2d):
+                 norm: Norm = nn.BatchNorm2d, key: str = "model.decoder"):
         super().__init__()
-        if num_convs < 1:
-            raise ValueError(f"FCN needs num_convs >= 1, got {num_convs}")
+        check_widths(f"{key}.channels", channels)
+        check_widths(f"{key}.num_convs", num_convs)
+        check_dropout(f"{key}.dropout", dropout)
         self.in_feature = in_feature
         cin = feature_spec(feature_info, in_feature).channels
         channels = channels or cin // 4

@@ -1,11 +1,30 @@
 """Small building blocks shared by the decoders."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 import torch.nn as nn
 
+from ..config import ConfigError
+
 Norm = Callable[[int], nn.Module]
+
+
+def check_widths(key: str, *widths: Optional[int]) -> None:
+    """Channel counts given by the user must be positive (None: the decoder's default)."""
+    bad = [w for w in widths if w is not None and w < 1]
+    if bad:
+        raise ConfigError(f"{key} must be >= 1, got {bad[0]}")
+
+
+def check_dropout(key: str, p: Optional[float]) -> None:
+    if p is not None and not 0.0 <= p < 1.0:
+        raise ConfigError(f"{key} must be in [0, 1), got {p}")
+
+
+def check_rates(key: str, rates: Optional[Sequence[int]]) -> None:
+    if rates is not None and (len(rates) == 0 or min(rates) < 1):
+        raise ConfigError(f"{key} must be a non-empty list of dilation rates >= 1, got {list(rates)}")
 
 
 class ConvNormAct(nn.Sequential):

@@ -17,7 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .backbone import FeatureSpec, feature_spec
-from .layers import ConvNormAct, Norm
+from ..config import ConfigError
+from .layers import ConvNormAct, Norm, check_dropout, check_widths
 
 SKIPS = ("layer3", "layer2", "layer1", "stem")
 
@@ -43,8 +44,10 @@ class UNetDecoder(nn.Module):
                  dropout: Optional[float] = None, norm: Norm = nn.BatchNorm2d):
         super().__init__()
         if len(channels) != len(skip_features) + 1:
-            raise ValueError(f"U-Net needs {len(skip_features) + 1} decoder channel counts (one per skip and a "
+            raise ConfigError(f"U-Net needs {len(skip_features) + 1} decoder channel counts (one per skip and a "
                              f"last block), got {list(channels)} (model.decoder.unet_channels)")
+        check_widths("model.decoder.unet_channels", *channels)
+        check_dropout("model.decoder.dropout", dropout)
         self.in_feature, self.skip_features = in_feature, tuple(skip_features)
         centre = feature_spec(feature_info, in_feature)
         if centre.stride < 32:
