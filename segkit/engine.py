@@ -11,7 +11,6 @@ import contextlib
 import os
 import random
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -28,6 +27,7 @@ from .data import build_dataset, build_loader, train_transform
 from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, resolve_device,
                           setup, teardown)
 from .evaluation import autocast, evaluate
+from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
 from .losses import build_loss, needs_auto_weights
 from .models import build_model
 from .optim import build_optimizer, check_train_config, set_lr
@@ -36,26 +36,6 @@ from .sampling import build_train_loader
 
 __all__ = ["train", "amp_dtype", "resolve_device", "build_optimizer", "TrainingInterrupted", "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62
-
-
-class TrainingInterrupted(Exception):
-    """SIGINT/SIGTERM: a checkpoint was saved and the run stopped; ``--resume auto`` continues it."""
-
-    def __init__(self, iteration: int, checkpoint: Optional[Path], signum: int):
-        self.iteration, self.checkpoint, self.signum = iteration, checkpoint, signum
-        super().__init__(f"{signal.Signals(signum).name} at iteration {iteration}: checkpoint saved to "
-                         f"{checkpoint}; continue with --resume auto")
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; no checkpoint was written after that."""
-
-    def __init__(self, iteration: int, checkpoint: Optional[Path], checkpoint_iteration: int = 0):
-        self.iteration, self.checkpoint = iteration, checkpoint
-        where = (f"the last good checkpoint is {checkpoint} (iteration {checkpoint_iteration})" if checkpoint
-                 else "no checkpoint was written before it")
-        super().__init__(f"the loss is not finite (NaN or inf) at iteration {iteration}; stopped, {where}. Lower "
-                         f"train.lr, set train.clip_grad, lengthen train.warmup_iters, or check the data.")
 
 
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
@@ -81,32 +61,6 @@ def meta_of(cfg: Config, dataset) -> Dict[str, Any]:
     return {"class_names": list(dataset.class_names), "palette": [list(c) for c in dataset.palette],
             "mean": list(cfg.data.mean), "std": list(cfg.data.std), "ignore_index": cfg.data.ignore_index,
             "segkit_version": __version__, "torch_version": str(torch.__version__)}
-
-
-class StopRequest:
-    """SIGINT/SIGTERM ask the loop to save a checkpoint and stop after the current iteration;
-    a second Ctrl-C stops at once. Handlers are restored on exit (train() is also a library call)."""
-
-    def __init__(self):
-        self.signum: Optional[int] = None
-        self._previous: Dict[int, Any] = {}
-
-    def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-        print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration "
-              f"(Ctrl-C again to quit without it)", flush=True)
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

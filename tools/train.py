@@ -28,7 +28,10 @@ def main() -> int:
     parser.add_argument("--init-from", metavar="PATH",
                         help="start a new run from a checkpoint's weights; layers that do not fit (e.g. the "
                              "classifier for another class count) are re-initialised and listed")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides may come before or after the options
+    if args.resume and "=" in args.resume and not Path(args.resume).exists():
+        args.overrides.append(args.resume)  # `--resume key=value`: a bare --resume, then an override
+        args.resume = "auto"
     if args.resume and args.init_from:
         parser.error("--resume and --init-from exclude each other: resume continues a run, init-from starts one")
     try:
