@@ -83,21 +83,31 @@ def test_sigterm_then_sigkill_then_resume_finishes(sample_root, tmp_path):
     assert [r["iter"] for r in records if "loss" in r] == list(range(1, ITERATIONS + 1))
 
 
-def test_signal_in_process_saves_stops_and_restores_handlers(sample_root, tmp_path, monkeypatch):
-    """SIGINT (Ctrl-C) during iteration 2: train() saves iteration 2 and raises TrainingInterrupted."""
+def _hook_loss(monkeypatch, hook):
+    """Wrap the engine's loss: ``hook(call_number, total) -> total`` runs on every call."""
     real = engine.build_loss
 
-    def build_loss_that_presses_ctrl_c(cfg, weights=None):
-        criterion, calls = real(cfg, weights), []
+    class Hooked(torch.nn.Module):
+        def __init__(self, criterion):
+            super().__init__()
+            self.criterion, self.calls = criterion, 0
 
-        def loss(outputs, target):
-            calls.append(1)
-            if len(calls) == 2:
-                os.kill(os.getpid(), signal.SIGINT)
-            return criterion(outputs, target)
-        return loss
+        def forward(self, outputs, target):
+            self.calls += 1
+            total, parts = self.criterion(outputs, target)
+            return hook(self.calls, total), parts
 
-    monkeypatch.setattr(engine, "build_loss", lambda cfg, w=None: _Wrapped(build_loss_that_presses_ctrl_c(cfg, w)))
+    monkeypatch.setattr(engine, "build_loss", lambda cfg, weights=None: Hooked(real(cfg, weights)))
+
+
+def test_signal_in_process_saves_stops_and_restores_handlers(sample_root, tmp_path, monkeypatch):
+    """SIGINT (Ctrl-C) during iteration 2: train() saves iteration 2 and raises TrainingInterrupted."""
+    def press_ctrl_c_on_second_step(call, total):
+        if call == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return total
+
+    _hook_loss(monkeypatch, press_ctrl_c_on_second_step)
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(TrainingInterrupted) as info:
         train(tiny_config(sample_root, 6), str(tmp_path))
@@ -106,30 +116,8 @@ def test_signal_in_process_saves_stops_and_restores_handlers(sample_root, tmp_pa
     assert signal.getsignal(signal.SIGINT) is before
 
 
-class _Wrapped(torch.nn.Module):
-    """Lets a plain function stand where the engine expects a loss module (``.to(device)``)."""
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, outputs, target):
-        return self.fn(outputs, target)
-
-
 def test_non_finite_loss_stops_with_iteration_and_last_good_checkpoint(sample_root, tmp_path, monkeypatch):
-    real = engine.build_loss
-
-    def nan_from_third_step(cfg, weights=None):
-        criterion, calls = real(cfg, weights), []
-
-        def loss(outputs, target):
-            calls.append(1)
-            total, parts = criterion(outputs, target)
-            return (total * float("nan"), parts) if len(calls) >= 3 else (total, parts)
-        return _Wrapped(loss)
-
-    monkeypatch.setattr(engine, "build_loss", nan_from_third_step)
+    _hook_loss(monkeypatch, lambda call, total: total * float("nan") if call >= 3 else total)
     cfg = tiny_config(sample_root, 6, "train.checkpoint_interval=2", "train.log_interval=5")
     with pytest.raises(NonFiniteLossError, match=r"iteration 3; stopped, the last good checkpoint is .*last\.pth "
                                                  r"\(iteration 2\)"):

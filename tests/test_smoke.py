@@ -6,7 +6,6 @@ import sys
 import torch
 
 import segkit.engine
-
 from segkit.checkpoint import model_from_checkpoint
 from segkit.config import load_config
 from segkit.data import build_dataset, build_loader
