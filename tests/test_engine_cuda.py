@@ -37,3 +37,13 @@ def test_cuda_compile(sample_root, tmp_path):
     pytest.importorskip("triton")
     results = train(tiny_config(sample_root, 2, "train.device=cuda", "train.compile=true"), str(tmp_path))
     assert results["mIoU"] == results["mIoU"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is absent")
+def test_asking_for_cuda_without_it_is_a_clear_error():
+    from segkit.config import ConfigError
+    from segkit.engine import resolve_device
+
+    with pytest.raises(ConfigError, match="train.device=cuda but CUDA is not available") as info:
+        resolve_device("cuda")
+    assert isinstance(info.value, RuntimeError)  # what callers of resolve_device catch

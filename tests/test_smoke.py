@@ -9,7 +9,7 @@ import segkit.engine
 from segkit.checkpoint import model_from_checkpoint
 from segkit.config import load_config
 from segkit.data import build_dataset, build_loader
-from segkit.engine import train
+from segkit.engine import amp_dtype, train
 from segkit.evaluation import evaluate
 from tests.train_helpers import ROOT
 
@@ -22,7 +22,8 @@ def test_train_checkpoint_evaluate_agree(sample_root, tmp_path):
     model, ckpt_cfg, meta = model_from_checkpoint(tmp_path / "last.pth")
     assert meta["class_names"] == list(cfg.data.class_names)
     loader = build_loader(build_dataset(ckpt_cfg.data, ckpt_cfg.data.val_split), 1, False)
-    again = evaluate(model, loader, ckpt_cfg, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    again = evaluate(model, loader, ckpt_cfg, cpu, amp_dtype(ckpt_cfg.train.amp, cpu))  # as tools/eval.py does
     assert again["mIoU"] == results["mIoU"]
 
 

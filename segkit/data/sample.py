@@ -5,7 +5,7 @@ Deterministic (image i of a split always comes from the same seed) and written i
     python -m segkit.data.sample data/sample
 
 Six classes: background plus five shapes of varied sizes that overlap. Each class has its own
-texture family (stripes, checks, dots, speckle, hatching) in random colours, so a model has to
+texture family (stripes, checks, dots, speckle, outlined flat) in random colours, so a model has to
 use texture and shape, not colour alone.
 """
 from __future__ import annotations
@@ -38,8 +38,9 @@ def _colours(rng: np.random.Generator, contrast: bool) -> Tuple[np.ndarray, np.n
     return (light, dark) if rng.random() < 0.5 else (dark, light)
 
 
-def _texture(rng: np.random.Generator, cls: int, h: int, w: int) -> np.ndarray:
-    """An H x W x 3 float texture typical of ``cls``: its pattern fixed, its colours random."""
+def _texture(rng: np.random.Generator, cls: int, h: int, w: int, region: np.ndarray | None = None) -> np.ndarray:
+    """An H x W x 3 float texture typical of ``cls``: its pattern fixed, its colours random.
+    ``region`` (the shape's mask) is for patterns that follow the outline."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b = _colours(rng, contrast=cls != 0)
     if cls == 0:  # background: smooth blotches
@@ -56,9 +57,9 @@ def _texture(rng: np.random.Generator, cls: int, h: int, w: int) -> np.ndarray:
         t = ((np.mod(xx, p) - p / 2) ** 2 + (np.mod(yy, p) - p / 2) ** 2 < (p / 3.5) ** 2).astype(np.float32)
     elif cls == 4:  # ring: speckle in 2x2 blocks (survives the downscaling of augmentation)
         t = np.kron(rng.random(((h + 1) // 2, (w + 1) // 2)) > 0.5, np.ones((2, 2)))[:h, :w].astype(np.float32)
-    else:  # bar: hatching, thin sparse lines at a random angle
-        ang, period = rng.uniform(0, np.pi), rng.uniform(5, 8)
-        t = (np.mod(xx * np.cos(ang) + yy * np.sin(ang), period) < 1.6).astype(np.float32)
+    else:  # bar: flat, with an outline in the other colour (the only untextured shape)
+        inner = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2)
+        t = (region & (inner == 0)).astype(np.float32)
     return a[None, None] * t[..., None] + b[None, None] * (1 - t[..., None])
 
 
@@ -92,7 +93,7 @@ def make_sample(seed: int, size: int = SIZE) -> Tuple[np.ndarray, np.ndarray]:
     for _ in range(int(rng.integers(2, 6))):  # later shapes occlude earlier ones
         cls = int(rng.integers(1, len(CLASS_NAMES)))
         region = _shape_mask(rng, cls, size)
-        image[region] = _texture(rng, cls, size, size)[region]
+        image[region] = _texture(rng, cls, size, size, region)[region]
         mask[region] = cls
     image += rng.normal(0, 6, image.shape).astype(np.float32)  # sensor noise
     return np.clip(image, 0, 255).astype(np.uint8), mask
@@ -102,7 +103,7 @@ def generate(root: str | Path = "data/sample", splits: dict = SPLITS, size: int 
     """Write ``root/images/<split>/*.png`` and ``root/masks/<split>/*.png``; skip if already complete."""
     root = Path(root)
     marker = root / "sample.json"
-    meta = {"classes": CLASS_NAMES, "splits": splits, "size": size, "version": 3}
+    meta = {"classes": CLASS_NAMES, "splits": splits, "size": size, "version": 4}
     if not force and marker.is_file() and json.loads(marker.read_text()) == meta:
         return root
     for split_index, (split, count) in enumerate(splits.items()):
