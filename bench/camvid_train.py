@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--data", default="data/camvid", help="CamVid root (SegNet layout)")
     parser.add_argument("--work-dir", help="default work_dirs/bench_<config stem>")
     parser.add_argument("--no-write", action="store_true", help="print the results only")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     stem = Path(args.config).stem
     cfg = load_config(args.config, [f"data.root={args.data}", *args.overrides])
     work = Path(args.work_dir or f"work_dirs/bench_{stem}")
@@ -70,7 +70,7 @@ def main() -> None:
     text = (f"### CamVid from scratch: `{stem}`\n\n{table}\n\n{per_class}\n\nSettings: {settings}. "
             f"Best checkpoint on val; test evaluated once. Published from-scratch anchors on CamVid test "
             f"(11 classes): ENet 51.3, FC-DenseNet103 66.9.\n"
-            f"`python bench/camvid_train.py {args.config} --data DATA`\n\n{machine()}")
+            f"`python bench/camvid_train.py {' '.join([args.config, *args.overrides])} --data DATA`\n\n{machine()}")
     print(text)
     if not args.no_write:
         write_section(f"camvid-{stem}", text)

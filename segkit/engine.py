@@ -187,7 +187,8 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             say(f"the checkpoint holds random states of {len(rngs)} processes, this run has {env.world_size}: "
                 f"dropout randomness will differ from an uninterrupted run (the data order does not)")
         say(f"resumed from {source} at iteration {start} (best mIoU {100 * max(best, 0):.2f})")
-    say(f"training {cfg.name or 'model'} on {env.world_size} x {device} (amp {dtype or 'off'}, channels_last "
+    amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 + grad scaler"}[dtype]
+    say(f"training {cfg.name or 'model'} on {env.world_size} x {device} (amp {amp}, channels_last "
         f"{t.channels_last}, compile {t.compile}): {len(train_set)} train / {len(val_set)} val images, "
         f"{t.iterations} iterations of {t.batch_size * t.accumulate * env.world_size} images; work dir {work}")
 

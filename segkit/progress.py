@@ -52,6 +52,7 @@ class TrainLogger:
         self.enabled, self.total, self.device = enabled, total, device
         self.metrics_path = work / "metrics.jsonl"
         self.file = self.writer = self.bar = None
+        self.use_bar, self.start = False, start
         if not enabled:
             return
         if start > 0:
@@ -64,8 +65,7 @@ class TrainLogger:
                 SummaryWriter = None
             if SummaryWriter is not None:
                 self.writer = SummaryWriter(str(work / "tb"), purge_step=start + 1 if start else None)
-        if mode == "bar" or (mode == "auto" and sys.stderr.isatty()):
-            self.bar = tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, smoothing=0.05)
+        self.use_bar, self.start = mode == "bar" or (mode == "auto" and sys.stderr.isatty()), start
 
     def info(self, message: str) -> None:
         if self.enabled:
@@ -73,7 +73,9 @@ class TrainLogger:
             sys.stdout.flush()
 
     def step(self) -> None:
-        if self.bar is not None:
+        if self.use_bar and self.enabled:
+            if self.bar is None:  # made at the first step, after the set-up messages
+                self.bar = tqdm(total=self.total, initial=self.start, unit="it", dynamic_ncols=True, smoothing=0.05)
             self.bar.update(1)
 
     def memory(self) -> Optional[float]:
