@@ -5,11 +5,12 @@ on or off, for the model of a config (the sample demo config by default).
 
 The variants run in interleaved rounds (A B C D, A B C D, ...) and each keeps its median step
 time, so a busy machine slows them alike; the table gives steps/s and the ratio to fp32
-contiguous. Writes the ``train-step-options`` section of docs/BENCHMARKS.md.
+contiguous. Writes the ``train-step-options-<config stem>`` section of docs/BENCHMARKS.md.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
+    load = os.getloadavg()[0]  # a shared machine slows every variant; the ratios hold better than the rates
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     variants = {(name, cl): make_step(cfg, dtype, cl, device)
                 for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)) for cl in (False, True)}
@@ -77,10 +79,12 @@ def main() -> None:
     table = markdown_table(["autocast", "channels-last", "steps/s", "vs fp32 contiguous"], rows)
     text = (f"Training steps of `{args.config}` ({cfg.model.backbone.name} {cfg.model.decoder.name}, batch "
             f"{cfg.train.batch_size} x {h}x{w}, {args.rounds} interleaved rounds of {args.steps} steps, medians). "
-            f"`python bench/train_step_options.py {args.config}`\n\n{table}\n\n{machine()}")
+            f"`python bench/train_step_options.py {args.config}`\n\n{table}\n\n{machine()}; load average "
+            f"{load:.1f} at the start")
     print(text)
     if not args.no_write:
-        write_section("train-step-options", "### Training step: autocast and memory format\n\n" + text)
+        stem = Path(args.config).stem
+        write_section(f"train-step-options-{stem}", f"### Training step of `{stem}`: autocast and memory format\n\n" + text)
 
 
 if __name__ == "__main__":
