@@ -90,10 +90,11 @@ def test_cpu_bf16_autocast_trains_and_saves_fp32(sample_root, tmp_path):
 
 def test_run_leaves_a_complete_work_dir(sample_root, tmp_path, capsys):
     results = train(tiny_config(sample_root, 4, "train.checkpoint_interval=1", "train.val_interval=2",
-                                "train.keep_last=2", "model.aux_head=true"), str(tmp_path))
+                                "train.keep_last=2", "model.aux_head=true", "train.tensorboard=true"), str(tmp_path))
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["best.pth", "config.yaml", "curves.png", "iter_0000003.pth", "iter_0000004.pth",
-                     "last.pth", "metrics.jsonl"]
+                     "last.pth", "metrics.jsonl", "tb"]
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     ckpt = load_checkpoint(tmp_path / "last.pth")
     assert ckpt["iteration"] == 4 and ckpt["best_score"] == max(ckpt["best_score"], results["mIoU"])
     assert {"model", "optimizer", "scaler", "scheduler", "config", "meta", "rng", "best_iteration"} <= set(ckpt)

@@ -68,3 +68,27 @@ def test_train_cli_takes_overrides_after_options(monkeypatch):
         assert _train_cli(monkeypatch, *argv) == 0
         cfg, work_dir, got_resume, init_from = calls.pop()
         assert cfg.train.lr == 0.5 and got_resume == resume and work_dir == work and init_from is None
+
+
+def test_sample_set_patterns_always_show_and_colour_does_not_tell_the_class():
+    """The demo data: every shape's two colours differ in brightness (a pattern never vanishes, as it
+    could when both colours were drawn alike), and each class comes in many colours."""
+    import numpy as np
+
+    from segkit.data.sample import CLASS_NAMES, make_sample
+
+    image, mask = make_sample(7)
+    assert np.array_equal(make_sample(7)[0], image) and np.array_equal(make_sample(7)[1], mask)  # deterministic
+    spread, colours = {c: [] for c in range(1, len(CLASS_NAMES))}, {c: [] for c in range(1, len(CLASS_NAMES))}
+    for seed in range(40):
+        image, mask = make_sample(seed)
+        value = image.astype(np.float32).max(axis=2)  # HSV value: light and dark whatever the hue
+        for c in np.unique(mask):
+            inside = mask == c
+            if c and inside.sum() >= 60:
+                spread[c].append(np.percentile(value[inside], 90) - np.percentile(value[inside], 10))
+                colours[c].append(image[inside].mean(axis=0))
+    for c in spread:
+        assert len(spread[c]) >= 5, CLASS_NAMES[c]
+        assert min(spread[c]) > 40, CLASS_NAMES[c]  # light and dark parts in every shape
+        assert np.std(np.array(colours[c]), axis=0).min() > 15, CLASS_NAMES[c]  # no class has a colour of its own
