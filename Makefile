@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # would make pip download several GB of CUDA wheels.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test test-all demo bench bench-quality clean
+.PHONY: setup test test-all demo sample-data bench bench-quality clean
 
 setup: $(VENV)/.installed
 
@@ -22,8 +22,29 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m ""
 
-demo: setup
-	@echo "make demo: not yet (the training issue fills it in)"; exit 1
+sample-data: setup
+	$(PY) -m segkit.data.sample data/sample
+
+# The whole product in one go: sample data, training (CPU, a few minutes; a re-run resumes or
+# just re-evaluates), evaluation, inference on one image, and where everything went.
+DEMO_CONFIG := configs/sample/deeplabv3plus_r18.yaml
+DEMO_WORK := work_dirs/deeplabv3plus_r18
+DEMO_IMAGE := data/sample/images/val/val_0000.png
+DEMO_OUT := outputs/demo
+
+demo: sample-data
+	@mkdir -p $(DEMO_OUT) && date +%s > $(DEMO_OUT)/.train_start
+	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK) --resume auto
+	@echo $$(( $$(date +%s) - $$(cat $(DEMO_OUT)/.train_start) )) > $(DEMO_OUT)/.train_seconds
+	$(PY) tools/eval.py $(DEMO_WORK)/best.pth
+	$(PY) tools/infer.py $(DEMO_IMAGE) --checkpoint $(DEMO_WORK)/best.pth --out $(DEMO_OUT)
+	@$(PY) -c 'import json, pathlib; \
+	vals = [r["val"]["mIoU"] for r in map(json.loads, pathlib.Path("$(DEMO_WORK)/metrics.jsonl").read_text().splitlines()) if "val" in r]; \
+	stem = pathlib.Path("$(DEMO_IMAGE)").stem; \
+	print(f"\nmake demo: val mIoU {100 * max(vals):.2f} (best checkpoint); training took " + pathlib.Path("$(DEMO_OUT)/.train_seconds").read_text().strip() + " s this time"); \
+	print(f"  checkpoint  $(DEMO_WORK)/best.pth   (curves: $(DEMO_WORK)/curves.png)"); \
+	print(f"  mask        $(DEMO_OUT)/{stem}_mask.png"); \
+	print(f"  overlay     $(DEMO_OUT)/{stem}_overlay.png")'
 
 clean:
 	rm -rf $(VENV) work_dirs data/sample .pytest_cache

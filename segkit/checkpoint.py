@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
+import re
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
+import numpy as np
 import torch
 
 from .config import Config, from_dict
@@ -37,7 +41,80 @@ def save_checkpoint(path: Union[str, Path], state: Dict[str, Any]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
     return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable (the directory entry), where the platform allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def link_checkpoint(src: Union[str, Path], dst: Union[str, Path]) -> Path:
+    """Make ``dst`` the same checkpoint as ``src``, atomically: a hard link where the file
+    system has them (no second write), else a copy; then renamed over ``dst``."""
+    src, dst = Path(src), Path(dst)
+    tmp = dst.parent / f".{dst.name}.{os.getpid()}.link.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dst.parent)
+    return dst
+
+
+ITER_PATTERN = re.compile(r"^iter_(\d+)\.pth$")
+
+
+def iteration_checkpoints(work_dir: Union[str, Path], upto: Optional[int] = None) -> List[Path]:
+    """``iter_<N>.pth`` files in ``work_dir`` (with N <= ``upto``), oldest first."""
+    found = [(int(m.group(1)), p) for p in Path(work_dir).glob("iter_*.pth") if (m := ITER_PATTERN.match(p.name))]
+    return [p for n, p in sorted(found) if upto is None or n <= upto]
+
+
+def prune_checkpoints(work_dir: Union[str, Path], keep: int, upto: int) -> None:
+    """Keep the ``keep`` newest ``iter_*.pth`` up to iteration ``upto``. Files past it come from
+    another run in the same work dir: they are left alone (and overwritten when training gets there)."""
+    files = iteration_checkpoints(work_dir, upto)
+    for old in files[: max(len(files) - keep, 0)]:
+        old.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(work_dir: Union[str, Path]) -> List[Path]:
+    """Temporary files a killed process left behind (never a checkpoint: renames are atomic)."""
+    stale = [p for p in Path(work_dir).glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def find_resume_checkpoint(work_dir: Union[str, Path]) -> Optional[Tuple[Path, Dict[str, Any]]]:
+    """``--resume auto``: last.pth, else the newest readable iter_*.pth; None when there is none."""
+    work = Path(work_dir)
+    for path in [work / "last.pth"] + iteration_checkpoints(work)[::-1]:
+        if path.is_file():
+            try:
+                return path, load_checkpoint(path)
+            except CheckpointError as exc:
+                print(f"warning: skipping {path}: {exc}", flush=True)
+    return None
 
 
 def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
@@ -83,6 +160,44 @@ def load_model_state(model: torch.nn.Module, ckpt: Dict[str, Any], source: str =
             + ". Build the model from the checkpoint's own config (leave out --config), or use --init-from "
               "to start a new training from its compatible weights.")
     model.load_state_dict(state)
+
+
+def load_compatible(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> Tuple[List[str], List[str]]:
+    """Load every weight whose name and shape fit (``--init-from``), leaving the rest as built,
+    e.g. a classifier for another class count. Returns (loaded keys, skipped descriptions)."""
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    skipped = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)} (re-initialised)"
+               for k, v in state.items() if k in own and v.shape != own[k].shape]
+    skipped += [f"{k}: not in the checkpoint (as built)" for k in own if k not in state]
+    skipped += [f"{k}: not in this model (unused)" for k in state if k not in own]
+    model.load_state_dict(fits, strict=False)
+    return sorted(fits), skipped
+
+
+def rng_state() -> Dict[str, Any]:
+    """This process's random generators (torch, CUDA, NumPy, Python), as tensors and plain containers."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: Dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": [version, list(internal), gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def model_from_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu"

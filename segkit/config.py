@@ -92,45 +92,50 @@ class DataConfig:
 # --------------------------------------------------------------------------- training
 @dataclass
 class LossTerm:
-    name: str = "ce"  # ce | ohem | dice | lovasz | focal
+    name: str = "ce"  # ce | ohem | dice | lovasz | focal (dice/lovasz/focal: segmentation_models_pytorch)
     weight: float = 1.0
-    class_weights: Optional[Any] = None  # null | "auto" (median frequency) | list of floats
-    ohem_thresh: float = 0.7  # ohem: keep pixels whose true-class probability is below this
-    ohem_min_kept: int = 100000
+    class_weights: Optional[Any] = None  # null | "auto" (median frequency over the train split) | list of floats
+    ohem_thresh: float = 0.7  # ohem: keep pixels whose true-class probability is below this...
+    ohem_min_kept: int = 100000  # ...but at least this many per image (the hardest ones)
+    focal_gamma: float = 2.0  # focal: the focusing exponent
 
 
 @dataclass
 class LossConfig:
     terms: List[LossTerm] = field(default_factory=lambda: [LossTerm()])
-    aux_weight: float = 0.4
+    aux_weight: float = 0.4  # the auxiliary head's loss (same terms) is added with this weight
 
 
 @dataclass
 class TrainConfig:
-    iterations: int = 20000
-    batch_size: int = 8  # per process
+    iterations: int = 20000  # optimizer steps; the schedule, validation and checkpoints count these
+    batch_size: int = 8  # per process and per accumulation step
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.01
-    momentum: float = 0.9
+    momentum: float = 0.9  # sgd
     weight_decay: float = 1e-4
-    no_decay_norm_bias: bool = False
-    backbone_lr_mult: float = 1.0
+    no_decay_norm_bias: bool = False  # no weight decay on norm weights and biases
+    backbone_lr_mult: float = 1.0  # the backbone's LR is lr times this (e.g. 0.1 when pretrained)
     warmup_iters: int = 0
-    warmup_ratio: float = 0.1  # LR starts at lr * warmup_ratio
+    warmup_ratio: float = 0.1  # LR starts at lr * warmup_ratio and rises linearly over warmup_iters
     poly_power: float = 0.9
-    min_lr: float = 1e-4
-    accumulate: int = 1  # gradient accumulation steps
-    clip_grad: Optional[float] = None  # max grad norm
-    amp: str = "auto"  # auto (bf16 or fp16 on CUDA, off on CPU) | bf16 | fp16 | none
+    min_lr: float = 1e-4  # poly decays to this at the last iteration
+    accumulate: int = 1  # batches whose gradients are summed per optimizer step
+    clip_grad: Optional[float] = None  # max global gradient norm; null: no clipping
+    amp: str = "auto"  # auto (bf16 where the GPU has it, else fp16 with a grad scaler; off on CPU) | bf16 | fp16 | none
     channels_last: bool = True
-    compile: bool = False
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    cudnn_benchmark: bool = True  # off in deterministic mode
+    compile: bool = False  # torch.compile the model for training
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
+    dist_backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
     seed: int = 0
-    deterministic: bool = False
+    deterministic: bool = False  # deterministic kernels: a resumed run then equals an uninterrupted one
     log_interval: int = 20
     val_interval: int = 1000
     checkpoint_interval: int = 1000
-    keep_last: int = 2
+    keep_last: int = 2  # iter_*.pth files kept besides last.pth and best.pth; 0: none
+    progress: str = "auto"  # auto (a bar on a terminal, log lines otherwise) | bar | log
+    tensorboard: bool = True  # write TensorBoard events to <work_dir>/tb when tensorboard is installed
 
 
 @dataclass

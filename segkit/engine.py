@@ -1,13 +1,16 @@
-"""Training and evaluation loops. ``tools/train.py`` -> ``train()`` -> loss: two hops.
+"""The training loop. ``tools/train.py`` -> ``train()`` -> loss: two hops.
 
 Validation goes through ``segkit.evaluation.evaluate``, the path ``tools/eval.py`` uses too,
-so both print the same mIoU for the same checkpoint.
+so both print the same mIoU for the same checkpoint. The loop reads no value back from the
+device except at logging intervals, validations and checkpoints; the data it sees, the LR and
+the random state are functions of the iteration, so a resumed run continues exactly.
 """
 from __future__ import annotations
 
-import json
-import math
+import contextlib
+import os
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -16,46 +19,41 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from .config import Config, dump, to_dict
-from .data import build_dataset, build_loader, normalize, train_transform
+from .checkpoint import (find_resume_checkpoint, link_checkpoint, load_checkpoint, load_compatible,
+                         load_model_state, prune_checkpoints, remove_stale_temporaries, rng_state,
+                         save_checkpoint, set_rng_state)
+from .config import Config, ConfigError, dump, to_dict
+from .data import build_dataset, build_loader, train_transform
+from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, resolve_device,
+                          setup, teardown)
 from .evaluation import autocast, evaluate
-from .losses import build_loss
-from .metrics import format_table
+from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
+from .losses import build_loss, needs_auto_weights
 from .models import build_model
+from .optim import build_optimizer, check_train_config, set_lr
+from .progress import TrainLogger, plot_curves
+from .sampling import build_train_loader
 
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
-    return device
+__all__ = ["train", "amp_dtype", "resolve_device", "build_optimizer", "TrainingInterrupted", "NonFiniteLossError"]
+NO_BAD_ITERATION = 2**62
 
 
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """auto: bf16 on CUDA where supported, else fp16 on CUDA; off on CPU."""
-    if mode == "none":
-        return None
-    if mode == "bf16":
-        return torch.bfloat16
-    if mode == "fp16":
-        return torch.float16
+    """auto: bf16 on a GPU that has it, else fp16 (with a grad scaler); off on the CPU."""
+    choices = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if mode == "auto":
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    raise ValueError(f"unknown train.amp '{mode}'; choose auto, bf16, fp16 or none")
+    if mode not in choices:
+        raise ConfigError(f"unknown train.amp '{mode}'; choose auto, bf16, fp16 or none")
+    return choices[mode]
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
 
 
 def meta_of(cfg: Config, dataset) -> Dict[str, Any]:
@@ -65,116 +63,232 @@ def meta_of(cfg: Config, dataset) -> Dict[str, Any]:
             "segkit_version": __version__, "torch_version": str(torch.__version__)}
 
 
-def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
-    t = cfg.train
-    groups: Dict[tuple, list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        lr_mult = t.backbone_lr_mult if name.startswith("backbone.") else 1.0
-        no_decay = t.no_decay_norm_bias and p.ndim <= 1
-        groups.setdefault((lr_mult, no_decay), []).append(p)
-    params = [{"params": ps, "lr": t.lr * m, "lr_mult": m, "weight_decay": 0.0 if nd else t.weight_decay}
-              for (m, nd), ps in groups.items()]
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-    raise ValueError(f"unknown optimizer '{t.optimizer}' (train.optimizer); choose sgd or adamw")
+@contextlib.contextmanager
+def _backend_flags(t, device: torch.device):
+    """Speed flags for the run (cudnn autotuning, TF32) or deterministic kernels; restored after."""
+    saved = (torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
+             torch.get_float32_matmul_precision())
+    if t.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = bool(t.cudnn_benchmark)
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls and convolutions
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved[0]
+        torch.use_deterministic_algorithms(saved[1])
+        torch.set_float32_matmul_precision(saved[2])
 
 
-def lr_factor(it: int, cfg: Config) -> float:
-    """Poly decay to ``min_lr`` over ``iterations``, after a linear warm-up from ``warmup_ratio``."""
-    t = cfg.train
-    floor = min(t.min_lr / t.lr, 1.0) if t.lr > 0 else 0.0
-    factor = floor + (1 - floor) * (1 - min(it, t.iterations) / t.iterations) ** t.poly_power
-    if it < t.warmup_iters:
-        factor *= t.warmup_ratio + (1 - t.warmup_ratio) * it / t.warmup_iters
-    return factor
+def _normalizer(cfg: Config, device: torch.device):
+    """uint8 batch -> normalised float on the device; mean and std are copied to it once, not per batch."""
+    mean = torch.tensor(cfg.data.mean, device=device).view(1, -1, 1, 1) * 255.0
+    std = torch.tensor(cfg.data.std, device=device).view(1, -1, 1, 1) * 255.0
+    fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    return lambda images: ((images.float() - mean) / std).contiguous(memory_format=fmt)
 
 
-def _infinite(loader):
-    epoch = 0
-    while True:
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        yield from loader
-        epoch += 1
+def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = None,
+          init_from: Optional[str] = None, stop_at: Optional[int] = None) -> Dict[str, Any]:
+    """Train ``cfg``; returns the last validation results (empty if none ran).
+
+    ``resume``: a checkpoint path, or "auto" for the work dir's newest (a fresh start if none).
+    ``init_from``: a checkpoint whose compatible weights start a new run (another class count).
+    ``stop_at``: end this run at that iteration with a checkpoint, as if stopped (the schedule
+    still spans ``train.iterations``). Writes last.pth, best.pth, iter_*.pth, metrics.jsonl,
+    config.yaml and curves.png in the work dir (default ``work_dirs/<config name>``).
+    """
+    check_train_config(cfg.train)
+    env = setup(cfg.train.device, cfg.train.dist_backend)
+    try:
+        with StopRequest() as stop, _backend_flags(cfg.train, env.device):
+            return _train(cfg, env, work_dir, resume, init_from, stop_at, stop)
+    finally:
+        teardown(env)
 
 
-def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = None) -> Dict[str, Any]:
-    """Train ``cfg``; returns the last validation results. Writes checkpoints and metrics.jsonl."""
-    t = cfg.train
+def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRequest) -> Dict[str, Any]:
+    t, device = cfg.train, env.device
     work = Path(work_dir or cfg.work_dir or f"work_dirs/{cfg.name or 'default'}")
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "config.yaml").write_text(dump(cfg))
-    seed_everything(t.seed, t.deterministic)
-    device = resolve_device(t.device)
+    say = print if env.is_main else (lambda *a, **k: None)
+    if env.is_main:
+        work.mkdir(parents=True, exist_ok=True)
+        for p in remove_stale_temporaries(work):
+            say(f"removed {p.name}, a partial write left by a killed run (the checkpoints are intact)")
+    seed_everything(t.seed + env.rank)
     dtype = amp_dtype(t.amp, device)
 
     train_set = build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data))
     val_set = build_dataset(cfg.data, cfg.data.val_split)
-    train_loader = build_loader(train_set, t.batch_size, True, cfg.data.num_workers, seed=t.seed,
-                                pin_memory=device.type == "cuda")
-    val_loader = build_loader(val_set, cfg.eval.batch_size, False, cfg.data.num_workers)
-
-    model = build_model(cfg).to(device)
+    model = build_model(cfg)
+    ckpt, source = None, None
+    if resume == "auto":
+        found = find_resume_checkpoint(work)
+        if found:
+            source, ckpt = found
+        else:
+            say(f"--resume auto: no checkpoint in {work} yet; starting from iteration 0")
+    elif resume:
+        source, ckpt = Path(resume), load_checkpoint(resume)
+    if ckpt is None and env.is_main and (work / "last.pth").exists():
+        say(f"note: {work} holds checkpoints of an earlier run; this new run replaces them "
+            f"(use --resume auto to continue that run instead)")
+    if ckpt is not None:
+        load_model_state(model, ckpt, str(source))
+        _warn_config_changes(ckpt["config"], to_dict(cfg), say)
+    elif init_from:
+        loaded, skipped = load_compatible(model, load_checkpoint(init_from)["model"])
+        say(f"--init-from {init_from}: {len(loaded)} tensors loaded, {len(skipped)} skipped"
+            + "".join(f"\n  skipped {s}" for s in skipped))
+    model = model.to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    criterion = build_loss(cfg).to(device)
+
+    auto_weights = None
+    if needs_auto_weights(cfg):
+        from .data.stats import median_frequency_weights, pixel_counts
+
+        auto_weights = median_frequency_weights(pixel_counts(train_set))
+        say("class weights (median frequency): " + ", ".join(
+            f"{n} {w:.3f}" for n, w in zip(train_set.class_names, auto_weights)))
+    criterion = build_loss(cfg, auto_weights).to(device)
     optimizer = build_optimizer(cfg, model)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    start, best = 0, -1.0
-    if resume:
-        ckpt = load_checkpoint(resume, device)
-        load_model_state(model, ckpt, resume)
+    start, best, best_iter = 0, -1.0, 0
+    if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
-        start, best = ckpt["iteration"], ckpt["best_score"]
+        start, best, best_iter = ckpt["iteration"], ckpt["best_score"], ckpt.get("best_iteration", 0)
+    end = min(t.iterations, stop_at or t.iterations)
+
+    log = TrainLogger(work, t.iterations, start, t.progress, env.is_main, t.tensorboard, device)
+    train_model = prepare_model(model, env, log.info)
+    ddp = train_model if env.distributed else None
+    if t.compile:
+        train_model = torch.compile(train_model)
+    cuda = device.type == "cuda"
+    loader = build_train_loader(train_set, t.batch_size, cfg.data.num_workers, t.seed, env.rank, env.world_size,
+                                start_batch=start * t.accumulate, pin_memory=cuda)
+    val_loader = build_loader(val_set, cfg.eval.batch_size, False, cfg.data.num_workers,
+                              distributed=env.distributed, pin_memory=cuda)
+    normalize = _normalizer(cfg, device)
     meta = meta_of(cfg, train_set)
+    if env.is_main:
+        (work / "config.yaml").write_text(dump(cfg))
+    if ckpt is not None:
+        rngs = ckpt.get("rng") or []
+        if len(rngs) == env.world_size:
+            set_rng_state(rngs[env.rank])
+        else:
+            seed_everything(t.seed + env.rank + start)
+            say(f"the checkpoint holds random states of {len(rngs)} processes, this run has {env.world_size}: "
+                f"dropout randomness will differ from an uninterrupted run (the data order does not)")
+        say(f"resumed from {source} at iteration {start} (best mIoU {100 * max(best, 0):.2f})")
+    amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 + grad scaler"}[dtype]
+    say(f"training {cfg.name or 'model'} on {env.world_size} x {device} (amp {amp}, channels_last "
+        f"{t.channels_last}, compile {t.compile}): {len(train_set)} train / {len(val_set)} val images, "
+        f"{t.iterations} iterations of {t.batch_size * t.accumulate * env.world_size} images; work dir {work}")
 
-    def state(it: int) -> Dict[str, Any]:
-        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "iteration": it, "best_score": best, "config": to_dict(cfg), "meta": meta}
+    primary = (lambda it: work / f"iter_{it:07d}.pth") if t.keep_last else (lambda it: work / "last.pth")
+    last_good, last_good_iter = (source, start) if ckpt is not None else (None, 0)
+    first_bad = torch.full((), NO_BAD_ITERATION, dtype=torch.int64, device=device)
+    sums: Dict[str, torch.Tensor] = {}
+    steps, busy, results, lr = 0, 0.0, {}, 0.0
 
-    log = (work / "metrics.jsonl").open("a")
-    batches = _infinite(train_loader)
-    model.train()
-    results: Dict[str, Any] = {}
-    tic = time.perf_counter()
-    for it in range(start, t.iterations):
-        for group in optimizer.param_groups:
-            group["lr"] = t.lr * group["lr_mult"] * lr_factor(it, cfg)
-        batch = next(batches)
-        images = normalize(batch["image"].to(device, non_blocking=True), cfg.data.mean, cfg.data.std)
-        if t.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        target = batch["mask"].to(device, non_blocking=True)
-        with autocast(device, dtype):
-            loss, parts = criterion(model(images), target)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        done = it + 1
-        if done % t.log_interval == 0 or done == t.iterations:
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"loss is {value} at iteration {done}")
-            rate = t.log_interval / (time.perf_counter() - tic)
+    def check_finite(done: int) -> None:
+        bad = int(min_over_ranks(first_bad, env))  # the one host sync, at log and save points
+        if bad != NO_BAD_ITERATION:
+            raise NonFiniteLossError(bad, last_good, last_good_iter)
+
+    def save(done: int, checkpoint_due: bool, improved: bool) -> None:
+        nonlocal last_good, last_good_iter
+        check_finite(done)
+        average_buffers(model, env)
+        rngs = gather(rng_state(), env)  # every rank's, so each resumes its own stream
+        if checkpoint_due:
+            last_good, last_good_iter = work / "last.pth", done
+        if not env.is_main:
+            return
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                 "scheduler": {"policy": "poly", "iteration": done, "lr": lr}, "iteration": done,
+                 "best_score": best, "best_iteration": best_iter, "config": to_dict(cfg), "meta": meta,
+                 "rng": rngs, "world_size": env.world_size}
+        if checkpoint_due:
+            path = save_checkpoint(primary(done), state)
+            if improved:
+                link_checkpoint(path, work / "best.pth")
+            if t.keep_last:
+                link_checkpoint(path, work / "last.pth")
+                prune_checkpoints(work, t.keep_last, upto=done)
+        elif improved:
+            save_checkpoint(work / "best.pth", state)
+
+    try:
+        batches = iter(loader)
+        train_model.train()
+        for it in range(start, end):
             tic = time.perf_counter()
-            print(f"iter {done}/{t.iterations} loss {value:.4f} lr {optimizer.param_groups[0]['lr']:.5f} "
-                  f"{rate:.2f} it/s", flush=True)
-            log.write(json.dumps({"iter": done, "loss": value, "lr": optimizer.param_groups[0]["lr"]}) + "\n")
-        if done % t.val_interval == 0 or done == t.iterations:
-            results = evaluate(model, val_loader, cfg, device, dtype)
-            print(format_table(results, val_set.class_names), flush=True)
-            log.write(json.dumps({"iter": done, "val": {k: results[k] for k in ("mIoU", "mAcc", "aAcc")}}) + "\n")
-            if results["mIoU"] > best:
-                best = results["mIoU"]
-                save_checkpoint(work / "best.pth", state(done))
-        if done % t.checkpoint_interval == 0 or done == t.iterations:
-            save_checkpoint(work / "last.pth", state(done))
-        log.flush()
-    log.close()
+            lr = set_lr(optimizer, it, t)
+            for micro in range(t.accumulate):
+                batch = next(batches)
+                images = normalize(batch["image"].to(device, non_blocking=True))
+                target = batch["mask"].to(device, non_blocking=True)
+                quiet = ddp.no_sync() if ddp is not None and micro < t.accumulate - 1 else contextlib.nullcontext()
+                with quiet:
+                    with autocast(device, dtype):
+                        loss, parts = criterion(train_model(images), target)
+                    scaler.scale(loss / t.accumulate).backward()
+                for k, v in (("loss", loss.detach()), *parts.items()):
+                    sums[k] = sums[k] + v if k in sums else v
+                first_bad = torch.where(torch.isfinite(loss.detach()) | (first_bad <= it), first_bad, it + 1)
+            if t.clip_grad:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+            scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            done, steps = it + 1, steps + 1
+            busy += time.perf_counter() - tic
+            log.step()
+            stopping = any_rank(stop.signum is not None, env) and done < end
+            if done % t.log_interval == 0 or done == end or stopping:
+                check_finite(done)
+                values = {k: float(v) / (steps * t.accumulate) for k, v in sums.items()}
+                log.train(done, values, lr, steps / busy if busy > 0 else 0.0)
+                sums, steps, busy = {}, 0, 0.0
+            improved = False
+            if done % t.val_interval == 0 or done == t.iterations:
+                average_buffers(model, env)  # every rank validates (and rank 0 saves) the same model
+                results = evaluate(model, val_loader, cfg, device, dtype)
+                log.val(done, results, val_set.class_names, best)
+                improved = results["mIoU"] > best
+                if improved:
+                    best, best_iter = results["mIoU"], done
+                train_model.train()
+            checkpoint_due = done % t.checkpoint_interval == 0 or done == end or stopping
+            if checkpoint_due or improved:
+                save(done, checkpoint_due, improved)
+            if stopping:
+                raise TrainingInterrupted(done, last_good, stop.signum or signal.SIGTERM)
+
+        if env.is_main:
+            curves = plot_curves(log.metrics_path, work / "curves.png")
+            log.info(f"done: iteration {end}/{t.iterations}; best mIoU {100 * max(best, 0):.2f} at iteration "
+                     f"{best_iter}. Checkpoints: {work / 'last.pth'}, {work / 'best.pth'}; metrics "
+                     f"{log.metrics_path}" + (f"; curves {curves}" if curves else ""))
+    finally:
+        log.close()
     return results
+
+
+def _warn_config_changes(old: Dict[str, Any], new: Dict[str, Any], say, prefix: str = "") -> None:
+    """Resuming with a different config is allowed (e.g. more iterations) but said out loud."""
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            _warn_config_changes(a, b, say, f"{prefix}{key}.")
+        elif a != b and f"{prefix}{key}" not in ("work_dir", "name"):
+            say(f"note: {prefix}{key} differs from the checkpoint's config: {a!r} -> {b!r}")

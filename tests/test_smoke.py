@@ -1,11 +1,17 @@
-"""The walking skeleton: sample data -> train a few steps -> checkpoint -> evaluate -> same numbers."""
+"""The walking skeleton: sample data -> train a few steps -> checkpoint -> evaluate -> same numbers;
+and the train CLI's handling of its arguments and of bad input."""
+import importlib.util
+import sys
+
 import torch
 
+import segkit.engine
 from segkit.checkpoint import model_from_checkpoint
 from segkit.config import load_config
 from segkit.data import build_dataset, build_loader
-from segkit.engine import train
+from segkit.engine import amp_dtype, train
 from segkit.evaluation import evaluate
+from tests.train_helpers import ROOT
 
 
 def test_train_checkpoint_evaluate_agree(sample_root, tmp_path):
@@ -16,5 +22,73 @@ def test_train_checkpoint_evaluate_agree(sample_root, tmp_path):
     model, ckpt_cfg, meta = model_from_checkpoint(tmp_path / "last.pth")
     assert meta["class_names"] == list(cfg.data.class_names)
     loader = build_loader(build_dataset(ckpt_cfg.data, ckpt_cfg.data.val_split), 1, False)
-    again = evaluate(model, loader, ckpt_cfg, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    again = evaluate(model, loader, ckpt_cfg, cpu, amp_dtype(ckpt_cfg.train.amp, cpu))  # as tools/eval.py does
     assert again["mIoU"] == results["mIoU"]
+
+
+
+
+def _load_cli():
+    """tools/train.py as a module: its main() runs in this process (a subprocess would spend seconds
+    importing torch)."""
+    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "tools" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _train_cli(monkeypatch, *args):
+    monkeypatch.setattr(sys, "argv", ["train.py", str(ROOT / "configs/sample/deeplabv3plus_r18.yaml"), *map(str, args)])
+    try:
+        return _load_cli().main()
+    except SystemExit as exc:  # argparse errors
+        return exc.code
+
+
+def test_train_cli_reports_bad_input_in_one_line(sample_root, tmp_path, monkeypatch, capsys):
+    assert _train_cli(monkeypatch, "train.lrr=0.1", "--work-dir", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'train.lrr'" in err and len(err.strip().splitlines()) == 1
+    assert _train_cli(monkeypatch, f"data.root={tmp_path / 'missing'}", "--work-dir", tmp_path) == 2
+    assert "data root not found" in capsys.readouterr().err
+    assert _train_cli(monkeypatch, "train.iterations=0", "--work-dir", tmp_path) == 2
+    assert "train.iterations must be >= 1" in capsys.readouterr().err
+    assert _train_cli(monkeypatch, "--resume", "--init-from", "x.pth") == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert _train_cli(monkeypatch, "--init-from", tmp_path / "nothing.pth", f"data.root={sample_root}") == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_train_cli_takes_overrides_after_options(monkeypatch):
+    calls = []
+    monkeypatch.setattr(segkit.engine, "train", lambda *args: calls.append(args))
+    for argv, resume, work in ((["--resume", "train.lr=0.5", "--work-dir", "w"], "auto", "w"),
+                               (["train.lr=0.5", "--resume", "x/last.pth"], "x/last.pth", None)):
+        assert _train_cli(monkeypatch, *argv) == 0
+        cfg, work_dir, got_resume, init_from = calls.pop()
+        assert cfg.train.lr == 0.5 and got_resume == resume and work_dir == work and init_from is None
+
+
+def test_sample_set_patterns_always_show_and_colour_does_not_tell_the_class():
+    """The demo data: every shape's two colours differ in brightness (a pattern never vanishes, as it
+    could when both colours were drawn alike), and each class comes in many colours."""
+    import numpy as np
+
+    from segkit.data.sample import CLASS_NAMES, make_sample
+
+    image, mask = make_sample(7)
+    assert np.array_equal(make_sample(7)[0], image) and np.array_equal(make_sample(7)[1], mask)  # deterministic
+    spread, colours = {c: [] for c in range(1, len(CLASS_NAMES))}, {c: [] for c in range(1, len(CLASS_NAMES))}
+    for seed in range(40):
+        image, mask = make_sample(seed)
+        value = image.astype(np.float32).max(axis=2)  # HSV value: light and dark whatever the hue
+        for c in np.unique(mask):
+            inside = mask == c
+            if c and inside.sum() >= 60:
+                spread[c].append(np.percentile(value[inside], 90) - np.percentile(value[inside], 10))
+                colours[c].append(image[inside].mean(axis=0))
+    for c in spread:
+        assert len(spread[c]) >= 5, CLASS_NAMES[c]
+        assert min(spread[c]) > 40, CLASS_NAMES[c]  # light and dark parts in every shape
+        assert np.std(np.array(colours[c]), axis=0).min() > 15, CLASS_NAMES[c]  # no class has a colour of its own

@@ -1,0 +1,91 @@
+"""Training-step speed of segkit's options on this machine: fp32 vs bf16 autocast, channels-last
+on or off, for the model of a config (the sample demo config by default).
+
+    python bench/train_step_options.py [CONFIG] [key=value ...] [--steps 6] [--rounds 3]
+
+The variants run in interleaved rounds (A B C D, A B C D, ...) and each keeps its median step
+time, so a busy machine slows them alike; the table gives steps/s and the ratio to fp32
+contiguous. Writes the ``train-step-options-<config stem>`` section of docs/BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from bench._common import machine, markdown_table, write_section  # noqa: E402
+from segkit.config import load_config  # noqa: E402
+from segkit.evaluation import autocast  # noqa: E402
+from segkit.losses import build_loss  # noqa: E402
+from segkit.models import build_model  # noqa: E402
+
+
+def make_step(cfg, dtype, channels_last: bool, device: torch.device):
+    """One optimizer step of the engine's kind (forward under autocast, fp32 loss, SGD)."""
+    torch.manual_seed(0)
+    model = build_model(cfg).to(device).train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    criterion = build_loss(cfg, [1.0] * cfg.data.num_classes)  # any weights: "auto" ones cost the same
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    h, w = cfg.data.crop_size
+    images = torch.randn(cfg.train.batch_size, 3, h, w, device=device).contiguous(memory_format=fmt)
+    target = torch.randint(0, cfg.data.num_classes, (cfg.train.batch_size, h, w), device=device)
+
+    def step():
+        with autocast(device, dtype):
+            loss, _ = criterion(model(images), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("config", nargs="?", default="configs/sample/deeplabv3plus_r18.yaml")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args()
+    cfg = load_config(args.config, args.overrides)
+    load = os.getloadavg()[0]  # a shared machine slows every variant; the ratios hold better than the rates
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    variants = {(name, cl): make_step(cfg, dtype, cl, device)
+                for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)) for cl in (False, True)}
+    times = {key: [] for key in variants}
+    for key, step in variants.items():  # warm-up: allocator, oneDNN primitive caches
+        step(), step()
+    for _ in range(args.rounds):
+        for key, step in variants.items():
+            for _ in range(args.steps):
+                t0 = time.perf_counter()
+                step()
+                times[key].append(time.perf_counter() - t0)
+    base = statistics.median(times[("fp32", False)])
+    rows = [[name, "on" if cl else "off", f"{1 / statistics.median(ts):.2f}", f"{base / statistics.median(ts):.2f}x"]
+            for (name, cl), ts in times.items()]
+    h, w = cfg.data.crop_size
+    table = markdown_table(["autocast", "channels-last", "steps/s", "vs fp32 contiguous"], rows)
+    text = (f"Training steps of `{args.config}` ({cfg.model.backbone.name} {cfg.model.decoder.name}, batch "
+            f"{cfg.train.batch_size} x {h}x{w}, {args.rounds} interleaved rounds of {args.steps} steps, medians). "
+            f"`python bench/train_step_options.py {args.config}`\n\n{table}\n\n{machine()}; load average "
+            f"{load:.1f} at the start")
+    print(text)
+    if not args.no_write:
+        stem = Path(args.config).stem
+        write_section(f"train-step-options-{stem}", f"### Training step of `{stem}`: autocast and memory format\n\n" + text)
+
+
+if __name__ == "__main__":
+    main()

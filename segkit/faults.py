@@ -1,0 +1,56 @@
+"""Faults a training run survives: SIGINT/SIGTERM (save, then stop), a non-finite loss (stop,
+naming the last good checkpoint). kill -9 needs nothing here: checkpoints are written
+atomically, and ``--resume auto`` continues from the newest.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM: a checkpoint was saved and the run stopped; ``--resume auto`` continues it."""
+
+    def __init__(self, iteration: int, checkpoint: Optional[Path], signum: int):
+        self.iteration, self.checkpoint, self.signum = iteration, checkpoint, signum
+        super().__init__(f"{signal.Signals(signum).name} at iteration {iteration}: checkpoint saved to "
+                         f"{checkpoint}; continue with --resume auto")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; no checkpoint was written after that."""
+
+    def __init__(self, iteration: int, checkpoint: Optional[Path], checkpoint_iteration: int = 0):
+        self.iteration, self.checkpoint = iteration, checkpoint
+        where = (f"the last good checkpoint is {checkpoint} (iteration {checkpoint_iteration})" if checkpoint
+                 else "no checkpoint was written before it")
+        super().__init__(f"the loss is not finite (NaN or inf) at iteration {iteration}; stopped, {where}. Lower "
+                         f"train.lr, set train.clip_grad, lengthen train.warmup_iters, or check the data.")
+
+
+class StopRequest:
+    """SIGINT/SIGTERM ask the loop to save a checkpoint and stop after the current iteration;
+    a second Ctrl-C stops at once. Handlers are restored on exit (train() is also a library call)."""
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration "
+              f"(Ctrl-C again to quit without it)", flush=True)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

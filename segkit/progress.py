@@ -1,0 +1,150 @@
+"""What the user sees while training: a progress bar (or log lines), metrics.jsonl, TensorBoard
+events, and at the end a PNG of the curves. Only rank 0 makes any of it.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+from .metrics import format_table
+
+
+def _plain(value: Any) -> Any:
+    """JSON without NaN (null instead), floats rounded for reading."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else round(value, 6)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def read_metrics(path: Path) -> List[Dict[str, Any]]:
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill -9
+            continue
+    return records
+
+
+def truncate_metrics(path: Path, iteration: int) -> None:
+    """On resume: drop records past the checkpoint's iteration (written before a crash), so the
+    log and the curves tell one consistent story."""
+    records = [r for r in read_metrics(path) if r.get("iter", 0) <= iteration]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+class TrainLogger:
+    def __init__(self, work: Path, total: int, start: int, mode: str = "auto", enabled: bool = True,
+                 tensorboard: bool = True, device: Optional[torch.device] = None):
+        self.enabled, self.total, self.device = enabled, total, device
+        self.metrics_path = work / "metrics.jsonl"
+        self.file = self.writer = self.bar = None
+        self.use_bar, self.start = False, start
+        if not enabled:
+            return
+        if start > 0:
+            truncate_metrics(self.metrics_path, start)
+        self.file = self.metrics_path.open("a")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self.writer = SummaryWriter(str(work / "tb"), purge_step=start + 1 if start else None)
+        self.use_bar, self.start = mode == "bar" or (mode == "auto" and sys.stderr.isatty()), start
+
+    def info(self, message: str) -> None:
+        if self.enabled:
+            (self.bar.write if self.bar else print)(message)
+            sys.stdout.flush()
+
+    def step(self) -> None:
+        if self.use_bar and self.enabled:
+            if self.bar is None:  # made at the first step, after the set-up messages
+                self.bar = tqdm(total=self.total, initial=self.start, unit="it", dynamic_ncols=True, smoothing=0.05)
+            self.bar.update(1)
+
+    def memory(self) -> Optional[float]:
+        if self.device is not None and self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device) / 2**30
+        return None
+
+    def train(self, it: int, values: Dict[str, float], lr: float, rate: float) -> None:
+        if not self.enabled:
+            return
+        mem = self.memory()
+        record = {"iter": it, **values, "lr": lr, "it_per_s": rate, **({"mem_gib": mem} if mem else {})}
+        self._write(record)
+        if self.writer is not None:
+            for k, v in values.items():
+                self.writer.add_scalar(f"train/{k}", v, it)
+            self.writer.add_scalar("train/lr", lr, it)
+        mem_text = f" mem {mem:.2f}G" if mem else ""
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {values['loss']:.4f} lr {lr:.2e}{mem_text}", refresh=False)
+        else:
+            eta = datetime.timedelta(seconds=round((self.total - it) / rate)) if rate > 0 else "?"
+            print(f"iter {it}/{self.total}  loss {values['loss']:.4f}  lr {lr:.3e}  {rate:.2f} it/s  "
+                  f"eta {eta}{mem_text}", flush=True)
+
+    def val(self, it: int, results: Dict[str, Any], class_names: Sequence[str], best: float) -> None:
+        if not self.enabled:
+            return
+        summary = {k: results[k] for k in ("mIoU", "mAcc", "mDice", "aAcc", "fwIoU")}
+        self._write({"iter": it, "val": {**summary, "IoU": results["IoU"]}})
+        if self.writer is not None:
+            for k, v in summary.items():
+                self.writer.add_scalar(f"val/{k}", v, it)
+        self.info(f"validation at iteration {it}:\n{format_table(results, class_names)}\n"
+                  f"best mIoU so far {100 * max(best, results['mIoU']):.2f}")
+
+    def _write(self, record: Dict[str, Any]) -> None:
+        self.file.write(json.dumps(_plain(record)) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        for handle in (self.bar, self.writer, self.file):
+            if handle is not None:
+                handle.close()
+        self.bar = self.writer = self.file = None
+
+
+def plot_curves(metrics_path: Path, out: Path) -> Optional[Path]:
+    """Loss, LR and validation mIoU against the iteration, in one PNG."""
+    records = read_metrics(metrics_path)
+    train = [r for r in records if "loss" in r]
+    val = [r for r in records if "val" in r and r["val"].get("mIoU") is not None]
+    if not train:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot([r["iter"] for r in train], [r["loss"] for r in train])
+    axes[0].set(title="training loss", xlabel="iteration")
+    axes[1].plot([r["iter"] for r in train], [r["lr"] for r in train])
+    axes[1].set(title="learning rate", xlabel="iteration")
+    axes[2].plot([r["iter"] for r in val], [100 * r["val"]["mIoU"] for r in val], marker="o")
+    axes[2].set(title="validation mIoU (%)", xlabel="iteration")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,34 @@
+"""Run by tests/test_ddp.py under ``torchrun --nproc_per_node=2``: trains the tiny setup with DDP
+(gloo, CPU) and saves, from rank 0, the all-reduced confusion matrix of the last validation.
+
+usage: ddp_train_worker.py WORK_DIR OVERRIDE...
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+from segkit import metrics  # noqa: E402
+from segkit.config import load_config  # noqa: E402
+from segkit.engine import train  # noqa: E402
+from tests.train_helpers import CONFIG  # noqa: E402
+
+matrices = []
+compute = metrics.ConfusionMatrix.compute
+
+
+def recording_compute(self):
+    matrices.append(self.matrix.clone())  # called after all_reduce: the global matrix
+    return compute(self)
+
+
+metrics.ConfusionMatrix.compute = recording_compute
+work = Path(sys.argv[1])
+results = train(load_config(CONFIG, sys.argv[2:]), str(work))
+rank = int(__import__("os").environ["RANK"])
+torch.save({"matrix": matrices[-1], "results": results, "world_size": int(__import__("os").environ["WORLD_SIZE"])},
+           work / f"ddp_rank{rank}.pt")
+assert not dist.is_initialized()  # train() took the process group down again

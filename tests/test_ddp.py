@@ -1,0 +1,60 @@
+"""DDP on the CPU: 2 processes (torchrun, gloo) train a few steps; the all-reduced validation
+confusion matrix equals a single-process evaluation of the saved checkpoint on the same data."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from segkit import metrics
+from segkit.checkpoint import load_checkpoint, model_from_checkpoint
+from segkit.data import build_dataset, build_loader
+from segkit.evaluation import evaluate
+from tests.train_helpers import ROOT, tiny_overrides
+
+
+def _torchrun() -> str:
+    found = Path(sys.executable).with_name("torchrun")
+    if found.exists():
+        return str(found)
+    if shutil.which("torchrun"):
+        return shutil.which("torchrun")
+    pytest.skip("torchrun not found beside the Python interpreter")
+
+
+def test_two_process_ddp_matches_single_process_evaluation(tmp_path, monkeypatch):
+    from segkit.data.sample import generate
+
+    # 7 val images split 4 + 3 over the ranks: a padding sampler would count one twice
+    sample_root = generate(tmp_path / "data", splits={"train": 8, "val": 7})
+    work = tmp_path / "ddp"
+    work.mkdir()
+    val = sample_root / "images" / "val"
+    overrides = tiny_overrides(sample_root, 3, "train.val_interval=3", "train.checkpoint_interval=3",
+                               "eval.batch_size=2")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [_torchrun(), "--standalone", "--nproc_per_node=2", str(ROOT / "tests" / "ddp_train_worker.py"),
+           str(work), *overrides]
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "BatchNorm kept (SyncBatchNorm needs CUDA)" in run.stdout
+    assert run.stdout.count("training deeplabv3plus_r18 on 2 x cpu") == 1  # only rank 0 speaks
+    assert "iterations of 4 images" in run.stdout  # batch 2 per process
+
+    ranks = [torch.load(work / f"ddp_rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert torch.equal(ranks[0]["matrix"], ranks[1]["matrix"])  # every rank holds the global matrix
+
+    # single process, same checkpoint, same data: the same confusion matrix, pixel for pixel
+    seen = []
+    compute = metrics.ConfusionMatrix.compute
+    monkeypatch.setattr(metrics.ConfusionMatrix, "compute", lambda self: seen.append(self.matrix.clone()) or compute(self))
+    model, cfg, _ = model_from_checkpoint(work / "last.pth")
+    loader = build_loader(build_dataset(cfg.data, cfg.data.val_split), 1, False)
+    single = evaluate(model, loader, cfg, torch.device("cpu"))
+    assert torch.equal(seen[-1], ranks[0]["matrix"])
+    assert int(seen[-1].sum()) == len(list(val.iterdir())) * 128 * 128  # every val pixel, counted once
+    assert single["mIoU"] == ranks[0]["results"]["mIoU"]
+    assert load_checkpoint(work / "last.pth")["world_size"] == 2

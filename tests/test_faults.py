@@ -1,0 +1,127 @@
+"""Faults: SIGTERM/SIGINT save and stop cleanly, kill -9 loses at most the work since the last
+checkpoint and never leaves a partial one, a non-finite loss stops naming the last good checkpoint."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from segkit import engine
+from segkit.checkpoint import load_checkpoint
+from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
+from tests.train_helpers import ROOT, tiny_config, tiny_overrides, train_command
+
+ITERATIONS = 16
+
+
+def _loadable_checkpoints(work):
+    """Load every visible .pth now in ``work``; a file pruned meanwhile is skipped, a partial one fails."""
+    seen = []
+    for path in sorted(work.glob("*.pth")):
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            continue
+        seen.append(ckpt["iteration"])
+    return seen
+
+
+def _wait_for(proc, work, predicate, timeout=180):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert proc.poll() is None, f"training ended early:\n{proc.stdout.read()}"
+        _loadable_checkpoints(work)
+        if predicate():
+            return
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("timed out waiting for the training process")
+
+
+def _last_iteration(work):
+    path = work / "last.pth"
+    return load_checkpoint(path)["iteration"] if path.exists() else 0
+
+
+def test_sigterm_then_sigkill_then_resume_finishes(sample_root, tmp_path):
+    work = tmp_path / "work"
+    args = [*tiny_overrides(sample_root, ITERATIONS, "train.checkpoint_interval=2", "train.val_interval=8",
+                            "train.momentum=0"), "--work-dir", work]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+    # 1. SIGTERM mid-run: a checkpoint at the iteration it stopped, exit code 128 + 15, no traceback
+    proc = subprocess.Popen(train_command(*args), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    _wait_for(proc, work, lambda: (work / "metrics.jsonl").exists() and _last_iteration(work) >= 2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "Traceback" not in out and "stopped: SIGTERM at iteration" in out
+    stopped_at = int(out.split("stopped: SIGTERM at iteration ")[1].split(":")[0])
+    assert _last_iteration(work) == stopped_at < ITERATIONS
+
+    # 2. resume, then kill -9 once it has written a newer checkpoint
+    proc = subprocess.Popen(train_command(*args, "--resume"), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    _wait_for(proc, work, lambda: _last_iteration(work) >= stopped_at + 2)
+    proc.kill()
+    proc.wait(timeout=60)
+    killed_at = _last_iteration(work)
+    assert all(it <= ITERATIONS for it in _loadable_checkpoints(work))
+
+    # 3. --resume auto finishes the run from the last checkpoint
+    done = subprocess.run(train_command(*args, "--resume", "auto"), cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"at iteration {killed_at}" in done.stdout
+    assert load_checkpoint(work / "last.pth")["iteration"] == ITERATIONS
+    assert not list(work.glob(".*.tmp"))  # nothing partial left behind
+    records = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in records if "loss" in r] == list(range(1, ITERATIONS + 1))
+
+
+def _hook_loss(monkeypatch, hook):
+    """Wrap the engine's loss: ``hook(call_number, total) -> total`` runs on every call."""
+    real = engine.build_loss
+
+    class Hooked(torch.nn.Module):
+        def __init__(self, criterion):
+            super().__init__()
+            self.criterion, self.calls = criterion, 0
+
+        def forward(self, outputs, target):
+            self.calls += 1
+            total, parts = self.criterion(outputs, target)
+            return hook(self.calls, total), parts
+
+    monkeypatch.setattr(engine, "build_loss", lambda cfg, weights=None: Hooked(real(cfg, weights)))
+
+
+def test_signal_in_process_saves_stops_and_restores_handlers(sample_root, tmp_path, monkeypatch):
+    """SIGINT (Ctrl-C) during iteration 2: train() saves iteration 2 and raises TrainingInterrupted."""
+    def press_ctrl_c_on_second_step(call, total):
+        if call == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return total
+
+    _hook_loss(monkeypatch, press_ctrl_c_on_second_step)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(tiny_config(sample_root, 6), str(tmp_path))
+    assert info.value.iteration == 2 and info.value.signum == signal.SIGINT
+    assert load_checkpoint(tmp_path / "last.pth")["iteration"] == 2
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_non_finite_loss_stops_with_iteration_and_last_good_checkpoint(sample_root, tmp_path, monkeypatch):
+    _hook_loss(monkeypatch, lambda call, total: total * float("nan") if call >= 3 else total)
+    cfg = tiny_config(sample_root, 6, "train.checkpoint_interval=2", "train.log_interval=5")
+    with pytest.raises(NonFiniteLossError, match=r"iteration 3; stopped, the last good checkpoint is .*last\.pth "
+                                                 r"\(iteration 2\)"):
+        train(cfg, str(tmp_path))
+    ckpt = load_checkpoint(tmp_path / "last.pth")  # never overwritten with NaN weights
+    assert ckpt["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())

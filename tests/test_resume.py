@@ -1,0 +1,68 @@
+"""Resume is exact: N iterations, then a resume for N more, equals 2N straight (deterministic mode)."""
+import json
+
+import pytest
+
+from segkit.checkpoint import load_checkpoint
+from segkit.engine import train
+from tests.train_helpers import assert_same_tensors, tiny_config
+
+N = 3
+
+
+def _state(work):
+    ckpt = load_checkpoint(work / "last.pth")
+    return ckpt, ckpt["model"], ckpt["optimizer"]["state"]
+
+
+def test_resume_equals_uninterrupted_run(sample_root, tmp_path, capsys):
+    # dropout (aux head + ASPP), augmentation, a validation mid-way: every random stream is in play.
+    # The interrupted half uses 2 loader workers, the others none: the data must not depend on that.
+    common = ["train.deterministic=true", "model.aux_head=true", "train.val_interval=2", "train.checkpoint_interval=2",
+              "train.warmup_iters=2"]
+    straight = tiny_config(sample_root, 2 * N, *common)
+    train(straight, str(tmp_path / "straight"))
+
+    first = tiny_config(sample_root, 2 * N, *common, "data.num_workers=2")
+    train(first, str(tmp_path / "split"), stop_at=N)
+    assert load_checkpoint(tmp_path / "split" / "last.pth")["iteration"] == N
+    resumed = train(straight, str(tmp_path / "split"), resume="auto")
+    assert f"resumed from {tmp_path / 'split' / 'last.pth'} at iteration {N}" in capsys.readouterr().out
+
+    a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
+    assert a[0]["iteration"] == b[0]["iteration"] == 2 * N
+    assert a[0]["scheduler"]["lr"] == b[0]["scheduler"]["lr"]
+    assert_same_tensors(a[1], b[1], "model weights")
+    for key in a[2]:
+        assert_same_tensors(a[2][key], b[2][key], f"optimizer state {key}")
+    assert a[0]["best_score"] == b[0]["best_score"]
+
+    def log(work):
+        return [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
+
+    straight_log, split_log = log(tmp_path / "straight"), log(tmp_path / "split")
+    assert resumed["mIoU"] == pytest.approx([r["val"]["mIoU"] for r in straight_log if "val" in r][-1], abs=1e-6)
+    assert [r["iter"] for r in split_log if "loss" in r] == list(range(1, 2 * N + 1))  # one record per iteration
+    assert [r["loss"] for r in split_log if "loss" in r] == [r["loss"] for r in straight_log if "loss" in r]
+    assert [r["val"] for r in split_log if "val" in r] == [r["val"] for r in straight_log if "val" in r]
+
+
+def test_resume_after_crash_drops_log_records_past_the_checkpoint(sample_root, tmp_path):
+    work = tmp_path / "w"
+    cfg = tiny_config(sample_root, 4, "train.checkpoint_interval=2")
+    train(cfg, str(work), stop_at=2)
+    with (work / "metrics.jsonl").open("a") as f:  # what a run killed at iteration 3 leaves behind
+        f.write(json.dumps({"iter": 3, "loss": 9.0, "lr": 0.1}) + "\n" + '{"iter": 4, "lo')
+    train(cfg, str(work), resume="auto")
+    iters = [json.loads(line)["iter"] for line in (work / "metrics.jsonl").read_text().splitlines()]
+    assert iters == sorted(iters) and iters.count(3) == 1
+    assert 9.0 not in [json.loads(line).get("loss") for line in (work / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_refuses_a_checkpoint_for_another_model(sample_root, tmp_path):
+    from segkit.checkpoint import CheckpointError
+
+    train(tiny_config(sample_root, 1), str(tmp_path / "a"))
+    other = tiny_config(sample_root, 2, "model.decoder.name=fcn")
+    with pytest.raises(CheckpointError, match="does not fit this model.*--init-from"):
+        train(other, str(tmp_path / "b"), resume=str(tmp_path / "a" / "last.pth"))
