@@ -17,9 +17,10 @@ from .metrics import format_table
 
 
 def _plain(value: Any) -> Any:
-    """JSON without NaN (null instead), floats rounded for reading."""
+    """JSON without NaN (null instead). Floats keep full precision: the mIoU logged here must equal,
+    to the last digit, what tools/eval.py prints for the same checkpoint."""
     if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else round(value, 6)
+        return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

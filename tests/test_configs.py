@@ -37,7 +37,8 @@ def test_config_loads_and_builds(path):
 def test_every_data_set_has_every_model_and_names_are_unique():
     models = {"fcn_r50_os8", "deeplabv3_r50_os8", "deeplabv3plus_r50_os16", "unet_r34"}
     for data_set, classes in [("voc", 21), ("cityscapes", 19), ("camvid", 11)]:
-        assert {Path(p).stem for p in EXPERIMENTS if p.startswith(f"configs/{data_set}/")} == models
+        # the four standard models everywhere; a data set may add recipes (e.g. camvid's *_cpu)
+        assert models <= {Path(p).stem for p in EXPERIMENTS if p.startswith(f"configs/{data_set}/")}
         for name in models:
             cfg = _load(f"configs/{data_set}/{name}.yaml")
             assert cfg.data.num_classes == classes and cfg.name == f"{data_set}_{name}"

@@ -58,7 +58,7 @@ def test_train_sampler_resumes_mid_epoch_and_shards():
 
 def test_accumulation_equals_one_bigger_batch(sample_root, tmp_path):
     """Two accumulated batches of 2 = one batch of 4 (GroupNorm and no dropout, so nothing else differs)."""
-    common = ["model.backbone.norm=gn", "model.decoder.dropout=0", "train.deterministic=true"]
+    common = ["model.backbone.norm=gn", "model.backbone.norm_groups=16", "model.decoder.dropout=0", "train.deterministic=true"]
     a = train(tiny_config(sample_root, 2, "train.batch_size=2", "train.accumulate=2", *common), str(tmp_path / "a"))
     b = train(tiny_config(sample_root, 2, "train.batch_size=4", *common), str(tmp_path / "b"))
     wa, wb = (load_checkpoint(tmp_path / d / "last.pth")["model"] for d in "ab")
