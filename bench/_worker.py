@@ -12,20 +12,19 @@ from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from _common import measure  # noqa: E402
-from _pairs import NUM_CLASSES, PAIRS, outputs  # noqa: E402
+from bench._common import measure  # noqa: E402
+from bench._pairs import NUM_CLASSES, PAIRS, outputs  # noqa: E402
 
 
 def fast_dtype(device: torch.device):
-    """segkit's fast path: bf16 autocast where the hardware runs it natively (AMP on a GPU)."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    """segkit's fast path: what train.amp=auto picks (bf16 where native on a CPU, AMP on a GPU)."""
+    from segkit.engine import amp_dtype
+
+    return amp_dtype("auto", device)
 
 
 def setup(spec: dict):

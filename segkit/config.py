@@ -122,7 +122,7 @@ class TrainConfig:
     min_lr: float = 1e-4  # poly decays to this at the last iteration
     accumulate: int = 1  # batches whose gradients are summed per optimizer step
     clip_grad: Optional[float] = None  # max global gradient norm; null: no clipping
-    amp: str = "auto"  # auto (bf16 where the GPU has it, else fp16 with a grad scaler; off on CPU) | bf16 | fp16 | none
+    amp: str = "auto"  # auto (GPU: bf16 where it has it, else fp16 + grad scaler; CPU: bf16 where native, else off) | bf16 | fp16 | none
     channels_last: bool = True
     cudnn_benchmark: bool = True  # off in deterministic mode
     compile: bool = False  # torch.compile the model for training

@@ -10,9 +10,14 @@ from tests.train_helpers import tiny_config
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 
 
-def test_amp_choice_without_a_gpu():
+def test_amp_choice_without_a_gpu(monkeypatch):
+    import segkit.engine as engine
+
     cpu = torch.device("cpu")
-    assert amp_dtype("auto", cpu) is None  # CPU: fp32 unless asked
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
+    assert amp_dtype("auto", cpu) is torch.bfloat16  # CPU with AVX512-BF16/AMX: the fast path
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
+    assert amp_dtype("auto", cpu) is None  # emulated bf16 would be slower: fp32
     assert amp_dtype("bf16", cpu) is torch.bfloat16
     assert amp_dtype("none", cpu) is None
 
