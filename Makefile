@@ -28,7 +28,7 @@ sample-data: setup
 # The whole product in one go: sample data, training (CPU, a few minutes; a re-run resumes or
 # just re-evaluates), evaluation, inference on one image, and where everything went.
 DEMO_CONFIG := configs/sample/deeplabv3plus_r18.yaml
-DEMO_WORK := work_dirs/deeplabv3plus_r18
+DEMO_WORK := work_dirs/sample_deeplabv3plus_r18
 DEMO_IMAGE := data/sample/images/val/val_0000.png
 DEMO_OUT := outputs/demo
 
@@ -45,6 +45,18 @@ demo: sample-data
 	print(f"  checkpoint  $(DEMO_WORK)/best.pth   (curves: $(DEMO_WORK)/curves.png)"); \
 	print(f"  mask        $(DEMO_OUT)/{stem}_mask.png"); \
 	print(f"  overlay     $(DEMO_OUT)/{stem}_overlay.png")'
+
+# Speed, side by side with torchvision / smp / torchmetrics, rewriting the tables and plots in
+# docs/BENCHMARKS.md (about 30 minutes on 2 cores). CamVid: $$SEGKIT_CAMVID, data/camvid or ../shared/data/camvid.
+BENCHES := data_pipeline metrics inference model_inference train_throughput train_step_options scaling limits
+
+bench: sample-data
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+	@echo "tables and plots: docs/BENCHMARKS.md, docs/img/"
+
+# Quality at equal wall-clock budget from scratch on CamVid: segkit's recipe vs a plain loop (about 65 minutes).
+bench-quality: setup
+	$(PY) bench/quality.py
 
 clean:
 	rm -rf $(VENV) work_dirs data/sample .pytest_cache

@@ -1,7 +1,7 @@
 """Python API for using a trained model:
 
     from segkit.predictor import Predictor
-    predictor = Predictor.from_checkpoint("work_dirs/deeplabv3plus_r18/best.pth", device="cpu")
+    predictor = Predictor.from_checkpoint("work_dirs/sample_deeplabv3plus_r18/best.pth", device="cpu")
     mask = predictor.predict("street.jpg")            # H x W int64 class ids, the image's size
     probs = predictor.predict_proba("street.jpg")     # C x H x W float32, sums to 1 over C
     print(predictor.class_names[mask[0, 0]])
