@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
 
 
+def default_camvid() -> Path:
+    """CamVid for the benchmarks: $SEGKIT_CAMVID, else data/camvid (where the configs look), else ../shared/data/camvid."""
+    if os.environ.get("SEGKIT_CAMVID"):
+        return Path(os.environ["SEGKIT_CAMVID"])
+    local = ROOT / "data" / "camvid"
+    return local if local.is_dir() else ROOT.parent / "shared" / "data" / "camvid"
+
+
 def sync(device: torch.device | str | None = None) -> None:
     if torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda"):
         torch.cuda.synchronize()

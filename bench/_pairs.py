@@ -10,7 +10,7 @@ from typing import Callable, Dict, Tuple
 
 import torch.nn as nn
 
-from _common import markdown_table, run_worker
+from bench._common import markdown_table, run_worker
 
 NUM_CLASSES = 21
 

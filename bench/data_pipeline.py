@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import ROOT, machine, markdown_table, sync, write_section  # noqa: E402
+from bench._common import default_camvid, ROOT, machine, markdown_table, sync, write_section  # noqa: E402
 from segkit.config import load_config  # noqa: E402
 from segkit.data import build_dataset, build_loader, normalize, train_transform  # noqa: E402
 
@@ -141,9 +141,7 @@ def interleaved_throughput(pipelines: dict, batches: int, batch_size: int, devic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_root = next((p for p in (ROOT / "data" / "camvid", ROOT.parent / "shared" / "data" / "camvid") if p.is_dir()),
-                        ROOT / "data" / "camvid")
-    parser.add_argument("--root", default=str(default_root), help="CamVid, SegNet layout")
+    parser.add_argument("--root", default=str(default_camvid()), help="CamVid, SegNet layout")
     parser.add_argument("--quick", action="store_true", help="few batches, 2 workers: checks that it runs")
     parser.add_argument("--workers", type=int, help="loader workers for both (default: min(8, cores); quick: 2)")
     parser.add_argument("--batch-size", type=int, help="default 8 (quick: 4)")

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench._common import machine, markdown_table, measure, write_section  # noqa: E402
+from bench._common import default_camvid, machine, markdown_table, measure, write_section  # noqa: E402
 from segkit.checkpoint import save_checkpoint  # noqa: E402
 from segkit.config import load_config, to_dict  # noqa: E402
 from segkit.data.datasets import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: E402
@@ -30,7 +30,7 @@ from segkit.inference import infer, windows  # noqa: E402
 from segkit.models import build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+CAMVID = default_camvid()
 
 
 def camvid_config():

@@ -12,12 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from _common import machine, markdown_table, measure, run_worker, write_section  # noqa: E402
+from bench._common import machine, markdown_table, measure, run_worker, write_section  # noqa: E402
 
 MODEL = "DeepLabV3-R50-OS8"
 
@@ -34,8 +33,8 @@ def profile_table(size: int, batch: int, rows: int = 12) -> str:
     import torch.nn.functional as F
     from torch.profiler import ProfilerActivity, profile
 
-    from _pairs import PAIRS, outputs
-    from _worker import fast_dtype
+    from bench._pairs import PAIRS, outputs
+    from bench._worker import fast_dtype
 
     model = PAIRS[MODEL][0]().to(memory_format=torch.channels_last).train()
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)

@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench._common import machine, markdown_table, measure, write_section  # noqa: E402
+from bench._common import default_camvid, machine, markdown_table, measure, write_section  # noqa: E402
 from segkit.metrics import ConfusionMatrix  # noqa: E402
 
-CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+CAMVID = default_camvid()
 NUM_CLASSES, IGNORE = 11, 11
 
 

@@ -14,11 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import machine, markdown_table, measure, write_section  # noqa: E402
-from _pairs import PAIRS, measure_pairs, table  # noqa: E402
+from bench._common import machine, markdown_table, measure, write_section  # noqa: E402
+from bench._pairs import PAIRS, measure_pairs, table  # noqa: E402
 
 
 def onnx_rows(size: int, batches, repeats: int, models=None) -> list:

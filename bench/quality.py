@@ -2,15 +2,18 @@
 
     python bench/quality.py [--config configs/camvid/<recipe>.yaml] [--camvid PATH]
 
-1. segkit: ``tools/train.py`` on its recommended CamVid recipe; its wall time T is the budget.
+1. segkit: its recommended CamVid recipe, trained as ``tools/train.py`` does (``bench/camvid_train.py``,
+   whose section of docs/BENCHMARKS.md this run also writes); its wall time T is the budget.
 2. reference: a plain loop in the style of torchvision's ``references/segmentation/train.py``
    (PIL transforms, fp32, SGD lr 0.01 momentum 0.9 weight decay 1e-4, poly LR per iteration,
    cross-entropy, the aux head at weight 0.5 with 10x LR as there), on the SAME architecture,
    initialised from the same seed, at the same crop, scale range and batch, for the same T.
    torchvision's reference has no CamVid preset, so its crop and scale follow the segkit recipe:
    the difference measured is the training recipe and speed, not the input size.
-3. Both checkpoints are scored by the same evaluator (segkit.evaluation.evaluate, whole image,
-   full 480x360) on val and test; mIoU over classes 0..10 (11 = Unlabelled is ignored).
+3. Both checkpoints are scored by the same function (segkit.evaluation.evaluate with the recipe's
+   eval settings, metrics at full 480x360) on val and test, each at the precision it trained in;
+   mIoU over classes 0..10 (11 = Unlabelled is ignored). segkit keeps its best-on-val checkpoint,
+   the reference its last, as torchvision's script does.
 
 No pretrained weights exist here: both start from scratch.
 """
@@ -20,12 +23,10 @@ import argparse
 import json
 import math
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
@@ -34,7 +35,7 @@ import torch.nn.functional as F  # noqa: E402
 import torchvision.transforms.v2.functional as TF  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from _common import ROOT, machine, markdown_table, write_section  # noqa: E402
+from bench._common import default_camvid, ROOT, machine, markdown_table, write_section  # noqa: E402
 
 DEFAULT_CONFIG = "configs/camvid/deeplabv3plus_r18_cpu.yaml"
 
@@ -96,10 +97,10 @@ def reference_train(cfg, camvid: Path, budget_s: float, out: Path, seed: int = 0
                 break
             for g, lr in zip(opt.param_groups, base):  # poly decay over the time budget
                 g["lr"] = lr * (1 - elapsed / budget_s) ** 0.9
-            out = model(x)
-            loss = F.cross_entropy(out["out"], y, ignore_index=cfg.data.ignore_index)
-            if "aux" in out:
-                loss = loss + 0.5 * F.cross_entropy(out["aux"], y, ignore_index=cfg.data.ignore_index)
+            logits = model(x)
+            loss = F.cross_entropy(logits["out"], y, ignore_index=cfg.data.ignore_index)
+            if "aux" in logits:
+                loss = loss + 0.5 * F.cross_entropy(logits["aux"], y, ignore_index=cfg.data.ignore_index)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -111,68 +112,51 @@ def reference_train(cfg, camvid: Path, budget_s: float, out: Path, seed: int = 0
     seconds = time.perf_counter() - start
     meta = {"class_names": CAMVID_CLASSES, "palette": CAMVID_PALETTE, "mean": list(cfg.data.mean),
             "std": list(cfg.data.std), "ignore_index": cfg.data.ignore_index}
+    plain = to_dict(cfg)
+    plain["train"].update(amp="none", channels_last=False)  # how this loop trained: scored the same way
     save_checkpoint(out, {"model": model.state_dict(), "iteration": it, "best_score": -1.0,
-                          "config": to_dict(cfg), "meta": meta})
+                          "config": plain, "meta": meta})
     return {"iterations": it, "seconds": seconds, "checkpoint": str(out)}
 
 
-# ------------------------------------------------------------------ scoring
-def score(checkpoint: Path, camvid: Path) -> dict:
-    from segkit.checkpoint import model_from_checkpoint
-    from segkit.data import build_dataset, build_loader
-    from segkit.evaluation import evaluate
-
-    model, cfg, _ = model_from_checkpoint(checkpoint)
-    cfg.data.root = str(camvid)
-    cfg.eval.batch_size = 1
-    results = {}
-    for split in ("val", "test"):
-        loader = build_loader(build_dataset(cfg.data, split), 1, False, 2)
-        results[split] = evaluate(model, loader, cfg, torch.device("cpu"))
-    return results
-
-
+# ------------------------------------------------------------------ the comparison
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=DEFAULT_CONFIG)
-    parser.add_argument("--camvid", default=str(ROOT.parent / "shared" / "data" / "camvid"))
+    parser.add_argument("--camvid", default=str(default_camvid()))
     parser.add_argument("--work-dir", default="work_dirs/bench_quality")
     parser.add_argument("overrides", nargs="*", help="extra overrides for the segkit run (e.g. train.iterations=100)")
-    args = parser.parse_args()
-    from segkit.config import load_config
+    args = parser.parse_intermixed_args()
+    from bench.camvid_train import run, score, section
 
     camvid, work = Path(args.camvid), Path(args.work_dir)
-    overrides = [f"data.root={camvid}", *args.overrides]
-    cfg = load_config(args.config, overrides)
+    segkit = run(args.config, str(camvid), args.overrides, str(work / "segkit"))
+    write_section(f"camvid-{Path(args.config).stem}", section(args.config, args.overrides, segkit))
+    budget = segkit["seconds"]
 
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), args.config, *overrides,
-                    "--work-dir", str(work / "segkit")], check=True)
-    budget = time.perf_counter() - t0
-    segkit_ckpt = work / "segkit" / "last.pth"
-    segkit_iters = torch.load(segkit_ckpt, map_location="cpu", weights_only=True)["iteration"]
-
-    ref = reference_train(cfg, camvid, budget, work / "reference" / "last.pth", seed=cfg.train.seed)
-    seg_scores, ref_scores = score(segkit_ckpt, camvid), score(Path(ref["checkpoint"]), camvid)
-    result = {"budget_s": budget, "segkit": {"iterations": segkit_iters, **{k: v["mIoU"] for k, v in seg_scores.items()}},
-              "reference": {"iterations": ref["iterations"], **{k: v["mIoU"] for k, v in ref_scores.items()}}}
-    (work / "result.json").write_text(json.dumps(result, indent=2))
+    ref = reference_train(segkit["cfg"], camvid, budget, work / "reference" / "last.pth", seed=segkit["cfg"].train.seed)
+    ref_scores = score(Path(ref["checkpoint"]), str(camvid))
+    seg_scores = segkit["scores"]
+    seg_iters = torch.load(segkit["work"] / "last.pth", map_location="cpu", weights_only=True)["iteration"]
+    (work / "result.json").write_text(json.dumps({
+        "budget_s": budget,
+        "segkit": {"iterations": seg_iters, **{k: v["mIoU"] for k, v in seg_scores.items()}},
+        "reference": {"iterations": ref["iterations"], **{k: v["mIoU"] for k, v in ref_scores.items()}}}, indent=2))
 
     def pct(v: float) -> str:
         return f"{100 * v:.1f}"
 
-    rows = [["segkit recipe (`tools/train.py`)", f"{budget / 60:.1f}", segkit_iters, pct(seg_scores["val"]["mIoU"]),
+    rows = [["segkit recipe (`tools/train.py`)", f"{budget / 60:.1f}", seg_iters, pct(seg_scores["val"]["mIoU"]),
              pct(seg_scores["test"]["mIoU"])],
             ["plain torchvision-style loop", f"{ref['seconds'] / 60:.1f}", ref["iterations"],
              pct(ref_scores["val"]["mIoU"]), pct(ref_scores["test"]["mIoU"])]]
     per_class = markdown_table(["class", "segkit test IoU", "reference test IoU"],
-                               [[n, pct(a), pct(b)] for n, a, b in zip(
-                                   torch.load(segkit_ckpt, map_location="cpu", weights_only=True)["meta"]["class_names"],
-                                   seg_scores["test"]["IoU"], ref_scores["test"]["IoU"])])
+                               [[n, pct(a), pct(b)] for n, a, b in zip(seg_scores["test"]["class_names"],
+                                                                      seg_scores["test"]["IoU"], ref_scores["test"]["IoU"])])
     body = (f"Command: `make bench-quality` (= `python bench/quality.py --config {args.config}`)  \n"
             f"Machine: {machine()}  \n"
             f"From scratch (no pretrained weights), CamVid train (367 images), same architecture and seed for "
-            f"both; scored at full 480x360 on val (101) and test (233), mIoU over the 11 classes.\n\n"
+            f"both, same crop, scale range and batch; scored on val (101) and test (233), mIoU over the 11 classes.\n\n"
             + markdown_table(["run", "minutes", "iterations", "val mIoU", "test mIoU"], rows)
             + f"\n\nPer class (test):\n\n{per_class}\n\n"
             "For scale, published from-scratch CamVid test mIoU: ENet 51.3, FC-DenseNet103 66.9 "

@@ -13,10 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import ROOT, machine, markdown_table, run_worker, write_section  # noqa: E402
+from bench._common import default_camvid, ROOT, machine, markdown_table, run_worker, write_section  # noqa: E402
 
 MODEL = "DeepLabV3+-R50-OS16"
 IMG = ROOT / "docs" / "img"
@@ -34,8 +33,9 @@ def sweep(task: str, sizes, batches, warmup: int, repeats: int) -> list:
 
 
 def eval_times(camvid: Path, counts, model_size: str = "resnet18") -> list:
+    import copy
+
     import torch
-    from torch.utils.data import Subset
 
     from segkit.config import load_config
     from segkit.data import build_dataset, build_loader
@@ -45,15 +45,25 @@ def eval_times(camvid: Path, counts, model_size: str = "resnet18") -> list:
     cfg = load_config(None, ["data.format=camvid", f"data.root={camvid}", "data.num_classes=11",
                              "data.ignore_index=11", "model.decoder.name=deeplabv3plus",
                              f"model.backbone.name={model_size}", "model.backbone.output_stride=16",
-                             "train.amp=bf16", "data.num_workers=2"])
+                             "data.num_workers=2"])
+    from segkit.engine import amp_dtype
+
+    cpu = torch.device("cpu")
+    dtype = amp_dtype(cfg.train.amp, cpu)  # the default fast path, as training validation runs it
     model = build_model(cfg).to(memory_format=torch.channels_last).eval()
     dataset = build_dataset(cfg.data, "test")
-    evaluate(model, build_loader(Subset(dataset, range(4)), 1, False, 0), cfg, torch.device("cpu"), torch.bfloat16)
+
+    def first(n: int):
+        part = copy.copy(dataset)
+        part.pairs = dataset.pairs[:n]
+        return part
+
+    evaluate(model, build_loader(first(4), 1, False, 0), cfg, cpu, dtype)
     rows = []
     for n in counts:
-        loader = build_loader(Subset(dataset, range(min(n, len(dataset)))), 1, False, 2)
+        loader = build_loader(first(n), 1, False, 2)
         t0 = time.perf_counter()
-        evaluate(model, loader, cfg, torch.device("cpu"), torch.bfloat16)
+        evaluate(model, loader, cfg, cpu, dtype)
         rows.append({"images": n, "s": time.perf_counter() - t0})
         print(f"evaluate {n} images: {rows[-1]['s']:.1f} s", flush=True)
     return rows
@@ -80,7 +90,7 @@ def plot(path: Path, title: str, xlabel: str, series: dict, ylabel: str = "secon
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--camvid", default=str(ROOT.parent / "shared" / "data" / "camvid"))
+    parser.add_argument("--camvid", default=str(default_camvid()))
     args = parser.parse_args()
     if args.quick:
         sweep("infer", [64, 96], [1], 1, 1)

@@ -15,10 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import machine, write_section  # noqa: E402
-from _pairs import measure_pairs, table  # noqa: E402
+
+from bench._common import machine, write_section  # noqa: E402
+from bench._pairs import measure_pairs, table  # noqa: E402
 
 
 def main() -> None:
