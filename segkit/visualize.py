@@ -64,10 +64,18 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", "replace").decode()  # OpenCV's Hershey fonts draw ASCII only
 
 
+def _thickness(scale: float) -> int:
+    return max(1, round(scale * 2))
+
+
 def _text(canvas: np.ndarray, text: str, org: Tuple[int, int], scale: float) -> None:
-    """White text with a dark edge, readable on any colour."""
-    thick = max(1, round(scale * 2))
-    cv2.putText(canvas, text, org, FONT, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+    """White text with a dark edge, readable on any colour. The edge is the same text shifted by a
+    pixel each way, not a thicker stroke: Hershey glyphs advance further the thicker they are, so
+    a thick outline drifts off the thin text (a stray letter at the end of a long word)."""
+    thick = _thickness(scale)
+    x, y = org
+    for dx, dy in ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)):
+        cv2.putText(canvas, text, (x + dx, y + dy), FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
     cv2.putText(canvas, text, org, FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
@@ -102,8 +110,9 @@ def label_regions(canvas: np.ndarray, mask: np.ndarray, class_names: Sequence[st
     taken: List[Box] = []
     for cls, x, y, _ in label_points(mask, len(class_names), min_area):
         text = _ascii(class_names[cls])
-        (tw, th), base = cv2.getTextSize(text, FONT, scale, max(1, round(scale * 2)) + 2)
-        x0 = int(np.clip(x - tw // 2, 0, max(w - tw, 0)))
+        (tw, th), base = cv2.getTextSize(text, FONT, scale, _thickness(scale))
+        tw, th = tw + 2, th + 1  # the one-pixel edge around the glyphs
+        x0 = int(np.clip(x - tw // 2, 1, max(w - tw, 1)))
         y0 = int(np.clip(y + th // 2, th, max(h - base, th)))
         box = (x0, y0 - th, x0 + tw, y0 + base)
         if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):

@@ -1,6 +1,7 @@
 """Region-labeling pictures: labels inside their regions, legends of the classes present, palette PNGs."""
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from segkit import visualize as V
@@ -86,3 +87,28 @@ def test_tools_visualize_draws_an_image_and_a_mask_file(tmp_path, capsys):
     assert cv2.imread(str(out)).shape[0] == 120 and str(out) in capsys.readouterr().out
     assert tool.main([str(tmp_path / "img.png"), str(tmp_path / "nope.png")]) != 0
     assert "nope.png" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", [96, 128, 360])
+def test_region_labels_stay_inside_the_image(size):
+    """A long class name on a region touching the right edge: no ink past the image (the legend
+    sits there), including the text's dark edge, which once drifted a letter too far."""
+    mask = np.zeros((size, size), np.int64)
+    mask[:, size // 2:] = 1
+    sentinel = np.full((size, size + 60, 3), 77, np.uint8)  # the image, then where the legend goes
+    V.label_regions(sentinel, mask, ["background", "a_very_long_class_name"], min_area=1)
+    assert (sentinel[:, size:] == 77).all()
+    assert (sentinel[:, :size] != 77).any()  # something was written
+
+
+@pytest.mark.parametrize("name", ["background", "a_very_long_class_name", "Bicyclist"])
+def test_label_edge_hugs_the_letters(name):
+    """The dark edge surrounds the white letters and ends with them: a thicker dark stroke advanced
+    further per glyph and left a ghost copy of the last letter beyond the word."""
+    mask = np.ones((128, 128), np.int64)
+    canvas = np.full((128, 128, 3), 128, np.uint8)
+    V.label_regions(canvas, mask, ["x", name], min_area=1)
+    grey = canvas.mean(axis=2)
+    light_cols, dark_cols = np.nonzero((grey > 160).any(0))[0], np.nonzero((grey < 60).any(0))[0]
+    assert light_cols.size and dark_cols.size
+    assert dark_cols.max() <= light_cols.max() + 2 and dark_cols.min() >= light_cols.min() - 2
