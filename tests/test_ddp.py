@@ -41,7 +41,7 @@ def test_two_process_ddp_matches_single_process_evaluation(tmp_path, monkeypatch
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "BatchNorm kept (SyncBatchNorm needs CUDA)" in run.stdout
-    assert run.stdout.count("training deeplabv3plus_r18 on 2 x cpu") == 1  # only rank 0 speaks
+    assert run.stdout.count("training sample_deeplabv3plus_r18 on 2 x cpu") == 1  # only rank 0 speaks
     assert "iterations of 4 images" in run.stdout  # batch 2 per process
 
     ranks = [torch.load(work / f"ddp_rank{r}.pt", weights_only=True) for r in (0, 1)]
