@@ -79,6 +79,16 @@ def test_group_norm_decoders_build_and_train(decoder):
     model(torch.randn(1, 3, 45, 61))["out"].sum().backward()  # group norm does not need a batch
 
 
+@pytest.mark.parametrize("decoder", ["deeplabv3", "deeplabv3plus"])
+def test_batchnorm_deeplab_with_one_image_per_batch_says_what_to_change(decoder):
+    model = _build(f"model.decoder.name={decoder}", "model.backbone.name=resnet18", "model.backbone.output_stride=16")
+    with pytest.raises(ValueError, match=r"train\.batch_size >= 2.*model\.backbone\.norm=gn"):
+        model.train()(torch.randn(1, 3, 45, 61))
+    model.train()(torch.randn(2, 3, 45, 61))["out"].sum().backward()  # two images are enough
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 45, 61))["out"].shape == (1, 6, 45, 61)  # inference is not affected
+
+
 def test_syncbn_builds_and_runs_on_cpu_without_a_process_group():
     model = _build("model.decoder.name=deeplabv3plus", "model.backbone.name=resnet18", "model.backbone.norm=syncbn")
     assert isinstance(model.decoder.skip[1], nn.SyncBatchNorm)

@@ -33,6 +33,11 @@ class ASPPPooling(nn.Sequential):
         super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), norm(cout), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1 and type(self[2]) is nn.BatchNorm2d:
+            # BatchNorm would fail with "Expected more than 1 value per channel": say what to change.
+            raise ValueError("DeepLab's image-pooling branch has one value per channel per image, so its BatchNorm "
+                             "needs at least 2 images per batch in training: set train.batch_size >= 2 (per "
+                             "process), or model.backbone.norm=gn")
         size = x.shape[-2:]
         return F.interpolate(super().forward(x), size=size, mode="bilinear", align_corners=False)
 
