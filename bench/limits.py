@@ -3,8 +3,10 @@
     python bench/limits.py            # writes docs/BENCHMARKS.md
     python bench/limits.py --quick    # a smoke run (nothing written)
 
-Peak = a large matmul in the same dtype (what the hardware's GEMM reaches); achieved = the FLOPs
-of a step (torch.utils.flop_counter) divided by its time. A profiler table shows where the time goes.
+Peak = the faster of a large matmul and a large 3x3 convolution in the same dtype (what the
+hardware's GEMM and oneDNN/cuDNN convolutions reach); achieved = the FLOPs of a step
+(torch.utils.flop_counter) divided by its time. A profiler table shows where the time goes.
+
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ import torch  # noqa: E402
 
 from bench._common import machine, markdown_table, measure, run_worker, write_section  # noqa: E402
 
-MODEL = "DeepLabV3-R50-OS8"
+MODELS = ("U-Net-R34", "DeepLabV3-R50-OS8")  # an undilated and a dilated model
+MODEL = MODELS[-1]  # the profiled one
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
@@ -26,6 +29,15 @@ def matmul_peak(dtype: torch.dtype, n: int = 4096, repeats: int = 5) -> float:
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     t = measure(lambda: a @ b, warmup=2, repeats=repeats)["median"]
     return 2 * n**3 / t / 1e9
+
+
+def conv_peak(dtype: torch.dtype, size: int = 64, channels: int = 256, repeats: int = 5) -> float:
+    """GFLOP/s of a 3x3 convolution, channels -> channels on a size x size map, channels-last, inference."""
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(dtype).to(memory_format=torch.channels_last)
+    x = torch.randn(4, channels, size, size).to(dtype).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        t = measure(lambda: conv(x), warmup=2, repeats=repeats)["median"]
+    return 2 * 4 * channels * channels * 9 * size * size / t / 1e9
 
 
 def profile_table(size: int, batch: int, rows: int = 12) -> str:
@@ -67,28 +79,33 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     size, batch, n = (64, 2, 1024) if args.quick else (args.size, args.batch, 4096)
-    peaks = {"float32": matmul_peak(torch.float32, n), "bfloat16": matmul_peak(torch.bfloat16, n)}
+    peaks = {}
+    for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        mm, cv = matmul_peak(dtype, n), conv_peak(dtype, 32 if args.quick else 64)
+        peaks[name] = max(mm, cv)
+        print(f"peak {name}: matmul {mm:.0f} GFLOP/s, 3x3 conv {cv:.0f} GFLOP/s", flush=True)
     rows = []
-    for task in ("train", "infer"):
-        for mode in ("fp32", "fast"):
-            r = run_worker({"task": task, "model": MODEL, "side": "segkit", "mode": mode, "size": size,
-                            "batch": batch, "warmup": 1 if args.quick else 2, "repeats": 1 if args.quick else 5,
-                            "flops": True})
-            achieved = r["flops"] / r["median"] / 1e9
-            peak = peaks[r["dtype"]]
-            rows.append([task, r["dtype"], f"{r['flops'] / 1e9:.1f}", f"{r['median']:.3f}", f"{achieved:.0f}",
-                         f"{peak:.0f}", f"{100 * achieved / peak:.0f}%"])
-            print(rows[-1], flush=True)
-    table = markdown_table(["step", "dtype", "GFLOP / step", "seconds", "achieved GFLOP/s",
-                            f"peak GFLOP/s ({n}^3 matmul)", "utilisation"], rows)
+    for model in MODELS:
+        for task in ("train", "infer"):
+            for mode in ("fp32", "fast"):
+                r = run_worker({"task": task, "model": model, "side": "segkit", "mode": mode, "size": size,
+                                "batch": batch, "warmup": 1 if args.quick else 2, "repeats": 1 if args.quick else 5,
+                                "flops": True})
+                achieved = r["flops"] / r["median"] / 1e9
+                peak = peaks[r["dtype"]]
+                rows.append([model, task, r["dtype"], f"{r['flops'] / 1e9:.1f}", f"{r['median']:.3f}",
+                             f"{achieved:.0f}", f"{peak:.0f}", f"{100 * achieved / peak:.0f}%"])
+                print(rows[-1], flush=True)
+    table = markdown_table(["model", "step", "dtype", "GFLOP / step", "seconds", "achieved GFLOP/s",
+                            f"peak GFLOP/s (best of {n}^3 matmul, 3x3 conv)", "utilisation"], rows)
     prof = profile_table(size, batch)
     if args.quick:
         print(table, prof, sep="\n\n")
         return
     body = (f"Command: `python bench/limits.py`  \nMachine: {machine()}  \n"
-            f"Model: segkit {MODEL}, batch {batch} of {size}x{size}; FLOPs counted by torch.utils.flop_counter "
+            f"segkit models, batch {batch} of {size}x{size}; FLOPs counted by torch.utils.flop_counter "
             f"(convolutions and matmuls; a training step counts forward and backward).\n\n{table}\n\n"
-            f"Where the time goes in one fast-path training step (torch.profiler, self CPU time):\n\n{prof}")
+            f"Where the time goes in one fast-path training step of {MODEL} (torch.profiler, self CPU time):\n\n{prof}")
     write_section("limits", body)
     print(body)
 
