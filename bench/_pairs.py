@@ -13,6 +13,7 @@ import torch.nn as nn
 from bench._common import markdown_table, run_worker
 
 NUM_CLASSES = 21
+DRIFT = ": a ratio away from 1.00x is run-to-run drift (see the top of this file)"
 
 
 def _segkit(*overrides: str) -> Callable[[], nn.Module]:
@@ -48,16 +49,16 @@ PAIRS: Dict[str, Tuple[Callable, str, Callable, str]] = {
         _segkit("model.decoder.name=deeplabv3", "model.backbone.name=resnet50", "model.backbone.output_stride=8",
                 "model.aux_head=true"),
         "torchvision deeplabv3_resnet50", _torchvision("deeplabv3_resnet50"),
-        "same architecture (identical parameters and outputs)"),
+        "same architecture (identical parameters and outputs)" + DRIFT),
     "FCN-R50-OS8": (
         _segkit("model.decoder.name=fcn", "model.backbone.name=resnet50", "model.backbone.output_stride=8",
                 "model.aux_head=true"),
         "torchvision fcn_resnet50", _torchvision("fcn_resnet50"),
-        "same architecture (identical parameters and outputs)"),
+        "same architecture (identical parameters and outputs)" + DRIFT),
     "U-Net-R34": (
         _segkit("model.decoder.name=unet", "model.backbone.name=resnet34", "model.backbone.output_stride=32"),
         'smp Unet("resnet34")', _smp("Unet", "resnet34"),
-        "same layers and parameter count (24.44 M)"),
+        "same layers and parameter count (24.44 M)" + DRIFT),
     "DeepLabV3+-R50-OS16": (
         _segkit("model.decoder.name=deeplabv3plus", "model.backbone.name=resnet50", "model.backbone.output_stride=16",
                 "model.decoder.separable=true"),
