@@ -23,7 +23,7 @@ from .checkpoint import (find_resume_checkpoint, link_checkpoint, load_checkpoin
                          load_model_state, prune_checkpoints, remove_stale_temporaries, rng_state,
                          save_checkpoint, set_rng_state)
 from .config import Config, ConfigError, dump, to_dict
-from .data import build_dataset, build_loader, train_transform
+from .data import Normalizer, build_dataset, build_loader, train_transform
 from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, resolve_device,
                           setup, teardown)
 from .evaluation import autocast, evaluate
@@ -90,14 +90,6 @@ def _backend_flags(t, device: torch.device):
         torch.backends.cudnn.benchmark = saved[0]
         torch.use_deterministic_algorithms(saved[1])
         torch.set_float32_matmul_precision(saved[2])
-
-
-def _normalizer(cfg: Config, device: torch.device):
-    """uint8 batch -> normalised float on the device; mean and std are copied to it once, not per batch."""
-    mean = torch.tensor(cfg.data.mean, device=device).view(1, -1, 1, 1) * 255.0
-    std = torch.tensor(cfg.data.std, device=device).view(1, -1, 1, 1) * 255.0
-    fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    return lambda images: ((images.float() - mean) / std).contiguous(memory_format=fmt)
 
 
 def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = None,
@@ -183,7 +175,8 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
                                 start_batch=start * t.accumulate, pin_memory=cuda)
     val_loader = build_loader(val_set, cfg.eval.batch_size, False, cfg.data.num_workers,
                               distributed=env.distributed, pin_memory=cuda)
-    normalize = _normalizer(cfg, device)
+    normalize = Normalizer(cfg.data.mean, cfg.data.std, device,
+                           memory_format=torch.channels_last if t.channels_last else torch.contiguous_format)
     meta = meta_of(cfg, train_set)
     if env.is_main:
         (work / "config.yaml").write_text(dump(cfg))
@@ -207,14 +200,14 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
     sums: Dict[str, torch.Tensor] = {}
     steps, busy, results, lr = 0, 0.0, {}, 0.0
 
-    def check_finite(done: int) -> None:
+    def check_finite() -> None:
         bad = int(min_over_ranks(first_bad, env))  # the one host sync, at log and save points
         if bad != NO_BAD_ITERATION:
             raise NonFiniteLossError(bad, last_good, last_good_iter)
 
     def save(done: int, checkpoint_due: bool, improved: bool) -> None:
         nonlocal last_good, last_good_iter
-        check_finite(done)
+        check_finite()
         average_buffers(model, env)
         rngs = gather(rng_state(), env)  # every rank's, so each resumes its own stream
         if checkpoint_due:
@@ -264,7 +257,7 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             log.step()
             stopping = any_rank(stop.signum is not None, env) and done < end
             if done % t.log_interval == 0 or done == end or stopping:
-                check_finite(done)
+                check_finite()
                 values = {k: float(v) / (steps * t.accumulate) for k, v in sums.items()}
                 log.train(done, values, lr, steps / busy if busy > 0 else 0.0)
                 sums, steps, busy = {}, 0, 0.0

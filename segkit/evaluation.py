@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Optional
 import torch
 from PIL import Image
 
-from .data import normalize
+from .data import Normalizer
 from .inference import infer
 from .metrics import ConfusionMatrix
 
@@ -55,10 +55,10 @@ def evaluate(model: torch.nn.Module, loader, cfg, device: torch.device, dtype: O
     model.eval()
     cm = ConfusionMatrix(cfg.data.num_classes, cfg.data.ignore_index, device)
     settings = infer_settings(cfg)
+    normalize = Normalizer(cfg.data.mean, cfg.data.std, device,
+                           memory_format=torch.channels_last if cfg.train.channels_last else None)
     for batch in loader:
-        images = normalize(batch["image"].to(device, non_blocking=True), cfg.data.mean, cfg.data.std)
-        if cfg.train.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = normalize(batch["image"].to(device, non_blocking=True))
         with autocast(device, dtype):
             logits = infer(model, images, cfg.data.num_classes, **settings)
         pred = logits.argmax(1)
