@@ -14,13 +14,13 @@ from segkit.models import build_model  # noqa: E402
 from segkit.models.info import format_info, model_info  # noqa: E402
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="YAML config, e.g. configs/voc/deeplabv3_r50_os8.yaml")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.backbone.output_stride=16")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                         help="input size for FLOPs and feature shapes (default: the config's data.crop_size)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         # the architecture is all that matters here: no weights download, and the meta device
         # (shapes and FLOPs come out the same, without the arithmetic)

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Sequence
 import torch.nn as nn
 
 from ..config import ConfigError
-from .backbone import ARCHS, FeatureSpec, ResNetBackbone, build_backbone, make_norm
+from .backbone import ARCHS, FeatureSpec, ResNetBackbone, make_norm
 from .deeplab import DeepLabV3Decoder, DeepLabV3PlusDecoder
 from .fcn import FCNDecoder
 from .layers import Norm, check_widths
@@ -27,6 +27,20 @@ __all__ = ["BACKBONES", "DECODERS", "FeatureSpec", "ResNetBackbone", "Segmenter"
 
 # name -> constructor taking the backbone options (output_stride=..., norm=...)
 BACKBONES: Dict[str, Callable[..., ResNetBackbone]] = {name: partial(ResNetBackbone, name) for name in ARCHS}
+
+
+def build_backbone(cfg, load_weights: bool = True) -> ResNetBackbone:
+    """From a ``BackboneConfig`` (or anything with its fields); loads ``cfg.pretrained`` if set and asked."""
+    if cfg.name not in BACKBONES:
+        raise ConfigError(f"unknown backbone '{cfg.name}' (model.backbone.name); choose one of {', '.join(BACKBONES)}")
+    backbone = BACKBONES[cfg.name](
+        output_stride=cfg.output_stride, deep_stem=cfg.deep_stem,
+        multi_grid=list(cfg.multi_grid) if cfg.multi_grid else None, norm=cfg.norm,
+        norm_groups=cfg.norm_groups, frozen_stages=cfg.frozen_stages, in_channels=cfg.in_channels,
+        zero_init_residual=cfg.zero_init_residual)
+    if cfg.pretrained and load_weights:
+        load_backbone_weights(backbone, cfg.pretrained)
+    return backbone
 
 
 def _fcn(info: Sequence[FeatureSpec], num_classes: int, cfg, norm: Norm) -> nn.Module:

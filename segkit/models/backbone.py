@@ -281,19 +281,3 @@ class ResNetBackbone(nn.Module):
         """The name of the conv that reads the image (its weights adapt to ``in_channels``)."""
         return "stem.0" if self.deep_stem else "conv1"
 
-
-def build_backbone(cfg, load_weights: bool = True) -> ResNetBackbone:
-    """From a ``BackboneConfig`` (or anything with its fields); loads ``cfg.pretrained`` if set and asked."""
-    from . import BACKBONES  # the registry, so a backbone added there builds from a config too
-    from .weights import load_backbone_weights
-
-    if cfg.name not in BACKBONES:
-        raise ConfigError(f"unknown backbone '{cfg.name}' (model.backbone.name); choose one of {', '.join(BACKBONES)}")
-    backbone = BACKBONES[cfg.name](
-        output_stride=cfg.output_stride, deep_stem=cfg.deep_stem,
-        multi_grid=list(cfg.multi_grid) if cfg.multi_grid else None, norm=cfg.norm,
-        norm_groups=cfg.norm_groups, frozen_stages=cfg.frozen_stages, in_channels=cfg.in_channels,
-        zero_init_residual=cfg.zero_init_residual)
-    if cfg.pretrained and load_weights:
-        load_backbone_weights(backbone, cfg.pretrained)
-    return backbone

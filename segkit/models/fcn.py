@@ -15,15 +15,13 @@ from .layers import ConvNormAct, Norm, check_dropout, check_widths
 
 
 class FCNDecoder(nn.Module):
-    """``key`` is where the options come from in the config, for error messages."""
-
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  channels: Optional[int] = None, num_convs: int = 1, dropout: Optional[float] = None,
-                 norm: Norm = nn.BatchNorm2d, key: str = "model.decoder"):
+                 norm: Norm = nn.BatchNorm2d):
         super().__init__()
-        check_widths(f"{key}.channels", channels)
-        check_widths(f"{key}.num_convs", num_convs)
-        check_dropout(f"{key}.dropout", dropout)
+        check_widths("model.decoder.channels", channels)
+        check_widths("model.decoder.num_convs", num_convs)
+        check_dropout("model.decoder.dropout", dropout)
         self.in_feature = in_feature
         cin = feature_spec(feature_info, in_feature).channels
         channels = channels or cin // 4

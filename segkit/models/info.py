@@ -6,6 +6,7 @@ Papers and mmsegmentation often quote multiply-adds as "FLOPs": half of the numb
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
@@ -35,28 +36,29 @@ def _probe(model: nn.Module, size: Sequence[int], in_channels: int) -> torch.Ten
     return torch.zeros(1, in_channels, *size, device=device, dtype=dtype)
 
 
+@contextmanager
+def _eval_mode(module: nn.Module):
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 @torch.no_grad()
 def count_flops(model: nn.Module, size: Sequence[int], in_channels: int = 3) -> int:
     """FLOPs of one forward pass on a 1 x in_channels x H x W input, in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter:
-            model(_probe(model, size, in_channels))
-    finally:
-        model.train(was_training)
+    with _eval_mode(model), FlopCounterMode(display=False) as counter:
+        model(_probe(model, size, in_channels))
     return counter.get_total_flops()
 
 
 @torch.no_grad()
 def feature_shapes(backbone: nn.Module, size: Sequence[int]) -> List[FeatureShape]:
     """Each feature's measured shape next to what ``backbone.feature_info`` promises."""
-    was_training = backbone.training
-    backbone.eval()
-    try:
+    with _eval_mode(backbone):
         features = backbone(_probe(backbone, size, getattr(backbone, "in_channels", 3)))
-    finally:
-        backbone.train(was_training)
     return [FeatureShape(spec.name, spec.channels, spec.stride, tuple(features[spec.name].shape))
             for spec in backbone.feature_info]
 

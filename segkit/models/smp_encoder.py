@@ -72,10 +72,7 @@ class SMPEncoder(ResNetBackbone):
             new.weight.data.copy_(adapt_input_channels(old.weight.detach(), in_channels))
         else:
             nn.init.kaiming_normal_(new.weight, mode="fan_out", nonlinearity="relu")
-        if self.deep_stem:
-            self.stem[0] = new
-        else:
-            self.conv1 = new
+        self.set_submodule(self.first_conv, new)
         self.in_channels = in_channels
 
 

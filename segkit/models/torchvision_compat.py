@@ -29,15 +29,12 @@ class TorchvisionBackbone(nn.Module):
 
     def __init__(self, backbone: ResNetBackbone, out: str = "layer4", aux: Optional[str] = "layer3"):
         super().__init__()
-        for name in (out, aux):
-            if name is not None:
-                backbone.spec(name)  # a KeyError naming the valid features
+        self.out_channels = backbone.spec(out).channels  # spec(): a KeyError naming the valid features
+        self.aux_channels = backbone.spec(aux).channels if aux is not None else None
         for name, child in backbone.named_children():
             self.add_module(name, child)
         object.__setattr__(self, "_backbone", backbone)  # unregistered: its parameters are the children above
         self.out_feature, self.aux_feature = out, aux
-        self.out_channels = backbone.spec(out).channels
-        self.aux_channels = backbone.spec(aux).channels if aux else None
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         features = self._backbone(x)
