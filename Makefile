@@ -50,7 +50,7 @@ demo: sample-data
 # docs/BENCHMARKS.md (about 30 minutes on 2 cores). CamVid: $$SEGKIT_CAMVID, data/camvid or ../shared/data/camvid.
 BENCHES := data_pipeline metrics inference model_inference train_throughput train_step_options scaling limits
 
-bench: sample-data
+bench: setup
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 	@echo "tables and plots: docs/BENCHMARKS.md, docs/img/"
 

@@ -40,7 +40,8 @@ def score(checkpoint: Path, data: str | None = None) -> Dict[str, Dict]:
     scores = {}
     for split in ("val", "test"):
         dataset = build_dataset(ckpt_cfg.data, getattr(ckpt_cfg.data, f"{split}_split"))
-        scores[split] = evaluate(model, build_loader(dataset, ckpt_cfg.eval.batch_size, False), ckpt_cfg, device, dtype)
+        loader = build_loader(dataset, ckpt_cfg.eval.batch_size, False, ckpt_cfg.data.num_workers)
+        scores[split] = evaluate(model, loader, ckpt_cfg, device, dtype)
         scores[split]["class_names"] = list(dataset.class_names)
         print(f"{checkpoint} {split}:\n{format_table(scores[split], dataset.class_names)}")
     return scores
@@ -78,6 +79,13 @@ def section(config: str, overrides: Sequence[str], result: Dict) -> str:
             f"`python bench/camvid_train.py {' '.join([config, *overrides])} --data DATA`\n\n{machine()}")
 
 
+def publish(config: str, overrides: Sequence[str], result: Dict) -> str:
+    """Write the run's section of docs/BENCHMARKS.md (``camvid-<config stem>``); returns its text."""
+    text = section(config, overrides, result)
+    write_section(f"camvid-{Path(config).stem}", text)
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", nargs="?", default="configs/camvid/deeplabv3plus_r18_cpu.yaml")
@@ -86,10 +94,8 @@ def main() -> None:
     parser.add_argument("--work-dir", help="default work_dirs/bench_<config stem>")
     parser.add_argument("--no-write", action="store_true", help="print the results only")
     args = parser.parse_intermixed_args()
-    text = section(args.config, args.overrides, run(args.config, args.data, args.overrides, args.work_dir))
-    print(text)
-    if not args.no_write:
-        write_section(f"camvid-{Path(args.config).stem}", text)
+    result = run(args.config, args.data, args.overrides, args.work_dir)
+    print((section if args.no_write else publish)(args.config, args.overrides, result))
 
 
 if __name__ == "__main__":

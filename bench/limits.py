@@ -6,7 +6,6 @@
 Peak = the faster of a large matmul and a large 3x3 convolution in the same dtype (what the
 hardware's GEMM and oneDNN/cuDNN convolutions reach); achieved = the FLOPs of a step
 (torch.utils.flop_counter) divided by its time. A profiler table shows where the time goes.
-
 """
 from __future__ import annotations
 
@@ -37,7 +36,7 @@ def conv_peak(dtype: torch.dtype, size: int = 64, channels: int = 256, repeats: 
     x = torch.randn(4, channels, size, size).to(dtype).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         t = measure(lambda: conv(x), warmup=2, repeats=repeats)["median"]
-    return 2 * 4 * channels * channels * 9 * size * size / t / 1e9
+    return 2 * 9 * channels * x.numel() / t / 1e9  # 9 x channels multiply-adds per output value
 
 
 def profile_table(size: int, batch: int, rows: int = 12) -> str:

@@ -35,7 +35,7 @@ import torch.nn.functional as F  # noqa: E402
 import torchvision.transforms.v2.functional as TF  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bench._common import default_camvid, ROOT, machine, markdown_table, write_section  # noqa: E402
+from bench._common import default_camvid, machine, markdown_table, write_section  # noqa: E402
 
 DEFAULT_CONFIG = "configs/camvid/deeplabv3plus_r18_cpu.yaml"
 
@@ -127,17 +127,17 @@ def main() -> None:
     parser.add_argument("--work-dir", default="work_dirs/bench_quality")
     parser.add_argument("overrides", nargs="*", help="extra overrides for the segkit run (e.g. train.iterations=100)")
     args = parser.parse_intermixed_args()
-    from bench.camvid_train import run, score, section
+    from bench.camvid_train import publish, run, score
 
     camvid, work = Path(args.camvid), Path(args.work_dir)
     segkit = run(args.config, str(camvid), args.overrides, str(work / "segkit"))
-    write_section(f"camvid-{Path(args.config).stem}", section(args.config, args.overrides, segkit))
+    publish(args.config, args.overrides, segkit)
     budget = segkit["seconds"]
 
     ref = reference_train(segkit["cfg"], camvid, budget, work / "reference" / "last.pth", seed=segkit["cfg"].train.seed)
     ref_scores = score(Path(ref["checkpoint"]), str(camvid))
     seg_scores = segkit["scores"]
-    seg_iters = torch.load(segkit["work"] / "last.pth", map_location="cpu", weights_only=True)["iteration"]
+    seg_iters = segkit["cfg"].train.iterations  # train() without stop_at runs them all
     (work / "result.json").write_text(json.dumps({
         "budget_s": budget,
         "segkit": {"iterations": seg_iters, **{k: v["mIoU"] for k, v in seg_scores.items()}},

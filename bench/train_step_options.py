@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench._common import machine, markdown_table, write_section  # noqa: E402
+from bench._common import machine, markdown_table, sync, write_section  # noqa: E402
 from segkit.config import load_config  # noqa: E402
 from segkit.evaluation import autocast  # noqa: E402
 from segkit.losses import build_loss  # noqa: E402
@@ -45,8 +45,7 @@ def make_step(cfg, dtype, channels_last: bool, device: torch.device):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        sync(device)
     return step
 
 
@@ -64,7 +63,7 @@ def main() -> None:
     variants = {(name, cl): make_step(cfg, dtype, cl, device)
                 for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)) for cl in (False, True)}
     times = {key: [] for key in variants}
-    for key, step in variants.items():  # warm-up: allocator, oneDNN primitive caches
+    for step in variants.values():  # warm-up: allocator, oneDNN primitive caches
         step(), step()
     for _ in range(args.rounds):
         for key, step in variants.items():
