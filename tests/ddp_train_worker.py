@@ -3,6 +3,7 @@
 
 usage: ddp_train_worker.py WORK_DIR OVERRIDE...
 """
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def recording_compute(self):
 metrics.ConfusionMatrix.compute = recording_compute
 work = Path(sys.argv[1])
 results = train(load_config(CONFIG, sys.argv[2:]), str(work))
-rank = int(__import__("os").environ["RANK"])
-torch.save({"matrix": matrices[-1], "results": results, "world_size": int(__import__("os").environ["WORLD_SIZE"])},
+rank = int(os.environ["RANK"])
+torch.save({"matrix": matrices[-1], "results": results, "world_size": int(os.environ["WORLD_SIZE"])},
            work / f"ddp_rank{rank}.pt")
 assert not dist.is_initialized()  # train() took the process group down again

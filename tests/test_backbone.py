@@ -11,6 +11,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from segkit.config import ConfigError
 from segkit.models import ResNetBackbone, load_backbone_weights
 from segkit.models.backbone import ARCHS, FEATURE_NAMES
+from tests.model_helpers import randomise_norm_stats
 
 
 # ------------------------------------------------------------------ contract: feature_info tells the truth
@@ -53,18 +54,6 @@ def test_forward_can_stop_early():
 
 
 # ------------------------------------------------------------------ parity with torchvision
-def _randomise_norm_stats(model: nn.Module) -> None:
-    """So a BatchNorm loaded into the wrong place would show in the outputs."""
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
-
-
 PARITY = [  # (name, output stride): every depth, the grouped and the widened bottleneck
     ("resnet18", 32), ("resnet34", 32), ("resnet50", 8), ("resnet50", 32),
     ("resnet101", 16), ("resnet152", 8), ("resnext50_32x4d", 8), ("wide_resnet50_2", 16),
@@ -84,7 +73,7 @@ def test_torchvision_weights_give_torchvision_outputs(name, output_stride):
     dilate = {32: [False, False, False], 16: [False, False, True], 8: [False, True, True]}[output_stride]
     kwargs = {"replace_stride_with_dilation": dilate} if output_stride != 32 else {}
     reference = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
-    _randomise_norm_stats(reference)
+    randomise_norm_stats(reference, affine=True)
 
     backbone = empty_backbone(name, output_stride=output_stride).eval()
     report = load_backbone_weights(backbone, reference.state_dict())  # files: see test_weights.py

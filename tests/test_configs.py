@@ -1,5 +1,4 @@
 """Every shipped config file loads and builds; tools/model_info.py reports on one."""
-import sys
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -10,8 +9,9 @@ import torch
 from segkit.config import load_config
 from segkit.models import build_model
 from segkit.models.info import count_parameters
+from tests.tool_loader import load_tool
+from tests.train_helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs").rglob("*.yaml"))
 EXPERIMENTS = [p for p in CONFIGS if "/_base/" not in p]
 
@@ -26,7 +26,7 @@ def _load(path):
 
 @pytest.mark.parametrize("path", CONFIGS)
 def test_config_loads_and_builds(path):
-    cfg = _load.__wrapped__(path)
+    cfg = _load(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a shipped config builds without complaint
         with torch.device("meta"):  # every module is constructed; no time spent initialising weights
@@ -57,19 +57,13 @@ def test_sample_configs_run_on_cpu(name):
     assert out.shape == (2, cfg.data.num_classes, *cfg.data.crop_size)
 
 
-def test_model_info_tool(monkeypatch, capsys):
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import model_info
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
-    monkeypatch.setattr(sys, "argv", ["model_info.py", "configs/sample/unet_r18.yaml", "--size", "64", "96"])
-    assert model_info.main() == 0
+def test_model_info_tool(capsys):
+    model_info = load_tool("model_info")
+    assert model_info.main(["configs/sample/unet_r18.yaml", "--size", "64", "96"]) == 0
     printed = capsys.readouterr().out
     params = count_parameters(build_model(_load("configs/sample/unet_r18.yaml")))["total"]
     assert f"parameters: {params / 1e6:.2f} M" in printed and "GFLOPs at 64x96:" in printed
     assert "layer4        512     32  1x512x2x3" in printed
 
-    monkeypatch.setattr(sys, "argv", ["model_info.py", "configs/sample/unet_r18.yaml", "model.backbone.nme=x"])
-    assert model_info.main() == 2
+    assert model_info.main(["configs/sample/unet_r18.yaml", "model.backbone.nme=x"]) == 2
     assert "unknown config key 'model.backbone.nme'" in capsys.readouterr().err

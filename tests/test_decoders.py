@@ -9,6 +9,7 @@ import torchvision
 
 from segkit.config import ConfigError, load_config
 from segkit.models import DECODERS, build_model, convert_torchvision_segmentation
+from tests.model_helpers import randomise_norm_stats
 
 SAMPLE = "configs/_base/datasets/sample.yaml"  # 6 classes
 
@@ -136,14 +137,6 @@ def test_unknown_decoder_lists_the_valid_ones():
 
 
 # ------------------------------------------------------------------ the same architecture as torchvision's
-def _randomise_norm_stats(model: nn.Module) -> None:
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-
-
 def _params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -154,7 +147,7 @@ def _params(model: nn.Module) -> int:
 def test_torchvision_segmentation_models_are_the_same_architecture(name, config):
     reference = getattr(torchvision.models.segmentation, name)(
         weights=None, weights_backbone=None, num_classes=21, aux_loss=True).eval()
-    _randomise_norm_stats(reference)
+    randomise_norm_stats(reference)
     with torch.device("meta"):  # every tensor is loaded below: no time spent on random initialisation
         model = build_model(load_config(config, ["model.backbone.pretrained=null"]))
     model = model.to_empty(device="cpu").eval()

@@ -1,6 +1,5 @@
 """The training loop's pieces: LR schedule, parameter groups, data stream, accumulation, clipping,
 CPU bf16, init-from, and what a run leaves in its work dir."""
-import json
 import re
 
 import numpy as np
@@ -13,7 +12,7 @@ from segkit.engine import seed_everything, train
 from segkit.models import build_model
 from segkit.optim import build_optimizer, lr_factor
 from segkit.sampling import TrainSampler
-from tests.train_helpers import tiny_config
+from tests.train_helpers import read_log, tiny_config
 
 
 def test_lr_warmup_then_poly_to_min_lr():
@@ -73,9 +72,10 @@ def test_clip_grad_bounds_the_update(sample_root, tmp_path):
                       "train.weight_decay=0", "train.warmup_iters=0")
     train(cfg, str(tmp_path))
     seed_everything(cfg.train.seed)
-    before = build_model(cfg).state_dict()
+    model = build_model(cfg)  # as the run started
+    before = model.state_dict()
     after = load_checkpoint(tmp_path / "last.pth")["model"]
-    step = torch.cat([(after[k] - before[k]).flatten() for k, _ in build_model(cfg).named_parameters()])
+    step = torch.cat([(after[k] - before[k]).flatten() for k, _ in model.named_parameters()])
     assert 0 < step.norm() <= lr * clip * 1.001
 
 
@@ -84,7 +84,7 @@ def test_cpu_bf16_autocast_trains_and_saves_fp32(sample_root, tmp_path):
     assert np.isfinite(results["mIoU"])
     ckpt = load_checkpoint(tmp_path / "last.pth")
     assert all(v.dtype in (torch.float32, torch.int64) for v in ckpt["model"].values())
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    records = read_log(tmp_path)
     assert all(np.isfinite(r["loss"]) for r in records if "loss" in r)
 
 
@@ -101,7 +101,7 @@ def test_run_leaves_a_complete_work_dir(sample_root, tmp_path, capsys):
     assert ckpt["meta"]["class_names"][0] == "background" and len(ckpt["meta"]["palette"]) == 6
     best = load_checkpoint(tmp_path / "best.pth")
     assert best["iteration"] == best["best_iteration"] and best["optimizer"]["state"]  # resumable
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    records = read_log(tmp_path)
     assert [r["iter"] for r in records if "loss" in r] == [1, 2, 3, 4]
     assert {"loss", "ce", "aux_ce", "lr", "it_per_s"} <= set(records[0])
     assert [r["iter"] for r in records if "val" in r] == [2, 4]

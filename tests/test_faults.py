@@ -1,6 +1,5 @@
 """Faults: SIGTERM/SIGINT save and stop cleanly, kill -9 loses at most the work since the last
 checkpoint and never leaves a partial one, a non-finite loss stops naming the last good checkpoint."""
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import torch
 from segkit import engine
 from segkit.checkpoint import load_checkpoint
 from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
-from tests.train_helpers import ROOT, tiny_config, tiny_overrides, train_command
+from tests.train_helpers import ROOT, read_log, tiny_config, tiny_overrides, train_command
 
 ITERATIONS = 16
 
@@ -79,7 +78,7 @@ def test_sigterm_then_sigkill_then_resume_finishes(sample_root, tmp_path):
     assert f"at iteration {killed_at}" in done.stdout
     assert load_checkpoint(work / "last.pth")["iteration"] == ITERATIONS
     assert not list(work.glob(".*.tmp"))  # nothing partial left behind
-    records = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
+    records = read_log(work)
     assert [r["iter"] for r in records if "loss" in r] == list(range(1, ITERATIONS + 1))
 
 

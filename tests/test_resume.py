@@ -5,7 +5,7 @@ import pytest
 
 from segkit.checkpoint import load_checkpoint
 from segkit.engine import train
-from tests.train_helpers import assert_same_tensors, tiny_config
+from tests.train_helpers import assert_same_tensors, read_log, tiny_config
 
 N = 3
 
@@ -36,11 +36,7 @@ def test_resume_equals_uninterrupted_run(sample_root, tmp_path, capsys):
     for key in a[2]:
         assert_same_tensors(a[2][key], b[2][key], f"optimizer state {key}")
     assert a[0]["best_score"] == b[0]["best_score"]
-
-    def log(work):
-        return [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
-
-    straight_log, split_log = log(tmp_path / "straight"), log(tmp_path / "split")
+    straight_log, split_log = read_log(tmp_path / "straight"), read_log(tmp_path / "split")
     assert resumed["mIoU"] == pytest.approx([r["val"]["mIoU"] for r in straight_log if "val" in r][-1], abs=1e-6)
     assert [r["iter"] for r in split_log if "loss" in r] == list(range(1, 2 * N + 1))  # one record per iteration
     assert [r["loss"] for r in split_log if "loss" in r] == [r["loss"] for r in straight_log if "loss" in r]
@@ -54,15 +50,15 @@ def test_resume_after_crash_drops_log_records_past_the_checkpoint(sample_root, t
     with (work / "metrics.jsonl").open("a") as f:  # what a run killed at iteration 3 leaves behind
         f.write(json.dumps({"iter": 3, "loss": 9.0, "lr": 0.1}) + "\n" + '{"iter": 4, "lo')
     train(cfg, str(work), resume="auto")
-    iters = [json.loads(line)["iter"] for line in (work / "metrics.jsonl").read_text().splitlines()]
+    records = read_log(work)
+    iters = [r["iter"] for r in records]
     assert iters == sorted(iters) and iters.count(3) == 1
-    assert 9.0 not in [json.loads(line).get("loss") for line in (work / "metrics.jsonl").read_text().splitlines()]
+    assert 9.0 not in [r.get("loss") for r in records]
 
 
-def test_resume_refuses_a_checkpoint_for_another_model(sample_root, tmp_path):
+def test_resume_refuses_a_checkpoint_for_another_model(sample_root, sample_run, tmp_path):
     from segkit.checkpoint import CheckpointError
 
-    train(tiny_config(sample_root, 1), str(tmp_path / "a"))
-    other = tiny_config(sample_root, 2, "model.decoder.name=fcn")
+    other = tiny_config(sample_root, 2, "model.decoder.name=fcn")  # sample_run trained a DeepLabV3+
     with pytest.raises(CheckpointError, match="does not fit this model.*--init-from"):
-        train(other, str(tmp_path / "b"), resume=str(tmp_path / "a" / "last.pth"))
+        train(other, str(tmp_path / "b"), resume=str(sample_run / "last.pth"))

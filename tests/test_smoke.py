@@ -1,8 +1,5 @@
 """The walking skeleton: sample data -> train a few steps -> checkpoint -> evaluate -> same numbers;
 and the train CLI's handling of its arguments and of bad input."""
-import importlib.util
-import sys
-
 import torch
 
 import segkit.engine
@@ -11,7 +8,8 @@ from segkit.config import load_config
 from segkit.data import build_dataset, build_loader
 from segkit.engine import amp_dtype, train
 from segkit.evaluation import evaluate
-from tests.train_helpers import ROOT
+from tests.tool_loader import load_tool
+from tests.train_helpers import CONFIG
 
 
 def test_train_checkpoint_evaluate_agree(sample_root, tmp_path):
@@ -27,36 +25,25 @@ def test_train_checkpoint_evaluate_agree(sample_root, tmp_path):
     assert again["mIoU"] == results["mIoU"]
 
 
-
-
-def _load_cli():
-    """tools/train.py as a module: its main() runs in this process (a subprocess would spend seconds
-    importing torch)."""
-    spec = importlib.util.spec_from_file_location("train_cli", ROOT / "tools" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _train_cli(monkeypatch, *args):
-    monkeypatch.setattr(sys, "argv", ["train.py", str(ROOT / "configs/sample/deeplabv3plus_r18.yaml"), *map(str, args)])
+def _train_cli(*args):
+    """tools/train.py's main() in this process (a subprocess would spend seconds importing torch)."""
     try:
-        return _load_cli().main()
+        return load_tool("train").main([str(CONFIG), *map(str, args)])
     except SystemExit as exc:  # argparse errors
         return exc.code
 
 
-def test_train_cli_reports_bad_input_in_one_line(sample_root, tmp_path, monkeypatch, capsys):
-    assert _train_cli(monkeypatch, "train.lrr=0.1", "--work-dir", tmp_path) == 2
+def test_train_cli_reports_bad_input_in_one_line(sample_root, tmp_path, capsys):
+    assert _train_cli("train.lrr=0.1", "--work-dir", tmp_path) == 2
     err = capsys.readouterr().err
     assert "unknown config key 'train.lrr'" in err and len(err.strip().splitlines()) == 1
-    assert _train_cli(monkeypatch, f"data.root={tmp_path / 'missing'}", "--work-dir", tmp_path) == 2
+    assert _train_cli(f"data.root={tmp_path / 'missing'}", "--work-dir", tmp_path) == 2
     assert "data root not found" in capsys.readouterr().err
-    assert _train_cli(monkeypatch, "train.iterations=0", "--work-dir", tmp_path) == 2
+    assert _train_cli("train.iterations=0", "--work-dir", tmp_path) == 2
     assert "train.iterations must be >= 1" in capsys.readouterr().err
-    assert _train_cli(monkeypatch, "--resume", "--init-from", "x.pth") == 2
+    assert _train_cli("--resume", "--init-from", "x.pth") == 2
     assert "exclude each other" in capsys.readouterr().err
-    assert _train_cli(monkeypatch, "--init-from", tmp_path / "nothing.pth", f"data.root={sample_root}") == 2
+    assert _train_cli("--init-from", tmp_path / "nothing.pth", f"data.root={sample_root}") == 2
     assert "checkpoint not found" in capsys.readouterr().err
 
 
@@ -65,7 +52,7 @@ def test_train_cli_takes_overrides_after_options(monkeypatch):
     monkeypatch.setattr(segkit.engine, "train", lambda *args: calls.append(args))
     for argv, resume, work in ((["--resume", "train.lr=0.5", "--work-dir", "w"], "auto", "w"),
                                (["train.lr=0.5", "--resume", "x/last.pth"], "x/last.pth", None)):
-        assert _train_cli(monkeypatch, *argv) == 0
+        assert _train_cli(*argv) == 0
         cfg, work_dir, got_resume, init_from = calls.pop()
         assert cfg.train.lr == 0.5 and got_resume == resume and work_dir == work and init_from is None
 

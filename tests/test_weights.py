@@ -9,17 +9,14 @@ import torchvision
 from segkit.checkpoint import save_checkpoint
 from segkit.config import ConfigError, load_config
 from segkit.models import ResNetBackbone, build_model, load_backbone_weights
+from tests.model_helpers import randomise_norm_stats
+from tests.train_helpers import assert_same_tensors
 
 
 @pytest.fixture(scope="module")
 def resnet18_file(tmp_path_factory):
     """A torchvision ResNet-18 state dict with non-trivial norm statistics, saved as a .pth file."""
-    reference = torchvision.models.resnet18(weights=None).eval()
-    g = torch.Generator().manual_seed(0)
-    for m in reference.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    reference = randomise_norm_stats(torchvision.models.resnet18(weights=None).eval())
     path = tmp_path_factory.mktemp("weights") / "resnet18-torchvision.pth"
     torch.save(reference.state_dict(), path)
     return path, reference
@@ -73,8 +70,7 @@ def test_segkit_checkpoint_gives_its_backbone(tmp_path):
     save_checkpoint(tmp_path / "last.pth", {"model": trained.state_dict(), "config": {}, "meta": {}})
     # a different decoder: only the backbone is taken from the checkpoint
     model = build_model(_cfg("model.decoder.name=deeplabv3", f"model.backbone.pretrained={tmp_path / 'last.pth'}"))
-    for key, value in trained.backbone.state_dict().items():
-        assert torch.equal(model.backbone.state_dict()[key], value), key
+    assert_same_tensors(model.backbone.state_dict(), trained.backbone.state_dict(), "backbone")
 
 
 def test_ddp_prefixed_state_dict_loads(resnet18_file, tmp_path):

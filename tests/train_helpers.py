@@ -3,6 +3,7 @@ on 64x64 crops of the small sample set, batch 2, no workers, no TensorBoard; SGD
 here so that tuning the demo config does not change what the tests check."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -34,6 +35,11 @@ def tiny_config(sample_root, iterations: int = 4, *extra: str):
 
 def train_command(*args) -> list:
     return [sys.executable, str(ROOT / "tools/train.py"), str(CONFIG), *map(str, args)]
+
+
+def read_log(work: Path) -> list:
+    """The records of ``work``/metrics.jsonl; every line must parse (nothing partial left)."""
+    return [json.loads(line) for line in (Path(work) / "metrics.jsonl").read_text().splitlines()]
 
 
 def assert_same_tensors(a: dict, b: dict, what: str) -> None:

@@ -17,7 +17,7 @@ from segkit.data import DataError  # noqa: E402
 from segkit.engine import NonFiniteLossError, TrainingInterrupted, train  # noqa: E402
 
 
-def main() -> int:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="YAML config, e.g. configs/sample/deeplabv3plus_r18.yaml")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.02 data.root=/data/x")
@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--init-from", metavar="PATH",
                         help="start a new run from a checkpoint's weights; layers that do not fit (e.g. the "
                              "classifier for another class count) are re-initialised and listed")
-    args = parser.parse_intermixed_args()  # overrides may come before or after the options
+    args = parser.parse_intermixed_args(argv)  # overrides may come before or after the options
     if args.resume and "=" in args.resume and not Path(args.resume).exists():
         args.overrides.append(args.resume)  # `--resume key=value`: a bare --resume, then an override
         args.resume = "auto"
