@@ -53,7 +53,6 @@ def test_bad_files_in_a_folder_are_reported_and_skipped(camvid_run, camvid_root,
 def test_without_checkpoint_it_takes_the_newest_or_says_how_to_get_one(camvid_run, tmp_path, monkeypatch, capsys):
     tool = load_tool("infer")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tool, "ROOT", tmp_path)
     image = tmp_path / "x.png"
     cv2.imwrite(str(image), np.full((40, 56, 3), 120, np.uint8))
     assert tool.main([str(image)]) == 2

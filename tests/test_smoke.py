@@ -2,7 +2,6 @@
 and the train CLI's handling of its arguments and of bad input."""
 import torch
 
-import segkit.engine
 from segkit.checkpoint import model_from_checkpoint
 from segkit.config import load_config
 from segkit.data import build_dataset, build_loader
@@ -49,7 +48,7 @@ def test_train_cli_reports_bad_input_in_one_line(sample_root, tmp_path, capsys):
 
 def test_train_cli_takes_overrides_after_options(monkeypatch):
     calls = []
-    monkeypatch.setattr(segkit.engine, "train", lambda *args: calls.append(args))
+    monkeypatch.setattr(load_tool("train"), "train", lambda *args: calls.append(args))
     for argv, resume, work in ((["--resume", "train.lr=0.5", "--work-dir", "w"], "auto", "w"),
                                (["train.lr=0.5", "--resume", "x/last.pth"], "x/last.pth", None)):
         assert _train_cli(*argv) == 0

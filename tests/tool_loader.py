@@ -1,12 +1,11 @@
-"""Import a CLI from tools/ as a module, so tests call its main(argv) in-process (no interpreter start-up)."""
-import importlib.util
-from pathlib import Path
+"""The tools' main(argv) functions, imported from segkit.cli so tests call them in-process (no interpreter start-up).
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
+tools/<name>.py in a checkout is a thin wrapper over the same function."""
+import importlib
+
+MODULES = {"train": "train", "eval": "eval", "infer": "infer", "visualize": "visualize", "export": "export",
+           "check_dataset": "check", "browse_dataset": "browse", "model_info": "info"}
 
 
 def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"segkit_tool_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"segkit.cli.{MODULES[name]}")

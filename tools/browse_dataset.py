@@ -1,43 +1,11 @@
 #!/usr/bin/env python
-"""Draw ground-truth overlays: python tools/browse_dataset.py CONFIG [key=value ...] [--augment] [--num 16]
-
-Writes a grid of N samples of a split with their masks blended over the images (ignored pixels
-hatched white), optionally after the training augmentation, so you see exactly what the model sees.
-"""
-import argparse
+"""Checkout form of `segkit browse`: the same main(argv) as the installed command."""
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from segkit.config import ConfigError, load_config  # noqa: E402
-from segkit.data import DataError  # noqa: E402
-from segkit.data.browse import browse_dataset  # noqa: E402
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config", help="YAML config, e.g. configs/sample/deeplabv3plus_r18.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.root=/data/mine")
-    parser.add_argument("--split", help="split to draw (default: data.train_split)")
-    parser.add_argument("--num", type=int, default=16, help="samples, evenly spaced over the split (default 16)")
-    parser.add_argument("--cols", type=int, default=4, help="grid columns (default 4)")
-    parser.add_argument("--augment", action="store_true", help="apply the training augmentation first")
-    parser.add_argument("--seed", type=int, default=0, help="augmentation seed (default 0)")
-    parser.add_argument("--cell", type=int, default=256, help="cell size in pixels (default 256)")
-    parser.add_argument("--out", help="output PNG (default outputs/browse/<config>_<split>[_aug].png)")
-    args = parser.parse_intermixed_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        split = args.split or cfg.data.train_split
-        out = args.out or f"outputs/browse/{cfg.name}_{split}{'_aug' if args.augment else ''}.png"
-        path = browse_dataset(cfg, split, Path(out), args.num, args.cols, args.augment, args.seed, args.cell)
-    except (ConfigError, DataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
-    return 0
-
+from segkit.cli.browse import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,142 @@
+"""Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
+
+    python tools/infer.py INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
+                          [--device D] [--export coco OUT.json]
+
+INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
+<out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
+(colours, region outlines, class names, legend). Files that cannot be read are reported and
+skipped; the exit code is 1 if any were. Without --checkpoint the newest best.pth under
+work_dirs/ is used.
+"""
+import argparse
+import glob
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+
+import torch
+from tqdm import tqdm
+
+from segkit.checkpoint import CheckpointError
+from segkit.config import ConfigError
+from segkit.data import DataError, read_image
+from segkit.export import CocoExport
+from segkit.predictor import Predictor
+from segkit.visualize import palette_array, render, save_index_png, save_rgb
+
+NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: `make demo` "
+                 "(or python tools/train.py configs/sample/deeplabv3plus_r18.yaml), or pass --checkpoint PATH.")
+
+
+def newest_checkpoint() -> Path | None:
+    """The most recently written work_dirs/**/best.pth under the current directory."""
+    found = {p.resolve() for p in (Path.cwd() / "work_dirs").glob("**/best.pth")}
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def expand(inputs) -> tuple[list[Path], list[str]]:
+    """Files named by the inputs (folders: every file in them, sorted; globs expanded), and problems."""
+    files, problems = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            files.append(path)
+        elif glob.has_magic(item):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            files += matches
+            if not matches:
+                problems.append(f"{item}: the pattern matches no file")
+        else:
+            problems.append(f"{item}: no such file or folder")
+    return files, problems
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    parser.add_argument("--checkpoint", help="segkit checkpoint (default: newest work_dirs/**/best.pth)")
+    parser.add_argument("--out", default="outputs/infer", help="output folder (default outputs/infer)")
+    parser.add_argument("--slide", action="store_true", help="sliding-window inference, for images larger than "
+                                                             "memory allows in one pass")
+    parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="slide window (default eval.crop_size)")
+    parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide step (default eval.stride)")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
+    parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours in the overlay")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, default=4, help="images of one size per forward pass")
+    parser.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
+                        help="also write the predictions: 'coco out.json' (RLE masks, category_id = class id + 1)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.export and args.export[0] != "coco":
+        print(f"error: --export {args.export[0]}: the only format is coco", file=sys.stderr)
+        return 2
+    checkpoint = args.checkpoint or newest_checkpoint()
+    if checkpoint is None:
+        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
+        return 2
+    if not args.checkpoint:
+        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
+    try:
+        predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None,
+                                              tta=args.tta)
+    except (CheckpointError, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
+
+    files, failures = expand(args.inputs)
+    for problem in failures:
+        print(f"skipped: {problem}", file=sys.stderr)
+    out, stems = Path(args.out), set()
+    palette = palette_array(predictor.num_classes, predictor.palette)
+    coco = CocoExport(predictor.class_names) if args.export else None
+    waiting: deque = deque()  # (path, image) read but not yet predicted, in order
+
+    def readable():
+        for path in files:
+            try:
+                image = read_image(path)
+            except (DataError, OSError) as exc:
+                failures.append(str(exc))
+                tqdm.write(f"skipped: {exc}", file=sys.stderr)
+                continue
+            waiting.append((path, image))
+            yield image
+
+    start, done = time.perf_counter(), 0
+    results = predictor.predict_many(readable(), args.batch_size, with_confidence=coco is not None)
+    try:
+        for result in tqdm(results, total=len(files), unit="image", disable=len(files) < 2, file=sys.stderr):
+            mask, confidence = result if coco is not None else (result, None)
+            path, image = waiting.popleft()
+            stem = path.stem if path.stem not in stems else f"{path.parent.name}_{path.stem}"
+            stems.add(stem)
+            save_index_png(out / f"{stem}_mask.png", mask, palette)
+            save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, args.alpha))
+            if coco is not None:
+                coco.add(path.name, mask, confidence)
+            done += 1
+    except (torch.OutOfMemoryError, MemoryError):
+        where = waiting[0][0] if waiting else "an image"
+        print(f"error: out of memory on {where}: use --slide (with a smaller --crop-size) for large images, "
+              f"or --batch-size 1", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - start
+    print(f"{done} image(s) in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s) -> {out}/<stem>_mask.png, "
+          f"<stem>_overlay.png")
+    if coco is not None:
+        print(f"COCO predictions: {coco.save(args.export[1])} ({len(coco.annotations)} masks)")
+    if failures:
+        print(f"{len(failures)} input(s) failed (listed above as 'skipped')", file=sys.stderr)
+        return 1
+    return 0
+

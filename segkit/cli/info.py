@@ -1,0 +1,37 @@
+"""Parameters, GFLOPs and feature shapes of a config's model:
+python tools/model_info.py CONFIG [key=value ...] [--size H W]"""
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+
+from segkit.config import ConfigError, load_config
+from segkit.models import build_model
+from segkit.models.info import format_info, model_info
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="YAML config, e.g. configs/voc/deeplabv3_r50_os8.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.backbone.output_stride=16")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                        help="input size for FLOPs and feature shapes (default: the config's data.crop_size)")
+    args = parser.parse_args(argv)
+    try:
+        # the architecture is all that matters here: no weights download, and the meta device
+        # (shapes and FLOPs come out the same, without the arithmetic)
+        cfg = load_config(args.config, [*args.overrides, "model.backbone.pretrained=null"])
+        with torch.device("meta"):
+            model = build_model(cfg).eval()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    size = args.size or list(cfg.data.crop_size)
+    print(f"{args.config}: {cfg.model.backbone.name} (output stride {cfg.model.backbone.output_stride}) "
+          f"+ {cfg.model.decoder.name}{' + aux head' if cfg.model.aux_head else ''}, "
+          f"{cfg.data.num_classes} classes")
+    print(format_info(model_info(model, size)))
+    return 0
+

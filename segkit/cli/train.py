@@ -1,0 +1,54 @@
+"""Train a segmentation model.
+
+  python tools/train.py CONFIG [key=value ...] [--work-dir DIR] [--resume [auto|PATH]] [--init-from PATH]
+  torchrun --nproc_per_node=N tools/train.py CONFIG ...   (DDP, one process per GPU)
+"""
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+
+from segkit.checkpoint import CheckpointError
+from segkit.config import ConfigError, load_config
+from segkit.data import DataError
+from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="YAML config, e.g. configs/sample/deeplabv3plus_r18.yaml")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.02 data.root=/data/x")
+    parser.add_argument("--work-dir", help="where checkpoints and logs go (default work_dirs/<config name>)")
+    parser.add_argument("--resume", nargs="?", const="auto", metavar="auto|PATH",
+                        help="continue a run: 'auto' (the default when the flag is bare) takes the work dir's "
+                             "last checkpoint, or starts fresh if there is none; or give a checkpoint path")
+    parser.add_argument("--init-from", metavar="PATH",
+                        help="start a new run from a checkpoint's weights; layers that do not fit (e.g. the "
+                             "classifier for another class count) are re-initialised and listed")
+    args = parser.parse_intermixed_args(argv)  # overrides may come before or after the options
+    if args.resume and "=" in args.resume and not Path(args.resume).exists():
+        args.overrides.append(args.resume)  # `--resume key=value`: a bare --resume, then an override
+        args.resume = "auto"
+    if args.resume and args.init_from:
+        parser.error("--resume and --init-from exclude each other: resume continues a run, init-from starts one")
+    try:
+        cfg = load_config(args.config, args.overrides)
+        train(cfg, args.work_dir, args.resume, args.init_from)
+    except (ConfigError, DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
+        # bad config, data or checkpoint (ConfigError, DataError, CheckpointError are ValueErrors;
+        # model builders raise ValueError for unknown names): one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return 128 + exc.signum  # the shell's convention for "ended by this signal"
+    except KeyboardInterrupt:
+        print("stopped by a second Ctrl-C without a checkpoint; --resume auto continues from the last one",
+              file=sys.stderr)
+        return 128 + signal.SIGINT
+    return 0
+
