@@ -37,6 +37,20 @@ def newest_checkpoint() -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
+def checkpoint_to_use(args) -> Path | None:
+    """--checkpoint, else the newest one under work_dirs/; None (after saying why) when there is none
+    or --export names a format other than coco."""
+    if args.export and args.export[0] != "coco":
+        print(f"error: --export {args.export[0]}: the only format is coco", file=sys.stderr)
+        return None
+    checkpoint = args.checkpoint or newest_checkpoint()
+    if checkpoint is None:
+        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
+    elif not args.checkpoint:
+        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
+    return checkpoint
+
+
 def expand(inputs) -> tuple[list[Path], list[str]]:
     """Files named by the inputs (folders: every file in them, sorted; globs expanded), and problems."""
     files, problems = [], []
@@ -76,15 +90,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.export and args.export[0] != "coco":
-        print(f"error: --export {args.export[0]}: the only format is coco", file=sys.stderr)
-        return 2
-    checkpoint = args.checkpoint or newest_checkpoint()
+    checkpoint = checkpoint_to_use(args)
     if checkpoint is None:
-        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
         return 2
-    if not args.checkpoint:
-        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
     try:
         predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None,
                                               tta=args.tta)
