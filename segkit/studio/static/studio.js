@@ -64,12 +64,12 @@ async function open(stem) {
     await photo.decode();
     const canvas = $("overlay");
     canvas.width = w; canvas.height = h;
-    if (!S.label && S.layer !== "pred") setLayer("pred");
+    setLayer(!S.label ? "pred" : S.layer === "errors" ? "errors" : "label");  // a label, where there is one
     $("stem").textContent = stem;
     const at = S.order.indexOf(stem);
     $("progress").textContent = `${at + 1} / ${S.order.length}`;
     document.querySelectorAll("#order li").forEach((li) => li.classList.toggle("on", li.dataset.stem === stem));
-    fit(); render(); status("");
+    fit(); status("");
     history.replaceState(null, "", `#${encodeURIComponent(stem)}`);
   } catch (e) { status(e.message, true); }
   busy(false);
