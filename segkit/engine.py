@@ -9,60 +9,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-import numpy as np
 import torch
 
 from . import __version__
 from .checkpoint import (find_resume_checkpoint, link_checkpoint, load_checkpoint, load_compatible,
                          load_model_state, prune_checkpoints, remove_stale_temporaries, rng_state,
                          save_checkpoint, set_rng_state)
-from .config import Config, ConfigError, dump, to_dict
+from .config import Config, dump, to_dict
 from .data import Normalizer, build_dataset, build_loader, train_transform
-from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, resolve_device,
-                          setup, teardown)
-from .evaluation import autocast, evaluate
+from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, setup,
+                          teardown)
+from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
 from .losses import build_loss, needs_auto_weights
 from .models import build_model
 from .optim import build_optimizer, check_train_config, set_lr
 from .progress import TrainLogger, plot_curves
+from .runtime import amp_dtype, autocast, inference_dtype, resolve_device, seed_everything
 from .sampling import build_train_loader
 
-__all__ = ["train", "amp_dtype", "resolve_device", "build_optimizer", "TrainingInterrupted", "NonFiniteLossError"]
+__all__ = ["train", "amp_dtype", "resolve_device", "seed_everything", "build_optimizer", "TrainingInterrupted", "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62
-
-
-def cpu_has_native_bf16() -> bool:
-    """True where oneDNN runs bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """auto: on a GPU bf16 where it has it, else fp16 (with a grad scaler); on a CPU bf16 where the
-    hardware runs it natively (1.5-1.8x faster steps here, see docs/BENCHMARKS.md), else fp32."""
-    choices = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if mode == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
-    if mode not in choices:
-        raise ConfigError(f"unknown train.amp '{mode}'; choose auto, bf16, fp16 or none")
-    return choices[mode]
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def meta_of(cfg: Config, dataset) -> Dict[str, Any]:
@@ -264,7 +236,7 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             improved = False
             if done % t.val_interval == 0 or done == t.iterations:
                 average_buffers(model, env)  # every rank validates (and rank 0 saves) the same model
-                results = evaluate(model, val_loader, cfg, device, dtype)
+                results = evaluate(model, val_loader, cfg, device, inference_dtype(cfg, device))
                 log.val(done, results, val_set.class_names, best)
                 improved = results["mIoU"] > best
                 if improved:
