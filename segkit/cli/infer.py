@@ -23,7 +23,7 @@ from tqdm import tqdm
 from segkit.checkpoint import CheckpointError
 from segkit.config import ConfigError
 from segkit.data import DataError, read_image
-from segkit.export import CocoExport
+from segkit.exports.coco import CocoExport
 from segkit.predictor import Predictor
 from segkit.visualize import palette_array, render, save_index_png, save_rgb
 
