@@ -17,7 +17,7 @@ from segkit.checkpoint import CheckpointError
 from segkit.cli.infer import checkpoint_to_use, expand
 from segkit.config import ConfigError
 from segkit.data import DataError, read_mask
-from segkit.export import CocoExport
+from segkit.exports.coco import CocoExport
 from segkit.predictor import Predictor
 
 
@@ -48,7 +48,10 @@ def export_labels(files, masks: Path, class_names, out: str) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    checkpoint = checkpoint_to_use(args)
+    if args.export and args.export[0] != "coco":
+        print(f"error: --export {args.export[0]}: the studio exports coco", file=sys.stderr)
+        return 2
+    checkpoint = checkpoint_to_use(args.checkpoint)
     if checkpoint is None:
         return 2
     files, problems = expand(args.inputs)
