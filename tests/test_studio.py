@@ -1,6 +1,7 @@
 """The studio's server through FastAPI's TestClient: edits saved as index PNGs, undo/redo, reload, review
 order, and refusals (path traversal, malformed requests) that change nothing."""
 import json
+import shlex
 import threading
 
 import cv2
@@ -195,3 +196,19 @@ def test_cli_exports_labels_as_coco(studio, sample_run, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert [im["file_name"] for im in data["images"]] == [studio.path(stem).name]
     assert "1 image(s)" in capsys.readouterr().out
+
+
+def test_the_fine_tune_command_trains_on_the_corrected_folder(client, studio, tmp_path, capsys):
+    for stem in stems(studio)[:2]:
+        client.post(f"/api/edit/{stem}", json={"op": "brush", "points": [[3, 3]], "radius": 2, "cls": 1})
+    meta = client.get("/api/meta").json()
+    assert meta["corrected"] == 2
+    words = shlex.split(meta["finetune"])
+    assert words[:2] == ["segkit", "train"] and words[-2] == "--init-from"
+    quick = ["data.num_workers=0", "train.device=cpu", "train.batch_size=2", "train.iterations=1",
+             "train.val_interval=1", "train.checkpoint_interval=1", "train.log_interval=1"]
+    work = tmp_path / "finetune"
+    assert load_tool("train").main(words[2:] + quick + ["--work-dir", str(work)]) == 0
+    logged = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
+    assert any("val" in line for line in logged) and (work / "last.pth").is_file()
+    assert "2 train / 2 val images" in capsys.readouterr().out  # the labelled ones only
