@@ -165,6 +165,8 @@ def test_review_order_worst_first_then_uncertain_and_per_cell(predictor, studio)
     predicted = int(counts.argmax())  # the class most often predicted where the label says 5
     cell = client.get(f"/api/images?gt=5&pred={predicted}").json()
     assert cell["order"] == [b] and np.asarray(cell["confusion"]).sum() == 2 * good.size
+    client.post(f"/api/edit/{a}", json={"op": "region", "x": 0, "y": 0, "cls": 4})  # now a disagrees with the model
+    assert client.get("/api/images").json()["summaries"][a]["mIoU"] < 1.0
 
 
 def test_two_writers_leave_a_whole_png(studio):

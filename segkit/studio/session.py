@@ -69,6 +69,7 @@ class Studio:
         self._undo: Dict[str, List[Tuple[Box, np.ndarray, np.ndarray]]] = {}
         self._redo: Dict[str, List[Tuple[Box, np.ndarray, np.ndarray]]] = {}
         self.summaries: Dict[str, dict] = {}
+        self._stale: set = set()
         self._model_lock, self._lock = threading.Lock(), threading.RLock()
 
     # ------------------------------------------------------------------ reading
@@ -137,6 +138,7 @@ class Studio:
     def order(self, cell: Optional[Tuple[int, int]] = None) -> List[str]:
         """Stems to review first: with ``cell`` (ground truth, predicted) the images with the most such
         pixels; else labelled images worst mIoU first, then the rest most uncertain first; unscored last."""
+        self._refresh()
         scored = [s for s in self.summaries.values() if "error" not in s]
         if cell is not None:
             gt, pred = cell
@@ -151,8 +153,15 @@ class Studio:
 
     def confusion(self) -> Optional[np.ndarray]:
         """The summed confusion of prediction against label over the labelled, scored images."""
+        self._refresh()
         found = [s["confusion"] for s in self.summaries.values() if "confusion" in s]
         return np.sum(found, axis=0) if found else None
+
+    def _refresh(self) -> None:
+        with self._lock:
+            stale, self._stale = self._stale, set()
+        for stem in stale:
+            self._summarise(stem, self.analysis(stem))
 
     # ------------------------------------------------------------------ correction
     def _check_class(self, cls) -> int:
@@ -240,11 +249,10 @@ class Studio:
         writer wins, and a reader never sees half a PNG)."""
         target = self.mask_path(stem)
         self.masks_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, lambda tmp: save_index_png(tmp, label, self.palette))
+        atomic_write(target, lambda tmp: save_index_png(tmp, label, self.palette, compress_level=1))
         labelled = sorted(s for s in self.images if (self.masks_dir / f"{s}.png").is_file())
         atomic_write(self.masks_dir / SPLIT_FILE, lambda tmp: Path(tmp).write_text("\n".join(labelled) + "\n"))
-        if stem in self.summaries and stem in self._analyses:
-            self._summarise(stem, self._analyses[stem])
+        self._stale.add(stem)  # re-scored when the order is next asked for, not on every stroke
         return target
 
     # ------------------------------------------------------------------ back into training
