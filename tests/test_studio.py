@@ -214,3 +214,20 @@ def test_the_fine_tune_command_trains_on_the_corrected_folder(client, studio, tm
     logged = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
     assert any("val" in line for line in logged) and (work / "last.pth").is_file()
     assert "2 train / 2 val images" in capsys.readouterr().out  # the labelled ones only
+
+
+def test_cli_serves_on_loopback_and_warns_when_opened_up(studio, sample_run, monkeypatch, capsys):
+    import uvicorn
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw))
+    images = [str(p) for p in studio.images.values()]
+    common = images + ["--checkpoint", str(sample_run / "best.pth"), "--masks", str(studio.masks_dir), "--port", "9"]
+    assert load_tool("studio").main(common) == 0
+    assert served[-1] == {"host": "127.0.0.1", "port": 9, "log_level": "warning"}
+    out, err = capsys.readouterr()
+    assert "http://127.0.0.1:9/" in out and "warning" not in err
+    assert load_tool("studio").main(common + ["--host", "0.0.0.0"]) == 0
+    assert served[-1]["host"] == "0.0.0.0" and "there is no login" in capsys.readouterr().err
+    assert load_tool("studio").main(["/nowhere/*.png", "--checkpoint", str(sample_run / "best.pth")]) == 2
+    assert "no images" in capsys.readouterr().err
