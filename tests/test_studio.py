@@ -231,3 +231,14 @@ def test_cli_serves_on_loopback_and_warns_when_opened_up(studio, sample_run, mon
     assert served[-1]["host"] == "0.0.0.0" and "there is no login" in capsys.readouterr().err
     assert load_tool("studio").main(["/nowhere/*.png", "--checkpoint", str(sample_run / "best.pth")]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_a_label_of_the_wrong_size_is_refused_and_kept(client, studio):
+    stem = stems(studio)[0]
+    studio.masks_dir.mkdir()
+    Image.fromarray(np.zeros((7, 9), np.uint8)).save(studio.mask_path(stem))
+    before = state(studio.masks_dir)
+    response = client.get(f"/api/layers/{stem}")
+    assert response.status_code == 422 and "9x7 mask" in response.json()["detail"]
+    assert client.post(f"/api/edit/{stem}", json={"op": "region", "x": 1, "y": 1, "cls": 1}).status_code == 422
+    assert state(studio.masks_dir) == before
