@@ -116,7 +116,7 @@ def screenshot(path: Path, checkpoint: Path, work: Path) -> None:
     shutil.copy(sample / "masks" / "val" / f"{images[0].stem}.png", masks / f"{images[0].stem}.png")
     studio = Studio(Predictor.from_checkpoint(checkpoint, device="cpu"), images, masks, checkpoint=checkpoint)
     studio.score_all()
-    with serve(create_app(studio)) as url, chromium(1300, 760) as session:
+    with serve(create_app(studio)) as url, chromium(1400, 950) as session:
         session.get(f"{url}/#{images[0].stem}")
         wait_ready(session, 300)
         label = studio.label(images[0].stem)
