@@ -242,3 +242,14 @@ def test_a_label_of_the_wrong_size_is_refused_and_kept(client, studio):
     assert response.status_code == 422 and "9x7 mask" in response.json()["detail"]
     assert client.post(f"/api/edit/{stem}", json={"op": "region", "x": 1, "y": 1, "cls": 1}).status_code == 422
     assert state(studio.masks_dir) == before
+
+
+def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(studio):
+    from segkit.config import load_config
+    from segkit.studio.server import finetune_command
+
+    words = shlex.split(finetune_command(studio))
+    overrides = [w for w in words if "=" in w]
+    cfg = load_config("configs/isbi/unet_r18.yaml", overrides)  # ISBI maps raw 255 -> class 1
+    assert cfg.data.label_map == {} and cfg.data.reduce_zero_label is False and cfg.data.format == "folder"
+    assert cfg.data.split_file == str(studio.masks_dir.resolve() / "labelled.txt")

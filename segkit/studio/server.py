@@ -148,5 +148,7 @@ def finetune_command(studio: Studio) -> str:
     parts = ["segkit", "train", str(config if config.is_file() else "CONFIG"), "data.format=folder",
              f"data.root={image_dir}", "data.image_dir=.", f"data.mask_dir={studio.masks_dir.resolve()}",
              "data.train_split=labelled", "data.val_split=labelled",
+             # the studio's masks hold class ids already: no raw-value mapping of the original data set
+             "data.label_map={}", "data.reduce_zero_label=false",
              f"data.split_file={studio.masks_dir.resolve() / SPLIT_FILE}", "--init-from", str(ckpt)]
     return " ".join(shlex.quote(p) for p in parts)
