@@ -46,3 +46,17 @@ def test_per_image_metrics_and_the_html_report(sample_run, sample_root, tmp_path
     assert all((report / "images" / f"{s}.png").stat().st_size > 0 for s in shown)
     assert "http" not in page  # opens from disk: nothing fetched from elsewhere
     assert str(report / "index.html") in capsys.readouterr().out
+
+
+def test_per_image_metrics_on_camvid_skip_the_unlabelled_class(camvid_run, camvid_small, tmp_path):
+    out = tmp_path / "camvid.json"
+    assert load_tool("eval").main([str(camvid_run / "last.pth"), "--out", str(out), "eval.batch_size=2"]) == 0
+    rows = json.loads(out.read_text())["per_image"]
+    assert [r["stem"] for r in rows] == sorted(p.stem for p in (camvid_small / "val").iterdir())
+    predictor = Predictor.from_checkpoint(camvid_run / "last.pth", device="cpu")
+    for row in rows:
+        target = read_mask(camvid_small / "valannot" / f"{row['stem']}.png")
+        pred = predictor.predict(next((camvid_small / "val").glob(f"{row['stem']}.*")))
+        labelled = target != 11  # CamVid's Unlabelled never counts
+        assert row["aAcc"] == pytest.approx(float((pred == target)[labelled].mean()), abs=1e-9)
+        assert len(row["IoU"]) == 11
