@@ -11,6 +11,7 @@ pytest.importorskip("selenium", reason="the browser test needs selenium: pip ins
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from bench._browser import chromium, find_browser, image_offset, serve, wait_ready  # noqa: E402
 from segkit.data import read_mask  # noqa: E402
@@ -50,6 +51,7 @@ def test_correct_a_region_brush_undo_and_reload_in_chromium(sample_run, sample_r
     relabelled = np.where(region, new, truth).astype(np.uint8)
 
     studio = Studio(Predictor.from_checkpoint(sample_run / "best.pth", device="cpu"), images, masks)
+    studio.score_all()  # as the command's background thread does
     with serve(create_app(studio)) as url, chromium() as session:
         session.get(f"{url}/#{stem}")
         wait_ready(session)
@@ -88,5 +90,19 @@ def test_correct_a_region_brush_undo_and_reload_in_chromium(sample_run, sample_r
                                       f".getImageData({x}, {y}, 1, 1).data)")
         assert rgba[:3] == studio.palette[new].tolist() and rgba[3] == 128  # opacity 50 %
 
+        session.find_element(By.ID, "layer-errors").click()
+        coloured = session.execute_script(
+            "const d = document.getElementById('overlay').getContext('2d').getImageData(0, 0, S.w, S.h).data;"
+            "let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n;")
+        prediction = studio.analysis(stem).pred
+        assert coloured == int(((relabelled != prediction) & (relabelled != studio.ignore_index)).sum())
+
         press(session, Keys.ARROW_RIGHT)
         assert session.find_element(By.ID, "progress").text == "2 / 3"
+
+        n = len(studio.predictor.class_names)  # a cell of the confusion matrix lists the images it counts
+        cells = session.find_elements(By.CSS_SELECTOR, "#confusion td")
+        next(td for k, td in enumerate(cells) if td.text and k // n != k % n).click()
+        WebDriverWait(session, 30).until(lambda s: s.find_element(By.ID, "all-images").is_displayed())
+        assert "predicted" in session.find_element(By.ID, "order-kind").text
+        assert [li.get_attribute("data-stem") for li in session.find_elements(By.CSS_SELECTOR, "#order li")] == [stem]
