@@ -253,3 +253,14 @@ def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(s
     cfg = load_config("configs/isbi/unet_r18.yaml", overrides)  # ISBI maps raw 255 -> class 1
     assert cfg.data.label_map == {} and cfg.data.reduce_zero_label is False and cfg.data.format == "folder"
     assert cfg.data.split_file == str(studio.masks_dir.resolve() / "labelled.txt")
+
+
+def test_cli_without_the_web_stack_says_what_to_install(studio, sample_run, monkeypatch, capsys):
+    import sys
+
+    for name in ("segkit.studio", "segkit.studio.server"):
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if fastapi were not installed
+    images = [str(p) for p in studio.images.values()]
+    assert load_tool("studio").main(images + ["--checkpoint", str(sample_run / "best.pth")]) == 2
+    assert "pip install 'segkit[studio]'" in capsys.readouterr().err

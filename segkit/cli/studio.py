@@ -64,8 +64,12 @@ def main(argv=None) -> int:
         predictor = Predictor.from_checkpoint(checkpoint, args.device)
         if args.export:
             return export_labels(files, Path(args.masks), predictor.class_names, args.export[1])
-        from segkit.studio import Studio, create_app  # the web stack only when serving
-
+        try:
+            from segkit.studio import Studio, create_app  # the web stack only when serving
+        except ImportError as exc:
+            print(f"error: segkit studio needs fastapi and uvicorn ({exc}): pip install 'segkit[studio]'",
+                  file=sys.stderr)
+            return 2
         studio = Studio(predictor, files, Path(args.masks), args.cache, Path(checkpoint))
     except (CheckpointError, ConfigError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
