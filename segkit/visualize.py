@@ -1,8 +1,8 @@
 """Pictures of masks for region labeling: colours, overlays, outlines, class names on regions, legends.
 
 All images are RGB uint8 H x W x 3 and masks integer H x W class ids. Pixels whose id is not a
-class (``ignore_index``, e.g. 255) are left uncoloured. Drawing is OpenCV; the two charts of
-``tools/eval.py`` (confusion matrix, per-class IoU) are matplotlib, imported only when used.
+class (``ignore_index``, e.g. 255) are left uncoloured. Drawing is OpenCV; the matplotlib charts are
+in ``segkit.plots``.
 """
 from __future__ import annotations
 
@@ -229,66 +229,4 @@ def save_index_png(path, mask: np.ndarray, palette: np.ndarray) -> Path:
     flat[: len(palette)] = palette
     im.putpalette(flat.reshape(-1).tolist())
     im.save(path)
-    return path
-
-
-def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path) -> Path:
-    """Confusion matrix normalised per ground-truth row (the diagonal is each class's accuracy)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    m = np.asarray(matrix, dtype=np.float64)
-    rows = m.sum(1, keepdims=True)
-    norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    n = len(class_names)
-    size = max(4.0, 0.45 * n + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), class_names, rotation=60, ha="right")
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("ground truth")
-    if n <= 30:
-        for i in range(n):
-            for j in range(n):
-                if norm[i, j] >= 0.005:
-                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_title("confusion matrix (rows normalised)")
-    return _save_figure(fig, path)
-
-
-def plot_iou(iou: Sequence[float], class_names: Sequence[str], path, miou: Optional[float] = None) -> Path:
-    """Horizontal bars of per-class IoU (%); classes with undefined IoU are marked n/a."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = np.asarray(iou, dtype=np.float64) * 100
-    n = len(class_names)
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * n + 1)))
-    ax.barh(range(n), np.nan_to_num(values), color="tab:blue")
-    for i, v in enumerate(values):
-        ax.text((0 if np.isnan(v) else v) + 1, i, "n/a" if np.isnan(v) else f"{v:.1f}", va="center", fontsize=8)
-    if miou is not None and miou == miou:
-        ax.axvline(miou * 100, color="tab:red", linestyle="--", label=f"mIoU {miou * 100:.2f}")
-        ax.legend(loc="lower right")
-    ax.set_yticks(range(n), class_names)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 105)
-    ax.set_xlabel("IoU (%)")
-    ax.set_title("per-class IoU")
-    return _save_figure(fig, path)
-
-
-def _save_figure(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

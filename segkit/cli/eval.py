@@ -25,7 +25,7 @@ from segkit.engine import amp_dtype
 from segkit.evaluation import SaveComparisons, apply_inference_options, evaluate, json_ready
 from segkit.metrics import format_table
 from segkit.predictor import pick_device
-from segkit.visualize import plot_confusion, plot_iou
+from segkit.plots import plot_confusion, plot_iou
 
 
 def parse_args(argv=None):
