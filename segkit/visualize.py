@@ -60,9 +60,12 @@ def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: flo
 
 
 def draw_outlines(canvas: np.ndarray, mask: np.ndarray, colour: Tuple[int, int, int] = (255, 255, 255),
-                  thickness: int = 1) -> np.ndarray:
-    """Draw the outline of every region (connected pixels of one class) on ``canvas``, in place."""
+                  thickness: int = 1, num_classes: Optional[int] = None) -> np.ndarray:
+    """Draw the outline of every region (connected pixels of one class) on ``canvas``, in place; with
+    ``num_classes``, only regions of ids 0..num_classes-1 (not ignored or hidden pixels)."""
     for cls in np.unique(mask):
+        if num_classes is not None and not 0 <= cls < num_classes:
+            continue
         region = (mask == cls).astype(np.uint8)
         contours, _ = cv2.findContours(region, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(canvas, contours, -1, colour, thickness, lineType=cv2.LINE_8)
@@ -114,13 +117,13 @@ def label_points(mask: np.ndarray, num_classes: int, min_area: int) -> List[Tupl
 
 
 def label_regions(canvas: np.ndarray, mask: np.ndarray, class_names: Sequence[str],
-                  min_area: Optional[int] = None) -> np.ndarray:
+                  min_area: Optional[int] = None, avoid: Sequence[Box] = ()) -> np.ndarray:
     """Write the class name on every region large enough, centred on a point inside it; a label
-    that would cover one already written (larger regions go first) is skipped. In place."""
+    that would cover one already written (larger regions go first) or an ``avoid`` box is skipped. In place."""
     h, w = mask.shape[:2]
     min_area = min_area if min_area is not None else max(64, h * w // 400)
     scale = font_scale(canvas.shape)
-    taken: List[Box] = []
+    taken: List[Box] = list(avoid)
     for cls, x, y, _ in label_points(mask, len(class_names), min_area):
         text = _ascii(class_names[cls])
         (tw, th), base = cv2.getTextSize(text, FONT, scale, _thickness(scale))
@@ -156,23 +159,68 @@ def add_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequence
     return out
 
 
+def draw_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequence[str], palette: np.ndarray,
+                mask: Optional[np.ndarray] = None) -> Optional[Box]:
+    """In place: a swatch and name per class on a light panel inside the corner of ``canvas`` that
+    hides the fewest pixels of ``mask``'s classes but its commonest, so the picture keeps the input's size. Rows that do
+    not fit the height are summed up in a last "+N more" row. Returns the panel's box (x0, y0, x1, y1)."""
+    classes = [int(c) for c in classes]
+    h, w = canvas.shape[:2]
+    scale = font_scale(canvas.shape) * 0.8
+    row, pad = cv2.getTextSize("Ag", FONT, scale, 1)[0][1] + 8, 4
+    fit = max(1, (h - 2 * pad) // row)
+    if not classes:
+        return None
+    rows = [(c, _ascii(class_names[c])) for c in classes]
+    if len(rows) > fit:
+        rows = rows[:fit - 1] + [(None, f"+{len(rows) - fit + 1} more")]
+    width = min(w, pad * 3 + row + max(cv2.getTextSize(n, FONT, scale, 1)[0][0] for _, n in rows))
+    height = min(h, pad * 2 + row * len(rows))
+    corners = [(w - width, 0), (0, 0), (w - width, h - height), (0, h - height)]
+    if mask is not None:  # hide the fewest pixels of classes other than the commonest (the background)
+        is_class = (mask >= 0) & (mask < len(palette))
+        if is_class.any():
+            is_class &= mask != np.bincount(mask[is_class].ravel()).argmax()
+        corners.sort(key=lambda c: int(is_class[c[1]:c[1] + height, c[0]:c[0] + width].sum()))
+    x0, y0 = corners[0]
+    panel = canvas[y0:y0 + height, x0:x0 + width]
+    panel[:] = np.rint(panel * 0.25 + 255 * 0.75).astype(np.uint8)  # the picture shows faintly through
+    for i, (cls, name) in enumerate(rows):
+        x, y = x0 + pad, y0 + pad + i * row
+        if cls is not None:
+            cv2.rectangle(canvas, (x, y + 2), (x + row - 6, y + row - 4), tuple(int(v) for v in palette[cls]), -1)
+            cv2.rectangle(canvas, (x, y + 2), (x + row - 6, y + row - 4), (0, 0, 0), 1)
+        cv2.putText(canvas, name, (x + row, y + row - 7), FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return x0, y0, x0 + width, y0 + height
+
+
+def hide_classes(mask: np.ndarray, skip: Iterable[int]) -> np.ndarray:
+    """``mask`` with the pixels of the ``skip`` classes set to -1 (no class): not painted, outlined or named."""
+    skip = [int(c) for c in skip]
+    return np.where(np.isin(mask, skip), -1, mask) if skip else mask
+
+
 def present_classes(*masks: np.ndarray, num_classes: int) -> List[int]:
     ids = np.unique(np.concatenate([np.unique(m) for m in masks]))
     return [int(c) for c in ids if 0 <= c < num_classes]
 
 
 def render(image: np.ndarray, mask: np.ndarray, class_names: Sequence[str], palette=None, alpha: float = 0.5,
-           outlines: bool = True, labels: bool = True, legend: bool = True, min_area: Optional[int] = None) -> np.ndarray:
-    """The region-labeling picture: colour overlay, region outlines, class names on the regions,
-    and a legend of the classes present."""
+           outlines: bool = True, labels: bool = True, legend: bool = True, min_area: Optional[int] = None,
+           skip: Iterable[int] = ()) -> np.ndarray:
+    """The region-labeling picture at the image's size, so it lays over the image: colour overlay,
+    region outlines, class names on the regions and a legend of the classes present inside a corner.
+    ``skip`` classes (e.g. background) are left as the image: no colour, outline, name or legend row."""
     colours = palette_array(len(class_names), palette)
-    canvas = overlay(image, mask, colours, alpha)
+    shown = hide_classes(mask, skip)
+    canvas = overlay(image, shown, colours, alpha)
     if outlines:
-        draw_outlines(canvas, mask)
+        draw_outlines(canvas, shown, num_classes=len(class_names))
+    box = None
+    if legend:  # before the labels, which then keep off its panel
+        box = draw_legend(canvas, present_classes(shown, num_classes=len(class_names)), class_names, colours, shown)
     if labels:
-        label_regions(canvas, mask, class_names, min_area)
-    if legend:
-        canvas = add_legend(canvas, present_classes(mask, num_classes=len(class_names)), class_names, colours)
+        label_regions(canvas, shown, class_names, min_area, avoid=[box] if box else [])
     return canvas
 
 

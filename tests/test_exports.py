@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from segkit.data import read_image, read_mask
 from segkit.exports.coco import CocoExport, decode_coco
 from segkit.exports.labelstudio import LabelStudioExport, brush_rle
 from segkit.exports.regions import region_polygons, unique_file_names
@@ -198,8 +199,12 @@ def test_infer_exports_same_named_camvid_images_as_a_datumaro_data_set_and_label
         shutil.copy(image, tmp_path / "in" / folder / "img.png")
     argv = [str(tmp_path / "in" / "a"), str(tmp_path / "in" / "b"), "--checkpoint", str(camvid_run / "last.pth"),
             "--out", str(tmp_path / "out"), "--export", "coco", str(tmp_path / "set"), "--export", "labelstudio",
-            str(tmp_path / "ls.json"), "--skip-classes", "Sky"]
+            str(tmp_path / "ls.json"), "--skip-classes", "Sky", "--no-outlines", "--no-labels", "--no-legend"]
     assert load_tool("infer").main(argv) == 0
+    sky = read_mask(tmp_path / "out" / "img_mask.png") == 0
+    overlay = read_image(tmp_path / "out" / "img_overlay.png")
+    assert sky.any() and overlay.shape == (360, 480, 3)
+    assert (overlay[sky] == read_image(image)[sky]).all()  # not painted, outlined, named or under a legend
     assert "Label Studio's COCO importers read polygons only" in capsys.readouterr().out
     tasks = json.loads((tmp_path / "ls.json").read_text())
     assert [t["data"]["image"] for t in tasks] == ["/data/local-files/?d=a/img.png", "/data/local-files/?d=b/img.png"]
