@@ -179,8 +179,9 @@ def draw_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequenc
     corners = [(w - width, 0), (0, 0), (w - width, h - height), (0, h - height)]
     if mask is not None:  # hide the fewest pixels of classes other than the commonest (the background)
         is_class = (mask >= 0) & (mask < len(palette))
-        if is_class.any():
-            is_class &= mask != np.bincount(mask[is_class].ravel()).argmax()
+        counts = np.bincount(mask[is_class].ravel())
+        if np.count_nonzero(counts) > 1:
+            is_class &= mask != counts.argmax()
         corners.sort(key=lambda c: int(is_class[c[1]:c[1] + height, c[0]:c[0] + width].sum()))
     x0, y0 = corners[0]
     panel = canvas[y0:y0 + height, x0:x0 + width]

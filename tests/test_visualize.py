@@ -142,6 +142,9 @@ def test_thin_vessels_keep_their_colour_without_outlines_and_the_legend_avoids_t
     assert (bare[mask == 1] == want).all()  # every vessel pixel shows its class colour: none under the legend
     panel = (bare >= 190).all(axis=-1) & (mask == 0)
     assert panel.any()  # the legend is drawn, inside the picture
+    painted = V.render(image, mask, ["background", "vessel"], PALETTE[:2], outlines=False, labels=False)
+    # background painted too: the panel still goes to the one corner without vessels, the bottom-left
+    assert (painted[118, 1] >= 190).all() and (painted[1, 158] < 190).all()
 
 
 def test_visualize_skips_classes_by_name_and_names_the_choices_when_wrong(tmp_path, capsys):
