@@ -59,6 +59,14 @@ def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: flo
     return out.astype(np.uint8)
 
 
+def hatched_overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``overlay``, with a white diagonal hatch over the pixels of no class (ignored), so they stand out."""
+    out = overlay(image, mask, palette, alpha)
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    out[~((mask >= 0) & (mask < len(palette))) & ((yy + xx) % 8 < 2)] = 255
+    return out
+
+
 def draw_outlines(canvas: np.ndarray, mask: np.ndarray, colour: Tuple[int, int, int] = (255, 255, 255),
                   thickness: int = 1, num_classes: Optional[int] = None) -> np.ndarray:
     """Draw the outline of every region (connected pixels of one class) on ``canvas``, in place; with
@@ -84,7 +92,7 @@ def _thickness(scale: float) -> int:
     return max(1, round(scale * 2))
 
 
-def _text(canvas: np.ndarray, text: str, org: Tuple[int, int], scale: float) -> None:
+def draw_text(canvas: np.ndarray, text: str, org: Tuple[int, int], scale: float) -> None:
     """White text with a dark edge, readable on any colour. The edge is the same text shifted by a
     pixel each way, not a thicker stroke: Hershey glyphs advance further the thicker they are, so
     a thick outline drifts off the thin text (a stray letter at the end of a long word)."""
@@ -134,7 +142,7 @@ def label_regions(canvas: np.ndarray, mask: np.ndarray, class_names: Sequence[st
         if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
             continue
         taken.append(box)
-        _text(canvas, text, (x0, y0), scale)
+        draw_text(canvas, text, (x0, y0), scale)
     return canvas
 
 
@@ -261,7 +269,7 @@ def save_rgb(path, image: np.ndarray) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+        raise OSError(f"could not write {path}; use a .png or .jpg path in a writable folder")
     return path
 
 
