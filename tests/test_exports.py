@@ -171,24 +171,32 @@ def test_label_studio_decoders_read_our_brush_masks_and_the_sdk_accepts_the_task
     mask = vessel_mask()
     mask[0, :] = 2  # a run longer than 256 values (16-bit length field)
     export = LabelStudioExport(NAMES, PALETTE, skip=[0])
-    assert export.encode is brush_rle  # label_studio_sdk is not in segkit's venv: our encoder is tested here
+    assert export.encode is brush_rle  # no Label Studio package in segkit's venv: our encoder is tested here
     export.add("v.png", mask)
-    path = export.save(tmp_path / "tasks.json")
+    polygons = LabelStudioExport(NAMES, PALETTE, skip=[0], polygons=True)
+    polygons.add("v.png", mask)
     got = in_clients(clients_python, """
         import json, sys
         import numpy as np
         from label_studio_converter.brush import decode_rle as converter_decode
         from label_studio_sdk.converter.brush import decode_rle as sdk_decode
         from label_studio_sdk.label_interface import LabelInterface
-        task = json.load(open(sys.argv[1]))[0]
-        interface = LabelInterface(open(sys.argv[1].replace(".json", ".label_config.xml")).read())
-        sums = [[int(decode(r["value"]["rle"]).reshape(-1, 4)[:, 3].astype(bool).sum()) for r in
-                 task["predictions"][0]["result"]] for decode in (converter_decode, sdk_decode)]
-        print(json.dumps({"sums": sums, "errors": interface.validate_prediction(task["predictions"][0],
-                                                                                return_errors=True)}))
-        """, path)
+        from segkit.exports.labelstudio import brush_encoder
+        out = {"encoder": brush_encoder().__module__}
+        for path in sys.argv[1:]:
+            task = json.load(open(path))[0]
+            interface = LabelInterface(open(path.replace(".json", ".label_config.xml")).read())
+            out[path] = interface.validate_prediction(task["predictions"][0], return_errors=True)
+        results = json.load(open(sys.argv[1]))[0]["predictions"][0]["result"]
+        out["sums"] = [[int(decode(r["value"]["rle"]).reshape(-1, 4)[:, 3].astype(bool).sum()) for r in results]
+                       for decode in (converter_decode, sdk_decode)]
+        print(json.dumps(out))
+        """, export.save(tmp_path / "brush.json"), polygons.save(tmp_path / "polygons.json"))
     want = [int((mask == 1).sum()), int((mask == 2).sum())]
-    assert got == {"sums": [want, want], "errors": []}
+    assert got == {"encoder": "label_studio_sdk.converter.brush", "sums": [want, want],
+                   str(tmp_path / "brush.json"): [], str(tmp_path / "polygons.json"): []}
+    points = [p for r in polygons.tasks[0]["predictions"][0]["result"] for p in r["value"]["points"]]
+    assert all(0 <= x <= 100 and 0 <= y <= 100 for x, y in points)
 
 
 def test_infer_exports_same_named_camvid_images_as_a_datumaro_data_set_and_label_studio_tasks(
