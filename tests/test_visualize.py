@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from segkit import visualize as V
-from segkit.data import read_mask
+from segkit.data import read_image, read_mask
 from tests.tool_loader import load_tool
 
 NAMES = ["background", "ring", "box", "unused"]
@@ -159,3 +159,14 @@ def test_visualize_skips_classes_by_name_and_names_the_choices_when_wrong(tmp_pa
     assert out.shape == image.shape and (out[mask == 0] == 40).all()
     assert tool.main(base + ["--skip-classes", "sky"]) == 2
     assert "'sky' is not a class; the classes are background, vessel" in capsys.readouterr().err
+
+
+def test_isbi_membranes_stay_visible_with_the_cells_skipped(isbi_root):
+    """Real thin structures: ISBI 2012 membranes (label 0) between cells (255)."""
+    image = read_image(isbi_root / "image" / "0.png")
+    mask = (read_mask(isbi_root / "label" / "0.png") == 255).astype(np.int64)  # 0 membrane, 1 cell
+    out = V.render(image, mask, ["membrane", "cell"], [[255, 0, 0], [0, 0, 255]], outlines=False, skip=[1])
+    assert out.shape == image.shape == (512, 512, 3)
+    cell = mask == 1
+    assert (out[cell] == image[cell]).all(axis=-1).mean() > 0.97  # as the image, but for the small legend
+    assert (out[~cell] != image[~cell]).any(axis=-1).mean() > 0.97  # every membrane pixel painted
