@@ -226,3 +226,13 @@ def test_infer_exports_same_named_camvid_images_as_a_datumaro_data_set_and_label
                           "sizes": sorted({item.media.data.shape[:2] for item in dataset})}))
         """, tmp_path / "set")
     assert got["items"] == ["a/img", "b/img"] and got["sizes"] == [[360, 480]] and "Sky" not in got["labels"]
+
+
+def test_infer_refuses_an_unknown_format_or_class_before_predicting(camvid_run, camvid_root, tmp_path, capsys):
+    image = str(sorted((camvid_root / "test").iterdir())[0])
+    tool, ckpt = load_tool("infer"), ["--checkpoint", str(camvid_run / "last.pth"), "--out", str(tmp_path / "o")]
+    assert tool.main([image, *ckpt, "--export", "yolo", str(tmp_path / "y.txt")]) == 2
+    assert "--export yolo: the formats are coco, labelstudio" in capsys.readouterr().err
+    assert tool.main([image, *ckpt, "--skip-classes", "background"]) == 2
+    assert "'background' is not a class; the classes are Sky, Building" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing half-written
