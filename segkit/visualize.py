@@ -43,7 +43,8 @@ def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: flo
     is_class = (mask >= 0) & (mask < len(palette))
     blended = image.astype(np.float32) * (1 - alpha) + colourise(mask, palette).astype(np.float32) * alpha
     out = np.where(is_class[..., None], np.rint(blended), image)
-    return out.astype(np.uint8)
+    # np.where keeps a square view's channel-first strides (a tensor's permute); OpenCV draws on C order only
+    return np.ascontiguousarray(out, dtype=np.uint8)
 
 
 def draw_outlines(canvas: np.ndarray, mask: np.ndarray, colour: Tuple[int, int, int] = (255, 255, 255),
@@ -175,6 +176,7 @@ def comparison(image: np.ndarray, target: np.ndarray, pred: np.ndarray, class_na
                ignore_index: int, alpha: float = 0.6) -> np.ndarray:
     """image | ground truth | prediction | error map, titled, with one legend for both masks."""
     colours = palette_array(len(class_names), palette)
+    image = np.ascontiguousarray(image)  # e.g. a batch tensor's permute(1, 2, 0) view
     tiles = [image.copy()]
     for mask in (target, pred):
         tile = overlay(image, mask, colours, alpha)
