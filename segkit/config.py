@@ -150,6 +150,8 @@ class EvalConfig:
     resize: Optional[List[int]] = None  # (H, W) the image is resized to before inference; logits come back
     batch_size: int = 1
     crop_batch: int = 4  # slide: windows per forward pass (bounds memory: one batch of crops at a time)
+    amp: Optional[str] = None  # auto | bf16 | fp16 | none for validation, eval and inference; null: as train.amp
+    channels_last: Optional[bool] = None  # inference memory format; null: as train.channels_last
 
 
 @dataclass

@@ -22,10 +22,9 @@ from segkit.checkpoint import CheckpointError, model_from_checkpoint
 from segkit.cli.common import add_override_args, overrides_of
 from segkit.config import ConfigError, apply_overrides, find_config, load_config, to_dict
 from segkit.data import DataError, build_dataset, build_loader
-from segkit.engine import amp_dtype
 from segkit.evaluation import SaveComparisons, apply_inference_options, evaluate, json_ready
 from segkit.metrics import format_table
-from segkit.predictor import pick_device
+from segkit.runtime import inference_channels_last, inference_dtype, pick_device
 from segkit.visualize import plot_confusion, plot_iou
 
 
@@ -85,7 +84,7 @@ def main(argv=None) -> int:
 
     # The model exactly as training validated it: same device kind, autocast and memory format.
     model = model.to(device)
-    if cfg.train.channels_last:
+    if inference_channels_last(cfg):
         model = model.to(memory_format=torch.channels_last)
     loader = build_loader(dataset, cfg.eval.batch_size, False, cfg.data.num_workers, pin_memory=device.type == "cuda")
     class_names = meta.get("class_names") or dataset.class_names
@@ -93,7 +92,7 @@ def main(argv=None) -> int:
     show = SaveComparisons(dataset, args.show_dir, class_names, palette, cfg.data.ignore_index) if args.show_dir else None
     try:
         results = evaluate(model, tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr), cfg, device,
-                           amp_dtype(cfg.train.amp, device), on_batch=show)
+                           inference_dtype(cfg, device), on_batch=show)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
