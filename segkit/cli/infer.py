@@ -1,6 +1,6 @@
 """Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
 
-    python tools/infer.py INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
+    segkit infer INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
                           [--device D] [--export coco|labelstudio OUT.json] [--coco-polygons]
                           [--skip-classes background,...]
 
