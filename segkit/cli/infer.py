@@ -1,8 +1,9 @@
 """Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
 
     segkit infer INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
-                          [--device D] [--export coco|labelstudio OUT.json] [--coco-polygons]
-                          [--skip-classes background,...]
+                  [--device D] [--export coco|labelstudio OUT.json] [--coco-polygons]
+                  [--skip-classes background,...]
+    python tools/infer.py INPUT ...   (the same, from a checkout)
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
 <out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
