@@ -25,7 +25,7 @@ from bench._common import default_camvid, machine, markdown_table, measure, writ
 from segkit.checkpoint import checkpoint_meta, save_checkpoint, training_state  # noqa: E402
 from segkit.config import load_config, to_dict  # noqa: E402
 from segkit.data.datasets import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: E402
-from segkit.export import export_onnx, verify  # noqa: E402
+from segkit.exports.model import export_onnx, verify  # noqa: E402
 from segkit.inference import infer, windows  # noqa: E402
 from segkit.models import build_model  # noqa: E402
 
