@@ -56,6 +56,10 @@ def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = N
         teardown(env)
 
 
+def best_text(best: float, iteration: int) -> str:
+    return f"best mIoU {100 * best:.2f} at iteration {iteration}" if best >= 0 else "no validation yet"
+
+
 class Trainer:
     """One run: ``__init__`` sets it up; ``run`` loops step -> log -> validate -> save."""
 
@@ -63,7 +67,8 @@ class Trainer:
         t, device = cfg.train, env.device
         self.cfg, self.t, self.env, self.device, self.stop = cfg, t, env, device, stop
         self.work = work_dir_of(cfg, work_dir)
-        self.say = print if env.is_main else (lambda *a, **k: None)
+        self.log = TrainLogger(self.work, t.progress, env.is_main, t.tensorboard, device)
+        self.say = self.log.info
         prepare_work_dir(self.work, env, self.say)
         seed_everything(t.seed + env.rank)
         self.dtype = amp_dtype(t.amp, device)
@@ -82,7 +87,7 @@ class Trainer:
             self.start, self.best = ckpt["iteration"], ckpt["best_score"]
             self.best_iter = ckpt.get("best_iteration", 0)
         self.schedule = t.iterations  # what the LR schedule spans, and where the run ends
-        self.log = TrainLogger(self.work, self.schedule, self.start, t.progress, env.is_main, t.tensorboard, device)
+        self.log.begin(self.schedule, self.start)
         self.train_model, self.ddp = wrap_for_training(self.model, cfg, env, self.log.info)
         self._build_loaders()
         self.meta = checkpoint_meta(cfg, self.train_set.class_names, self.train_set.palette)
@@ -112,7 +117,7 @@ class Trainer:
         if start and abs(saved_lr - lr_now) > 1e-9 * max(abs(saved_lr), 1e-12):
             self.say(f"note: iteration {start} ran at LR {saved_lr:.3e}; this config's schedule gives {lr_now:.3e} "
                      f"there (train.lr, iterations or the schedule changed), so the LR jumps")
-        self.say(f"resumed from {self.source} at iteration {start} (best mIoU {100 * max(self.best, 0):.2f})")
+        self.say(f"resumed from {self.source} at iteration {start} ({best_text(self.best, self.best_iter)})")
 
     def run(self, stop_at: Optional[int] = None) -> Dict[str, Any]:
         t, results = self.t, {}
@@ -175,7 +180,7 @@ class Trainer:
 
     def validate(self, done: int) -> Dict[str, Any]:
         average_buffers(self.model, self.env)  # every rank validates (and rank 0 saves) the same model
-        results = evaluate(self.model, self.val_loader, self.cfg, self.device, inference_dtype(self.cfg, self.device))
+        results = evaluate(self.model, self.log.track(self.val_loader, "validation"), self.cfg, self.device, inference_dtype(self.cfg, self.device))
         self.log.val(done, results, self.val_set.class_names, self.best)
         self.train_model.train()
         return results
@@ -214,6 +219,5 @@ class Trainer:
             return
         work = self.work
         curves = plot_curves(self.log.metrics_path, work / "curves.png")
-        self.log.info(f"done: iteration {end}/{self.schedule}; best mIoU {100 * max(self.best, 0):.2f} at iteration "
-                      f"{self.best_iter}. Checkpoints: {work / 'last.pth'}, {work / 'best.pth'}; metrics "
-                      f"{self.log.metrics_path}" + (f"; curves {curves}" if curves else ""))
+        self.log.info(f"done: iteration {end}/{self.schedule}; {best_text(self.best, self.best_iter)}. "
+                      f"Checkpoints: {work / 'last.pth'}, {work / 'best.pth'}; metrics {self.log.metrics_path}" + (f"; curves {curves}" if curves else ""))

@@ -94,7 +94,7 @@ def test_run_leaves_a_complete_work_dir(sample_root, tmp_path, capsys):
                                 "train.keep_last=2", "model.aux_head=true", "train.tensorboard=true"), str(tmp_path))
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["best.pth", "config.yaml", "curves.png", "iter_0000003.pth", "iter_0000004.pth",
-                     "last.pth", "metrics.jsonl", "tb"]
+                     "last.pth", "metrics.jsonl", "tb", "train.log"]
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     ckpt = load_checkpoint(tmp_path / "last.pth")
     assert ckpt["iteration"] == 4 and ckpt["best_score"] == max(ckpt["best_score"], results["mIoU"])
@@ -108,6 +108,9 @@ def test_run_leaves_a_complete_work_dir(sample_root, tmp_path, capsys):
     assert [r["iter"] for r in records if "val" in r] == [2, 4]
     out = capsys.readouterr().out
     assert "iter 4/4" in out and "eta" in out and "mIoU" in out and "curves.png" in out
+    text = (tmp_path / "train.log").read_text()  # the terminal's lines, kept in the work dir
+    for line in ("training ", "iter 4/4", "validation at iteration 2:", "done: iteration 4/4"):
+        assert line in text and line in out
     model, _, _ = model_from_checkpoint(tmp_path / "best.pth")
     assert not model.training
 
