@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
+from .budget import TimeBudget, parse_duration
 from .checkpoint import checkpoint_meta, link_checkpoint, prune_checkpoints, rng_state, save_checkpoint, training_state
 from .config import Config, dump, to_dict
 from .data import Normalizer, build_dataset, build_loader, train_transform
@@ -87,6 +88,11 @@ class Trainer:
             self.start, self.best = ckpt["iteration"], ckpt["best_score"]
             self.best_iter = ckpt.get("best_iteration", 0)
         self.schedule = t.iterations  # what the LR schedule spans, and where the run ends
+        self.budget = None
+        if t.time_budget and ckpt is not None:
+            self.schedule = ckpt["scheduler"]["iterations"]  # fixed by the budget when the run began
+        elif t.time_budget:
+            self.budget = TimeBudget(parse_duration(t.time_budget), self.start, t.iterations)
         self.log.begin(self.schedule, self.start)
         self.train_model, self.ddp = wrap_for_training(self.model, cfg, env, self.log.info)
         self._build_loaders()
@@ -113,20 +119,22 @@ class Trainer:
     def _resumed(self, ckpt: Dict[str, Any]) -> None:
         t, start = self.t, self.start
         restore_rng(ckpt, self.env, t.seed, start, self.say)
-        saved_lr, lr_now = ckpt["scheduler"]["lr"], t.lr * lr_factor(max(start - 1, 0), t)
+        saved_lr, lr_now = ckpt["scheduler"]["lr"], t.lr * lr_factor(max(start - 1, 0), t, self.schedule)
         if start and abs(saved_lr - lr_now) > 1e-9 * max(abs(saved_lr), 1e-12):
             self.say(f"note: iteration {start} ran at LR {saved_lr:.3e}; this config's schedule gives {lr_now:.3e} "
                      f"there (train.lr, iterations or the schedule changed), so the LR jumps")
         self.say(f"resumed from {self.source} at iteration {start} ({best_text(self.best, self.best_iter)})")
 
     def run(self, stop_at: Optional[int] = None) -> Dict[str, Any]:
-        t, results = self.t, {}
+        t, results, done = self.t, {}, self.start
         end = min(self.schedule, stop_at or self.schedule)
         batches = iter(self.loader)
         self.train_model.train()
-        for it in range(self.start, end):
-            self.lr = self.step(it, batches)
-            done = it + 1
+        while done < end:
+            self.lr = self.step(done, batches)
+            done += 1
+            if self.budget is not None and self.fit_budget(done):
+                end = min(self.schedule, stop_at or self.schedule)
             stopping = any_rank(self.stop.signum is not None, self.env) and done < end
             if done % t.log_interval == 0 or done == end or stopping:
                 self.log_training(done)
@@ -144,10 +152,22 @@ class Trainer:
         self.finish(end)
         return results
 
+    def fit_budget(self, done: int) -> bool:
+        """True once the budget has fixed the schedule's length (then ``self.schedule`` is it)."""
+        fitted = self.budget.observe(done, self.step_seconds)
+        if fitted is None:
+            return False
+        self.schedule = fitted
+        self.log.set_total(fitted)
+        self.say(f"time budget {self.t.time_budget}: {1 / self.budget.step_seconds:.2f} it/s measured after "
+                 f"{done} iterations, so the schedule spans {fitted} iterations"
+                 + (" (train.iterations, the upper bound)" if fitted == self.t.iterations else ""))
+        return True
+
     def step(self, it: int, batches) -> float:
         """One optimizer step (``accumulate`` batches); returns its base LR. Reads nothing back from the device."""
         t, tic = self.t, time.perf_counter()
-        lr = set_lr(self.optimizer, it, t)
+        lr = set_lr(self.optimizer, it, t, self.schedule)
         for micro in range(t.accumulate):
             batch = next(batches)
             images = self.normalize(batch["image"].to(self.device, non_blocking=True))
@@ -167,8 +187,11 @@ class Trainer:
         self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.budget is not None and self.budget.fixed is None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # while the budget measures, time the GPU's work, not the launches
         self.steps += 1
-        self.busy += time.perf_counter() - tic
+        self.step_seconds = time.perf_counter() - tic
+        self.busy += self.step_seconds
         self.log.step()
         return lr
 

@@ -122,7 +122,8 @@ def restore_rng(ckpt: Dict[str, Any], env: DistEnv, seed: int, start: int, say: 
 def describe(cfg: Config, env: DistEnv, dtype: Optional[torch.dtype], train_set, val_set, work: Path) -> str:
     t = cfg.train
     amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 + grad scaler"}[dtype]
+    budget = f" (at most: or what fits in train.time_budget={t.time_budget})" if t.time_budget else ""
     return (f"training {cfg.name or 'model'} on {env.world_size} x {env.device} (amp {amp}, channels_last "
             f"{t.channels_last}, compile {t.compile}): {len(train_set)} train / {len(val_set)} val images, "
-            f"{t.iterations} iterations of {t.batch_size * t.accumulate * env.world_size} images; "
+            f"{t.iterations} iterations{budget} of {t.batch_size * t.accumulate * env.world_size} images; "
             f"work dir {work}")
