@@ -26,8 +26,8 @@ from .optim import build_optimizer, check_train_config, lr_factor, set_lr
 from .progress import TrainLogger, plot_curves
 from .runtime import amp_dtype, autocast, inference_dtype, memory_format, resolve_device, seed_everything
 from .sampling import build_train_loader
-from .train_setup import (backend_flags, build_criterion, describe, find_start, prepare_work_dir, restore_rng,
-                          work_dir_of, wrap_for_training)
+from .train_setup import (backend_flags, build_criterion, describe, find_start, mute_unused_aux_head,
+                          prepare_work_dir, restore_rng, work_dir_of, wrap_for_training)
 
 __all__ = ["train", "amp_dtype", "resolve_device", "seed_everything", "build_optimizer", "TrainingInterrupted",
            "NonFiniteLossError"]
@@ -78,6 +78,7 @@ class Trainer:
         self.model = build_model(cfg)
         self.source, ckpt = find_start(self.model, cfg, self.work, resume, init_from, env, self.say)
         self.model = self.model.to(device, memory_format=memory_format(t.channels_last))
+        mute_unused_aux_head(self.model, cfg, self.say)
         self.criterion = build_criterion(cfg, self.train_set, device, self.say)
         self.optimizer = build_optimizer(cfg, self.model)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)

@@ -99,6 +99,15 @@ def build_criterion(cfg: Config, train_set, device: torch.device, say: Say) -> t
     return build_loss(cfg, auto_weights).to(device)
 
 
+def mute_unused_aux_head(model: torch.nn.Module, cfg: Config, say: Say) -> None:
+    """loss.aux_weight=0: the aux head neither runs nor trains. Under DDP a parameter that gets no
+    gradient leaves the reduction waiting ("Expected to have finished reduction")."""
+    if cfg.loss.aux_weight == 0 and getattr(model, "aux_head", None) is not None:
+        model.aux_head.requires_grad_(False)
+        model.use_aux = False
+        say("loss.aux_weight=0: the auxiliary head stays in the checkpoint but neither runs nor trains")
+
+
 def wrap_for_training(model: torch.nn.Module, cfg: Config, env: DistEnv, say: Say):
     """(the module the steps call, the DDP wrapper or None): DDP and torch.compile where asked."""
     train_model = prepare_model(model, env, say)
@@ -112,7 +121,7 @@ def restore_rng(ckpt: Dict[str, Any], env: DistEnv, seed: int, start: int, say: 
     """Each rank continues its own random stream; with another process count, reseed and say so."""
     rngs = ckpt.get("rng") or []
     if len(rngs) == env.world_size:
-        set_rng_state(rngs[env.rank])
+        set_rng_state(rngs[env.rank], say)
     else:
         seed_everything(seed + env.rank + start)
         say(f"the checkpoint holds random states of {len(rngs)} processes, this run has {env.world_size}: "

@@ -125,3 +125,20 @@ def test_init_from_another_class_count(sample_root, tmp_path, capsys):
     assert torch.equal(six["backbone.conv1.weight"], seven["backbone.conv1.weight"])  # lr=0 keeps what was loaded
     head = [k for k in six if six[k].shape != seven[k].shape]
     assert head and all(seven[k].shape[0] == 7 for k in head)
+
+
+def test_aux_head_of_weight_zero_neither_runs_nor_trains(sample_root, tmp_path):
+    from segkit.models import build_model
+
+    cfg = tiny_config(sample_root, 2, "model.aux_head=true", "loss.aux_weight=0")
+    train(cfg, str(tmp_path))
+    seed_everything(cfg.train.seed)  # the same seed builds the same initial weights
+    before = build_model(cfg).state_dict()
+    after = load_checkpoint(tmp_path / "last.pth")["model"]
+    aux = [k for k in after if k.startswith("aux_head.") and after[k].is_floating_point()]
+    assert aux and all(torch.equal(before[k], after[k]) for k in aux)
+    optimized = sum(len(g["params"]) for g in load_checkpoint(tmp_path / "last.pth")["optimizer"]["param_groups"])
+    model = build_model(cfg)
+    assert optimized == sum(1 for n, p in model.named_parameters() if not n.startswith("aux_head."))
+    model.use_aux = False
+    assert set(model.train()(torch.zeros(1, 3, 64, 64))) == {"out"}
