@@ -141,4 +141,4 @@ def test_aux_head_of_weight_zero_neither_runs_nor_trains(sample_root, tmp_path):
     model = build_model(cfg)
     assert optimized == sum(1 for n, p in model.named_parameters() if not n.startswith("aux_head."))
     model.use_aux = False
-    assert set(model.train()(torch.zeros(1, 3, 64, 64))) == {"out"}
+    assert set(model.train()(torch.zeros(2, 3, 64, 64))) == {"out"}
