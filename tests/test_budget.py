@@ -29,19 +29,24 @@ def test_budget_skips_warm_up_steps_and_fits_the_rest():
     assert [capped.observe(i + 1, 1.0) for i in range(8)][-1] == 50  # train.iterations bounds it
 
 
-def test_budget_run_ends_with_validation_and_checkpoint_and_schedule_spans_the_fit(sample_root, tmp_path,
-                                                                                     monkeypatch, capsys):
+def _one_second_steps(monkeypatch) -> list:
+    """Pretend every step takes 1 s, so a 10 s budget fits a known number of iterations; returns the fits."""
     fits = []
     observe = TimeBudget.observe
 
     def recording(self, done, seconds):
-        # pretend every step takes 1 s, so a 10 s budget fits a known number of iterations
         fitted = observe(self, done, 1.0)
         if fitted is not None:
             fits.append(fitted)
         return fitted
 
     monkeypatch.setattr(budget_module.TimeBudget, "observe", recording)
+    return fits
+
+
+def test_budget_run_ends_with_validation_and_checkpoint_and_schedule_spans_the_fit(sample_root, tmp_path,
+                                                                                     monkeypatch, capsys):
+    fits = _one_second_steps(monkeypatch)
     cfg = tiny_config(sample_root, 1000, "train.time_budget=10s", "train.val_interval=1000",
                       "train.checkpoint_interval=1000", "train.warmup_iters=0")
     results = train(cfg, str(tmp_path))
@@ -53,3 +58,15 @@ def test_budget_run_ends_with_validation_and_checkpoint_and_schedule_spans_the_f
     lrs = [r["lr"] for r in records if "lr" in r]
     assert lrs[-1] == pytest.approx(cfg.train.lr * (1 - 9 / 10) ** cfg.train.poly_power + 1e-4 * (1 - (1 - 9 / 10) ** 0.9), rel=1e-3)
     assert "schedule spans 10 iterations" in capsys.readouterr().out
+
+
+def test_a_resumed_budget_run_keeps_the_span_it_fixed(sample_root, tmp_path, monkeypatch, capsys):
+    fits = _one_second_steps(monkeypatch)
+    cfg = tiny_config(sample_root, 1000, "train.time_budget=10s", "train.val_interval=1000",
+                      "train.checkpoint_interval=1000")
+    train(cfg, str(tmp_path), stop_at=8)
+    assert fits == [10] and load_checkpoint(tmp_path / "last.pth")["scheduler"]["iterations"] == 10
+    capsys.readouterr()
+    train(cfg, str(tmp_path), resume="auto")
+    assert fits == [10] and "time budget" not in capsys.readouterr().out  # not measured again
+    assert load_checkpoint(tmp_path / "last.pth")["iteration"] == 10
