@@ -8,6 +8,7 @@ the random state are functions of the iteration, so a resumed run continues exac
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import time
 from typing import Any, Dict, Optional
@@ -18,7 +19,8 @@ from .budget import TimeBudget, parse_duration
 from .checkpoint import checkpoint_meta, link_checkpoint, prune_checkpoints, rng_state, save_checkpoint, training_state
 from .config import Config, dump, to_dict
 from .data import Normalizer, build_dataset, build_loader, train_transform
-from .distributed import DistEnv, any_rank, average_buffers, gather, min_over_ranks, setup, teardown
+from .distributed import (DistEnv, any_rank, average_buffers, gather, max_over_ranks, min_over_ranks, setup,
+                          teardown)
 from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
 from .models import build_model
@@ -156,12 +158,15 @@ class Trainer:
     def fit_budget(self, done: int) -> bool:
         """True once the budget has fixed the schedule's length (then ``self.schedule`` is it)."""
         fitted = self.budget.observe(done, self.step_seconds)
+        if self.env.distributed:  # every rank must end at the same iteration: the first rank to decide decides
+            fitted = max_over_ranks(fitted or 0, self.env) or None
         if fitted is None:
             return False
-        self.schedule = fitted
+        rate = 1 / self.budget.step_seconds if self.budget.step_seconds > 0 else math.nan
+        self.schedule, self.budget = fitted, None  # fixed for the rest of the run
         self.log.set_total(fitted)
-        self.say(f"time budget {self.t.time_budget}: {1 / self.budget.step_seconds:.2f} it/s measured after "
-                 f"{done} iterations, so the schedule spans {fitted} iterations"
+        self.say(f"time budget {self.t.time_budget}: {rate:.2f} it/s measured after {done} iterations, so the "
+                 f"schedule spans {fitted} iterations"
                  + (" (train.iterations, the upper bound)" if fitted == self.t.iterations else ""))
         return True
 
@@ -188,7 +193,7 @@ class Trainer:
         self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.budget is not None and self.budget.fixed is None and self.device.type == "cuda":
+        if self.budget is not None and self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # while the budget measures, time the GPU's work, not the launches
         self.steps += 1
         self.step_seconds = time.perf_counter() - tic

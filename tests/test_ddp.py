@@ -75,3 +75,21 @@ def test_ddp_with_an_aux_head_of_weight_zero_trains(tmp_path):
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert load_checkpoint(work / "last.pth")["iteration"] == 3
+
+
+def test_ddp_ranks_agree_on_the_time_budget_schedule(tmp_path):
+    """Each rank measures its own step time; they must still end at one iteration, or the collectives hang."""
+    from segkit.data.sample import generate
+
+    sample_root = generate(tmp_path / "data", splits={"train": 8, "val": 2})
+    work = tmp_path / "ddp"
+    work.mkdir()
+    overrides = tiny_overrides(sample_root, 200, "train.time_budget=2s", "train.val_interval=200",
+                               "train.checkpoint_interval=200", "train.log_interval=200")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [_torchrun(), "--standalone", "--nproc_per_node=2", str(ROOT / "tests" / "ddp_train_worker.py"),
+           str(work), *overrides]
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    ckpt = load_checkpoint(work / "last.pth")
+    assert "time budget 2s" in run.stdout and ckpt["iteration"] == ckpt["scheduler"]["iterations"] >= 6
