@@ -53,6 +53,9 @@ def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = N
             trainer = Trainer(cfg, env, work_dir, resume, init_from, stop)
             try:
                 return trainer.run(stop_at)
+            except (TrainingInterrupted, NonFiniteLossError) as exc:
+                trainer.log.to_file(f"stopped: {exc}")  # the CLI prints it; train.log keeps it too
+                raise
             finally:
                 trainer.log.close()
     finally:

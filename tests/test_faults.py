@@ -124,3 +124,4 @@ def test_non_finite_loss_stops_with_iteration_and_last_good_checkpoint(sample_ro
     ckpt = load_checkpoint(tmp_path / "last.pth")  # never overwritten with NaN weights
     assert ckpt["iteration"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert "stopped: the loss is not finite (NaN or inf) at iteration 3" in (tmp_path / "train.log").read_text()
