@@ -218,9 +218,10 @@ def save_rgb(path, image: np.ndarray) -> Path:
     return path
 
 
-def save_index_png(path, mask: np.ndarray, palette: np.ndarray) -> Path:
+def save_index_png(path, mask: np.ndarray, palette: np.ndarray, compress_level: int = 6) -> Path:
     """A palette ('P') PNG whose pixel values are the class ids, so tools read ids and viewers see colours.
-    More than 256 classes do not fit a palette: those are written as 16-bit grey PNGs."""
+    More than 256 classes do not fit a palette: those are written as 16-bit grey PNGs. ``compress_level``
+    (zlib, 0-9) trades size for speed: the studio saves at 1 on every stroke."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if len(palette) > 256 or int(mask.max(initial=0)) > 255:
@@ -230,7 +231,7 @@ def save_index_png(path, mask: np.ndarray, palette: np.ndarray) -> Path:
     flat = np.zeros((256, 3), np.uint8)
     flat[: len(palette)] = palette
     im.putpalette(flat.reshape(-1).tolist())
-    im.save(path)
+    im.save(path, compress_level=compress_level)
     return path
 
 

@@ -42,6 +42,16 @@ def newest_checkpoint() -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
+def checkpoint_to_use(given) -> Path | None:
+    """``given`` (--checkpoint), else the newest one under work_dirs/; None, after saying why, if neither."""
+    checkpoint = given or newest_checkpoint()
+    if checkpoint is None:
+        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
+    elif not given:
+        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
+    return checkpoint
+
+
 def expand(inputs) -> tuple[list[Path], list[str]]:
     """Files named by the inputs (folders: every file in them, sorted; globs expanded), and problems."""
     files, problems = [], []
@@ -126,12 +136,9 @@ def main(argv=None) -> int:
         if kind not in EXPORTS:
             print(f"error: --export {kind}: the formats are {', '.join(EXPORTS)}", file=sys.stderr)
             return 2
-    checkpoint = args.checkpoint or newest_checkpoint()
+    checkpoint = checkpoint_to_use(args.checkpoint)
     if checkpoint is None:
-        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
         return 2
-    if not args.checkpoint:
-        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
     try:
         predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None,
                                               tta=args.tta)
