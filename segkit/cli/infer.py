@@ -1,8 +1,9 @@
 """Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
 
-    python tools/infer.py INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--device D]
-                          [--export coco|labelstudio OUT] [--coco-polygons] [--skip-classes background,...]
-                          [--alpha A] [--no-outlines] [--no-labels] [--no-legend] [--min-area N]
+    segkit infer INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--device D]
+                  [--export coco|labelstudio OUT] [--coco-polygons] [--skip-classes background,...]
+                  [--alpha A] [--no-outlines] [--no-labels] [--no-legend] [--min-area N]
+    python tools/infer.py INPUT ...   (the same, from a checkout)
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
 <out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
@@ -40,6 +41,16 @@ def newest_checkpoint() -> Path | None:
     """The most recently written work_dirs/**/best.pth under the current directory."""
     found = {p.resolve() for p in (Path.cwd() / "work_dirs").glob("**/best.pth")}
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def checkpoint_to_use(given) -> Path | None:
+    """``given`` (--checkpoint), else the newest one under work_dirs/; None, after saying why, if neither."""
+    checkpoint = given or newest_checkpoint()
+    if checkpoint is None:
+        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
+    elif not given:
+        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
+    return checkpoint
 
 
 def expand(inputs) -> tuple[list[Path], list[str]]:
@@ -117,16 +128,11 @@ def save_exports(exports, exported, names, polygons: bool) -> None:
                   "--export labelstudio, or --coco-polygons)")
 
 
-def setup(args):
+def setup(args, checkpoint):
     """(predictor, render keywords, exports) for the arguments; bad ones raise a one-line error."""
     bad = [kind for kind, _ in args.export if kind not in EXPORTS]
     if bad:
         raise ValueError(f"--export {bad[0]}: the formats are {', '.join(EXPORTS)}")
-    checkpoint = args.checkpoint or newest_checkpoint()
-    if checkpoint is None:
-        raise ValueError(NO_CHECKPOINT)
-    if not args.checkpoint:
-        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
     predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None, tta=args.tta)
     predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
     drawing = overlay_options(args, predictor.class_names)
@@ -135,8 +141,11 @@ def setup(args):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    checkpoint = checkpoint_to_use(args.checkpoint)
+    if checkpoint is None:
+        return 2
     try:
-        predictor, drawing, exports = setup(args)
+        predictor, drawing, exports = setup(args, checkpoint)
     except (CheckpointError, ConfigError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
