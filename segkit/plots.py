@@ -55,7 +55,7 @@ def plot_iou(iou: Sequence[float], class_names: Sequence[str], path, miou: Optio
     ax.barh(range(n), np.nan_to_num(values), color="tab:blue")
     for i, v in enumerate(values):
         ax.text((0 if np.isnan(v) else v) + 1, i, "n/a" if np.isnan(v) else f"{v:.1f}", va="center", fontsize=8)
-    if miou is not None and miou == miou:
+    if miou is not None and not np.isnan(miou):
         ax.axvline(miou * 100, color="tab:red", linestyle="--", label=f"mIoU {miou * 100:.2f}")
         ax.legend(loc="lower right")
     ax.set_yticks(range(n), class_names)

@@ -124,8 +124,8 @@ def vessels():
 
 def test_skipped_background_is_neither_painted_nor_named():
     image, mask = vessels()
-    kwargs = dict(class_names=["background", "vessel"], palette=PALETTE[:2], outlines=False, legend=False,
-                  min_area=2000)  # only the background is large enough for a name
+    kwargs = {"class_names": ["background", "vessel"], "palette": PALETTE[:2], "outlines": False,
+              "legend": False, "min_area": 2000}  # only the background is large enough for a name
     plain = V.render(image, mask, skip=[0], **kwargs)
     assert (plain[mask == 0] == 40).all()  # not painted, and no "background" written anywhere on it
     named = V.render(image, mask, **kwargs)
@@ -134,7 +134,7 @@ def test_skipped_background_is_neither_painted_nor_named():
 
 def test_thin_vessels_keep_their_colour_without_outlines_and_the_legend_avoids_them():
     image, mask = vessels()
-    kwargs = dict(labels=False, skip=[0])
+    kwargs = {"labels": False, "skip": [0]}
     outlined = V.render(image, mask, ["background", "vessel"], PALETTE[:2], **kwargs)
     assert (outlined[mask == 1] == 255).all(axis=-1).mean() > 0.4  # outlines whiten half the vessel pixels
     bare = V.render(image, mask, ["background", "vessel"], PALETTE[:2], outlines=False, **kwargs)
