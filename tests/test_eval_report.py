@@ -50,7 +50,9 @@ def test_per_image_metrics_and_the_html_report(sample_run, sample_root, tmp_path
 
 def test_per_image_metrics_on_camvid_skip_the_unlabelled_class(camvid_run, camvid_small, tmp_path):
     out = tmp_path / "camvid.json"
-    assert load_tool("eval").main([str(camvid_run / "last.pth"), "--out", str(out), "eval.batch_size=2"]) == 0
+    assert load_tool("eval").main([str(camvid_run / "last.pth"), "--out", str(out), "--report", str(tmp_path / "r"),
+                                   "eval.batch_size=2"]) == 0
+    assert len(list((tmp_path / "r" / "images").glob("*.png"))) == 3
     rows = json.loads(out.read_text())["per_image"]
     assert [r["stem"] for r in rows] == sorted(p.stem for p in (camvid_small / "val").iterdir())
     predictor = Predictor.from_checkpoint(camvid_run / "last.pth", device="cpu")
