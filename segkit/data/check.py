@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
+from .datasets import OUTSIDE
 from .io import DataError, Issue, read_image
 from .readers import build_dataset
 from .stats import class_statistics, histogram, median_frequency_weights
@@ -100,6 +101,8 @@ def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> 
 
 def _meaning(dataset, value: int):
     """(what raw ``value`` becomes, whether that is invalid)."""
+    if value == OUTSIDE and dataset.ignore_masks is not None:
+        return "ignored (outside the ignore mask)", False
     target = int(dataset.lut[value]) if 0 <= value < len(dataset.lut) else None
     if target == dataset.ignore_index:
         return f"ignored (ignore_index={dataset.ignore_index})", False

@@ -18,7 +18,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .datasets import LUT_SIZE, SegDataset, name_list
+from .datasets import LUT_SIZE, SegDataset
+from .pairing import name_list
 from .io import DataError, Issue, report
 
 VOID = LUT_SIZE - 1  # raw value of crowd and contested pixels; no COCO category has this id
