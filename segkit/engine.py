@@ -150,9 +150,9 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
 
     auto_weights = None
     if needs_auto_weights(cfg):
-        from .data.stats import median_frequency_weights, pixel_counts
+        from .data.stats import class_weights
 
-        auto_weights = median_frequency_weights(pixel_counts(train_set))
+        auto_weights = class_weights(train_set, num_workers=cfg.data.num_workers)  # the numbers `check` prints
         say("class weights (median frequency): " + ", ".join(
             f"{n} {w:.3f}" for n, w in zip(train_set.class_names, auto_weights)))
     criterion = build_loss(cfg, auto_weights).to(device)

@@ -63,9 +63,10 @@ def class_statistics(dataset, histograms: Sequence[Histogram] | None = None,
     return pixels, images, image_pixels
 
 
-def pixel_counts(dataset, num_workers: int = 0) -> np.ndarray:
-    """Pixels of each class over the whole data set (untransformed masks; ignore_index skipped)."""
-    return class_statistics(dataset, num_workers=num_workers)[0]
+def class_weights(dataset, histograms: Sequence[Histogram] | None = None, num_workers: int = 0) -> List[float]:
+    """The weights of ``class_weights: auto`` and of ``segkit check``: median frequency, SegNet's definition."""
+    pixels, _, image_pixels = class_statistics(dataset, histograms, num_workers)
+    return median_frequency_weights(pixels, image_pixels)
 
 
 def median_frequency_weights(counts: Sequence[int], image_pixels: Sequence[int] | None = None) -> List[float]:
