@@ -23,7 +23,7 @@ from .checkpoint import (find_resume_checkpoint, link_checkpoint, load_checkpoin
                          load_model_state, prune_checkpoints, remove_stale_temporaries, rng_state,
                          save_checkpoint, set_rng_state)
 from .config import Config, ConfigError, dump, to_dict
-from .data import Normalizer, build_dataset, build_loader, train_transform
+from .data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
 from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, resolve_device,
                           setup, teardown)
 from .evaluation import autocast, evaluate
@@ -32,7 +32,6 @@ from .losses import build_loss, needs_auto_weights
 from .models import build_model
 from .optim import build_optimizer, check_train_config, set_lr
 from .progress import TrainLogger, plot_curves
-from .sampling import build_train_loader
 
 __all__ = ["train", "amp_dtype", "resolve_device", "build_optimizer", "TrainingInterrupted", "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62
@@ -173,7 +172,7 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
     cuda = device.type == "cuda"
     loader = build_train_loader(train_set, t.batch_size, cfg.data.num_workers, t.seed, env.rank, env.world_size,
                                 start_batch=start * t.accumulate, pin_memory=cuda)
-    val_loader = build_loader(val_set, cfg.eval.batch_size, False, cfg.data.num_workers,
+    val_loader = build_eval_loader(val_set, cfg.eval.batch_size, cfg.data.num_workers,
                               distributed=env.distributed, pin_memory=cuda)
     normalize = Normalizer(cfg.data.mean, cfg.data.std, device,
                            memory_format=torch.channels_last if t.channels_last else torch.contiguous_format)

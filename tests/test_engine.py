@@ -11,7 +11,7 @@ from segkit.config import load_config
 from segkit.engine import seed_everything, train
 from segkit.models import build_model
 from segkit.optim import build_optimizer, lr_factor
-from segkit.sampling import TrainSampler
+from segkit.data.loaders import TrainSampler
 from tests.train_helpers import read_log, tiny_config
 
 
