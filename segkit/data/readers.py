@@ -14,7 +14,7 @@ from .classes import (ADE20K_CLASSES, CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES
                       CITYSCAPES_TRAIN_IDS, VOC_CLASSES)
 from .coco import coco_dataset
 from .datasets import SegDataset
-from .io import MASK_SUFFIXES, DataError, Issue, report
+from .io import MASK_SUFFIXES, ROOT_HINT, DataError, Issue, report
 from .pairing import NameRule, Pair, folder_rules, ignore_masks, pair_by_stem, read_split_file
 
 FOLDER_LAYOUT = """
@@ -41,7 +41,7 @@ ADE20K_SPLITS = {"train": "training", "val": "validation"}  # the names users ty
 def folder_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
     root = Path(cfg.root)
     if not root.is_dir():
-        report(issues, f"data root not found: {root} (data.root).{FOLDER_LAYOUT}")
+        report(issues, f"data root not found: {root} {ROOT_HINT}.{FOLDER_LAYOUT}")
         return []
     stems = None
     if cfg.split_file:
@@ -59,7 +59,7 @@ def folder_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[
 def camvid_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
     root = Path(cfg.root)
     if not root.is_dir():
-        report(issues, f"CamVid root not found: {root} (data.root).{CAMVID_LAYOUT}")
+        report(issues, f"CamVid root not found: {root} {ROOT_HINT}.{CAMVID_LAYOUT}")
         return []
     return pair_by_stem(root / split, root / f"{split}annot", None, CAMVID_LAYOUT, issues=issues)
 
@@ -69,7 +69,7 @@ def voc_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pai
     masks (with their 255 boundaries) for VOC images and takes SBD's for the rest, as mmsegmentation does."""
     root = Path(cfg.root)
     if not root.is_dir():
-        report(issues, f"VOC root not found: {root} (data.root).{VOC_LAYOUT}")
+        report(issues, f"VOC root not found: {root} {ROOT_HINT}.{VOC_LAYOUT}")
         return []
     stems = read_split_file(root / "ImageSets" / "Segmentation" / f"{split}.txt", issues)
     if stems is None:
@@ -81,7 +81,7 @@ def voc_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pai
 def cityscapes_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
     root = Path(cfg.root)
     if not root.is_dir():
-        report(issues, f"Cityscapes root not found: {root} (data.root).{CITYSCAPES_LAYOUT}")
+        report(issues, f"Cityscapes root not found: {root} {ROOT_HINT}.{CITYSCAPES_LAYOUT}")
         return []
     return pair_by_stem(root / "leftImg8bit" / split, root / "gtFine" / split, None, CITYSCAPES_LAYOUT,
                         NameRule("_leftImg8bit", extensions=(".png",)), NameRule("_gtFine_labelIds", extensions=MASK_SUFFIXES),
@@ -91,7 +91,7 @@ def cityscapes_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> L
 def ade20k_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
     root, folder = Path(cfg.root), ADE20K_SPLITS.get(split, split)
     if not root.is_dir():
-        report(issues, f"ADE20K root not found: {root} (data.root).{ADE20K_LAYOUT}")
+        report(issues, f"ADE20K root not found: {root} {ROOT_HINT}.{ADE20K_LAYOUT}")
         return []
     return pair_by_stem(root / "images" / folder, root / "annotations" / folder, None, ADE20K_LAYOUT, issues=issues)
 
