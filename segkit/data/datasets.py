@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from .classes import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: F401  (imported from here by bench/quality.py)
 from .io import DataError, read_image, read_mask
+from .filetable import PairList
 from .pairing import Pair
 
 LUT_SIZE = 65536  # raw mask values are 8- or 16-bit
@@ -50,8 +51,8 @@ class SegDataset(Dataset):
                  label_map: Optional[Dict[int, int]] = None, reduce_zero_label: bool = False,
                  transform: Optional[Callable] = None, name: str = "dataset", unmapped_ignored: bool = False,
                  ignore_masks: Optional[Sequence[Optional[Path]]] = None):
-        self.pairs = list(pairs)
-        self.ignore_masks = list(ignore_masks) if ignore_masks is not None and any(ignore_masks) else None
+        self.pairs = pairs if isinstance(pairs, PairList) else list(pairs)  # PairList: compact at 1M pairs
+        self.ignore_masks = ignore_masks if ignore_masks is not None and len(ignore_masks) else None
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.class_names = list(class_names) or [f"class_{i}" for i in range(num_classes)]
         if len(self.class_names) != num_classes:

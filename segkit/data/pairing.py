@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
+from .filetable import FileTable, PairList, TableRows, first_of_each_key, lookup, merge, scan
 from .io import IMAGE_SUFFIXES, MASK_SUFFIXES, DataError, Issue, report
 
 Pair = Tuple[Path, Path]
@@ -25,16 +28,21 @@ class NameRule:
     pattern: Optional[re.Pattern] = None  # wins over suffix: group 'key' of pattern.match(name)
     extensions: Tuple[str, ...] = IMAGE_SUFFIXES
 
+    def __post_init__(self):
+        # computed once: key() runs for every file listed
+        object.__setattr__(self, "_whole_suffix", os.path.splitext(self.suffix)[1].lower() in self.extensions)
+
     def key(self, name: str) -> Optional[str]:
         """The key of file ``name``, or None when the file is not one this rule pairs."""
-        stem, ext = os.path.splitext(name)
-        if ext.lower() not in self.extensions:
+        dot = name.rfind(".")
+        if dot <= 0 or name[dot:].lower() not in self.extensions:
             return None
         if self.pattern is not None:
             found = self.pattern.match(name)
             return found.group("key") if found else None
-        if os.path.splitext(self.suffix)[1].lower() in self.extensions:  # the suffix names the extension too
+        if self._whole_suffix:  # the suffix names the extension too
             return name[: len(name) - len(self.suffix)] if name.endswith(self.suffix) else None
+        stem = name[:dot]
         return stem[: len(stem) - len(self.suffix)] if stem.endswith(self.suffix) else None
 
 
@@ -53,41 +61,23 @@ def folder_rules(cfg) -> Tuple[NameRule, NameRule, NameRule]:
             NameRule(cfg.ignore_mask_suffix, pattern, MASK_SUFFIXES))
 
 
-def _walk(directory: Path, recursive: bool):
-    """(sub-folder relative to ``directory``, file names) per folder, without a stat per file."""
-    if not recursive:
-        with os.scandir(directory) as entries:
-            yield "", [e.name for e in entries if e.is_file()]
-        return
-    for folder, _, files in os.walk(directory):
-        yield os.path.relpath(folder, directory).replace(os.sep, "/"), files
-
-
 def list_files(directory: Path, rule: NameRule, recursive: bool = False,
-               issues: Optional[List[Issue]] = None) -> Dict[str, Path]:
-    """``key -> path`` for the files in ``directory`` that ``rule`` pairs, sorted by key.
-    Recursive keys keep the sub-folder: ``city/name``."""
-    found: Dict[str, Path] = {}
-    for sub, names in _walk(directory, recursive):
-        base = directory / sub if sub not in ("", ".") else directory
-        for name in names:
-            key = rule.key(name)
-            if key is None:
-                continue
-            if sub not in ("", "."):
-                key = f"{sub}/{key}"
-            if key in found:
-                report(issues, f"two files in {base} share the name '{key}': {found[key].name} and {name}; "
-                               f"segkit pairs images and masks by name, so rename or remove one.")
-                continue
-            found[key] = base / name
-    return dict(sorted(found.items()))
+               issues: Optional[List[Issue]] = None) -> FileTable:
+    """The files in ``directory`` that ``rule`` pairs, sorted by key; two files with one key are reported
+    (the first by name is kept). Recursive keys keep the sub-folder: ``city/name``."""
+    table, dropped = first_of_each_key(scan(directory, recursive, rule.key))
+    kept = lookup(table, dropped.keys[:50])
+    for i, row in enumerate(kept):
+        report(issues, f"two files in {directory} share the name '{dropped.keys[i]}': {table.names[row]} and "
+                       f"{dropped.names[i]}; segkit pairs images and masks by name, so rename or remove one.")
+    return table
 
 
-def name_list(items: Sequence[str], issues: Optional[List[Issue]]) -> str:
-    """The first few names (many more when collecting issues for check_dataset, whose job is to list them)."""
-    limit = 8 if issues is None else 50
-    return ", ".join(items[:limit]) + (f" ... ({len(items) - limit} more)" if len(items) > limit else "")
+def name_list(items: Sequence[str], issues: Optional[List[Issue]], total: Optional[int] = None) -> str:
+    """The first few names (many more when collecting issues for check_dataset, whose job is to list them);
+    ``total``: how many there are when ``items`` holds only the first ones."""
+    limit, total = 8 if issues is None else 50, len(items) if total is None else total
+    return ", ".join(items[:limit]) + (f" ... ({total - limit} more)" if total > limit else "")
 
 
 def _common_suffix(a: str, b: str) -> str:
@@ -145,7 +135,7 @@ def _nothing_pairs(image_dir: Path, mask_dirs: Sequence[Path], images: Sequence[
 def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optional[Sequence[str]] = None,
                  layout_hint: str = "", image_rule: NameRule = NameRule(),
                  mask_rule: NameRule = NameRule(extensions=MASK_SUFFIXES), recursive: bool = False,
-                 propose: bool = False, issues: Optional[List[Issue]] = None) -> List[Pair]:
+                 propose: bool = False, issues: Optional[List[Issue]] = None) -> Sequence[Pair]:
     """Pair the files of ``image_dir`` with those of ``mask_dirs`` (the first folder holding a key wins)
     whose names give the same key. Every problem is reported: a missing or empty folder, an image with no
     mask, a listed key with no file. Masks with no image are a warning only. ``propose``: when nothing
@@ -159,38 +149,41 @@ def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optio
         report(issues, f"mask folder not found: {' or '.join(map(str, mask_dirs))}.{layout_hint}")
         return []
     images = list_files(image_dir, image_rule, recursive, issues)
-    masks: Dict[str, Path] = {}
-    for d in reversed(present):  # the first folder wins
-        masks.update(list_files(d, mask_rule, recursive, issues))
-    if not images:
+    masks = merge([list_files(d, mask_rule, recursive, issues) for d in present])  # the first folder wins
+    if not len(images):
         report(issues, f"no images ({', '.join(image_rule.extensions)}) named by the pairing rule in {image_dir}."
                        f"{layout_hint}")
         return []
-    if not masks:
+    if not len(masks):
         report(issues, f"no masks ({', '.join(mask_rule.extensions)}) named by the pairing rule in "
                        f"{', '.join(map(str, present))}.{layout_hint}")
         return []
     if stems is not None:
-        missing = [s for s in stems if s not in images or s not in masks]
-        if missing:
+        wanted = np.array(stems, np.str_)
+        image_rows, mask_rows = lookup(images, wanted), lookup(masks, wanted)
+        found = (image_rows >= 0) & (mask_rows >= 0)
+        if not found.all():
+            missing = wanted[~found].tolist()
             report(issues, f"the split list names {len(missing)} file(s) with no image in {image_dir} or no mask in "
                            f"{', '.join(map(str, present))}: {name_list(missing, issues)}. "
                            f"Fix the list or restore the files.")
-        return [(images[s], masks[s]) for s in stems if s in images and s in masks]
-    if images.keys().isdisjoint(masks):
-        report(issues, _nothing_pairs(image_dir, present, list(images), sorted(masks),
+        return PairList(images.take(image_rows[found]), masks.take(mask_rows[found]))
+    mask_rows = lookup(masks, images.keys)
+    paired = mask_rows >= 0
+    if not paired.any():
+        report(issues, _nothing_pairs(image_dir, present, images.keys.tolist(), masks.keys.tolist(),
                                       (image_rule, mask_rule) if propose else None))
         return []
-    unpaired = [k for k in images if k not in masks]
-    if unpaired:
+    if not paired.all():
+        unpaired = images.keys[~paired]
         report(issues, f"{len(unpaired)} image(s) in {image_dir} have no mask in {', '.join(map(str, present))}: "
-                       f"{name_list(unpaired, issues)}. "
+                       f"{name_list(unpaired[:50].tolist(), issues, len(unpaired))}. "
                        f"Add the masks, remove the images, or name the images to use in a split list.")
-    orphans = sorted(set(masks) - set(images))
-    if orphans:
-        report(issues, f"{len(orphans)} mask(s) have no image in {image_dir} (not used): {name_list(orphans, issues)}",
-               fatal=False)
-    return [(path, masks[k]) for k, path in images.items() if k in masks]
+    orphans = masks.keys[lookup(images, masks.keys) < 0]
+    if len(orphans):
+        report(issues, f"{len(orphans)} mask(s) have no image in {image_dir} (not used): "
+                       f"{name_list(orphans[:50].tolist(), issues, len(orphans))}", fatal=False)
+    return PairList(images.take(paired), masks.take(mask_rows[paired]))
 
 
 def read_split_file(path: Path, issues: Optional[List[Issue]] = None) -> Optional[List[str]]:
@@ -206,16 +199,17 @@ def read_split_file(path: Path, issues: Optional[List[Issue]] = None) -> Optiona
 
 
 def ignore_masks(directory: Path, rule: NameRule, image_rule: NameRule, pairs: Sequence[Pair],
-                 issues: Optional[List[Issue]] = None) -> List[Optional[Path]]:
+                 issues: Optional[List[Issue]] = None) -> Sequence[Optional[Path]]:
     """The ignore mask of each pair (data.ignore_mask_dir), found by its image's key; a missing one is an error."""
     if not directory.is_dir():
         report(issues, f"ignore mask folder not found: {directory} (data.ignore_mask_dir)")
         return [None] * len(pairs)
     found = list_files(directory, rule, issues=issues)
-    keys = [image_rule.key(image.name) for image, _ in pairs]
-    missing = [k for k in keys if k not in found]
-    if missing:
+    keys = pairs.keys if isinstance(pairs, PairList) else np.array([image_rule.key(i.name) for i, _ in pairs], np.str_)
+    rows = lookup(found, keys)
+    missing = keys[rows < 0]
+    if len(missing):
         report(issues, f"{len(missing)} image(s) have no ignore mask in {directory} (data.ignore_mask_dir, "
-                       f"data.ignore_mask_suffix='{rule.suffix}'): {name_list(missing, issues)}. Add them, or set "
-                       f"data.ignore_mask_suffix to the part of their names after the key.")
-    return [found.get(k) for k in keys]
+                       f"data.ignore_mask_suffix='{rule.suffix}'): {name_list(missing[:50].tolist(), issues, len(missing))}. "
+                       f"Add them, or set data.ignore_mask_suffix to the part of their names after the key.")
+    return TableRows(found, rows)

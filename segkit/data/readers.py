@@ -8,7 +8,7 @@ Every reader takes ``issues``: None raises on the first problem, a list collects
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .classes import (ADE20K_CLASSES, CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE,
                       CITYSCAPES_TRAIN_IDS, VOC_CLASSES)
@@ -96,23 +96,31 @@ def ade20k_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[
     return pair_by_stem(root / "images" / folder, root / "annotations" / folder, None, ADE20K_LAYOUT, issues=issues)
 
 
-def split_ignore_masks(cfg, split: str, pairs: List[Pair], issues: Optional[List[Issue]] = None) -> List[Optional[Path]]:
-    """Each pair's ignore mask (data.ignore_mask_dir, folder format), or None for each without it."""
-    if not cfg.ignore_mask_dir or not pairs:
-        return [None] * len(pairs)
+def split_ignore_masks(cfg, split: str, pairs: Sequence[Pair],
+                       issues: Optional[List[Issue]] = None) -> Optional[Sequence[Optional[Path]]]:
+    """Each pair's ignore mask (data.ignore_mask_dir, folder format); None without that option."""
+    if not cfg.ignore_mask_dir or not len(pairs):
+        return None
     image_rule, _, ignore_rule = folder_rules(cfg)
     return ignore_masks(Path(cfg.root) / cfg.ignore_mask_dir.format(split=split), ignore_rule, image_rule, pairs, issues)
 
 
 def joined_pairs(pairs_fn: Callable, cfg, split: str,
-                 issues: Optional[List[Issue]] = None) -> Tuple[List[Pair], List[Optional[Path]]]:
-    """The pairs of ``a+b+...``, in order, each image once (the first split's mask wins), and their ignore masks."""
+                 issues: Optional[List[Issue]] = None) -> Tuple[Sequence[Pair], Optional[Sequence[Optional[Path]]]]:
+    """The pairs of ``a+b+...``, in order, each image once (the first split's mask wins), and their ignore masks.
+    One split stays the reader's compact listing; only a join builds a list."""
+    parts = [part.strip() for part in split.split("+")]
+    if len(parts) == 1:
+        found = pairs_fn(cfg, parts[0], issues)
+        return found, split_ignore_masks(cfg, parts[0], found, issues)
     pairs: Dict[Path, Tuple[Pair, Optional[Path]]] = {}
-    for part in split.split("+"):
-        found = pairs_fn(cfg, part.strip(), issues)
-        for pair, ignore in zip(found, split_ignore_masks(cfg, part.strip(), found, issues)):
+    for part in parts:
+        found = pairs_fn(cfg, part, issues)
+        ignores = split_ignore_masks(cfg, part, found, issues) or [None] * len(found)
+        for pair, ignore in zip(found, ignores):
             pairs.setdefault(pair[0], (pair, ignore))
-    return [p for p, _ in pairs.values()], [i for _, i in pairs.values()]
+    ignores = [i for _, i in pairs.values()]
+    return [p for p, _ in pairs.values()], ignores if any(ignores) else None
 
 
 FOLDER_ONLY = ("image_suffix", "mask_suffix", "pair_pattern", "ignore_mask_dir", "ignore_mask_suffix")

@@ -8,7 +8,6 @@ from typing import List
 import numpy as np
 
 from .io import DataError
-from .pairing import folder_rules
 from .readers import build_dataset
 
 SPLIT_FILE = "splits/{split}.txt"
@@ -29,9 +28,7 @@ def make_split(data, fraction: float, seed: int = 0) -> List[str]:
         raise DataError(f"--make-split: {', '.join(existing)} exists already; remove it to write a new split")
     everything = copy.deepcopy(data)
     everything.split_file = None  # list every pair of the folder, not the lists about to be written
-    pairs = build_dataset(everything, data.train_split).pairs
-    image_rule = folder_rules(data)[0]
-    keys = [image_rule.key(image.name) for image, _ in pairs]
+    keys = build_dataset(everything, data.train_split).pairs.keys.tolist()
     held = max(1, round(fraction * len(keys)))
     if held >= len(keys):
         raise DataError(f"--make-split {fraction}: {len(keys)} pair(s) leave nothing to train on; lower the share")
