@@ -114,9 +114,13 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
 
     auto_weights = None
     if needs_auto_weights(cfg):
-        from .data.stats import class_weights
+        from .data.stats import CACHE_FILE, cached_class_weights
 
-        auto_weights = class_weights(train_set, num_workers=cfg.data.num_workers)  # the numbers `check` prints
+        # the numbers `check` prints; rank 0 reads the masks once (or the work dir's cache) and shares them
+        found = cached_class_weights(train_set, work, cfg.data.num_workers) if env.is_main else None
+        auto_weights, cached = gather(found, env)[0]
+        if cached:
+            say(f"class weights read from {work / CACHE_FILE} (same file list and label mapping)")
         say("class weights (median frequency): " + ", ".join(
             f"{n} {w:.3f}" for n, w in zip(train_set.class_names, auto_weights)))
     criterion = build_loss(cfg, auto_weights).to(device)

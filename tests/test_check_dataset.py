@@ -133,3 +133,4 @@ def test_check_prints_the_class_weights_training_uses(sample_root, tmp_path, cap
     train(cfg, str(tmp_path / "work"))
     used = capsys.readouterr().out.split("class weights (median frequency): ")[1].splitlines()[0]
     assert len(printed) == 6 and [float(w.rsplit(" ", 1)[1]) for w in used.split(", ")] == pytest.approx(printed, abs=1e-3)
+    assert (tmp_path / "work" / "class_weights.json").is_file()  # a resume or a rerun reads them from there
