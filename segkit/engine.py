@@ -21,8 +21,8 @@ from .checkpoint import (check_resumable, checkpoint_meta, find_resume_checkpoin
                          save_checkpoint, set_rng_state, training_state)
 from .config import Config, dump, to_dict
 from .data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
-from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, setup,
-                          teardown)
+from .distributed import (DistEnv, any_rank, average_buffers, from_rank0, gather, min_over_ranks, prepare_model,
+                          setup, teardown)
 from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
 from .losses import build_loss, needs_auto_weights
@@ -85,8 +85,9 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
     seed_everything(t.seed + env.rank)
     dtype = amp_dtype(t.amp, device)
 
-    train_set = build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data))
-    val_set = build_dataset(cfg.data, cfg.data.val_split)
+    # rank 0 lists the files and shares the listing
+    train_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data)), env)
+    val_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.val_split), env)
     model = build_model(cfg)
     ckpt, source = None, None
     if resume == "auto":
@@ -117,8 +118,7 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
         from .data.stats import CACHE_FILE, cached_class_weights
 
         # the numbers `check` prints; rank 0 reads the masks once (or the work dir's cache) and shares them
-        found = cached_class_weights(train_set, work, cfg.data.num_workers) if env.is_main else None
-        auto_weights, cached = gather(found, env)[0]
+        auto_weights, cached = from_rank0(lambda: cached_class_weights(train_set, work, cfg.data.num_workers), env)
         if cached:
             say(f"class weights read from {work / CACHE_FILE} (same file list and label mapping)")
         say("class weights (median frequency): " + ", ".join(
