@@ -108,3 +108,15 @@ def test_ignore_mask_missing_or_of_another_size(tmp_path):
     write_mask(tmp_path / "training" / "mask" / "22_training_mask.png", np.ones((5, 5)))
     with pytest.raises(DataError, match="ignore mask .*22_training_mask.png is 5x5 but mask"):
         build_dataset(data_cfg(**fields), "train").read(1)
+
+
+def test_names_outside_ascii_and_split_lists_pair(tmp_path):
+    rng = np.random.default_rng(0)
+    for stem in ("café_1", "ß_2", "plain_3"):
+        write_image(tmp_path / "images" / "train" / f"{stem}.png", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+        write_mask(tmp_path / "masks" / "train" / f"{stem}.png", np.zeros((8, 8)))
+    ds = build_dataset(data_cfg(root=str(tmp_path)), "train")
+    assert [p[0].name for p in ds.pairs] == ["café_1.png", "plain_3.png", "ß_2.png"]  # by key, as code points
+    (tmp_path / "list.txt").write_text("ß_2\ncafé_1\n")
+    listed = build_dataset(data_cfg(root=str(tmp_path), split_file=str(tmp_path / "list.txt")), "train")
+    assert [p[1].name for p in listed.pairs] == ["ß_2.png", "café_1.png"]

@@ -1,4 +1,4 @@
-"""Listings that stay small at a million files: folder index, file name and key in numpy arrays.
+"""Listings that stay small at a million files: folder index, file name and key in numpy byte-string arrays.
 
 A Python ``Path`` per file costs ~0.1 ms to build and hash and a few hundred bytes; a data set of
 1M pairs listed that way takes minutes and gigabytes. Here names are listed with ``os.scandir``
@@ -23,20 +23,30 @@ class FileTable:
     """One side of a pairing (images, masks): ``dirs[folder[i]] / names[i]`` has key ``keys[i]``."""
     dirs: List[Path]
     folder: np.ndarray  # int32
-    names: np.ndarray  # str_
-    keys: np.ndarray  # str_
+    names: np.ndarray  # bytes_ (os.fsencode of the name: a quarter of a str_ array's size)
+    keys: np.ndarray  # bytes_
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def path(self, i: int) -> Path:
-        return self.dirs[int(self.folder[i])] / str(self.names[i])
+        return self.dirs[int(self.folder[i])] / os.fsdecode(self.names[i])
 
     def take(self, index: np.ndarray) -> "FileTable":
         return FileTable(self.dirs, self.folder[index], self.names[index], self.keys[index])
 
 
-def _chunks(records: Iterator[Tuple[int, str, str]]) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def texts(array: np.ndarray) -> List[str]:
+    """A bytes_ array's items as str."""
+    return [os.fsdecode(b) for b in array.tolist()]
+
+
+def encoded(items: Sequence[str]) -> np.ndarray:
+    """str items as a bytes_ array, the form names and keys are stored in."""
+    return np.array([os.fsencode(s) for s in items], np.bytes_)
+
+
+def _chunks(records: Iterator[Tuple[int, bytes, bytes]]) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     batch: list = []
     for record in records:
         batch.append(record)
@@ -49,16 +59,17 @@ def _chunks(records: Iterator[Tuple[int, str, str]]) -> Iterator[Tuple[np.ndarra
 
 def _as_arrays(batch: list) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     folder, names, keys = zip(*batch)
-    return np.array(folder, np.int32), np.array(names, np.str_), np.array(keys, np.str_)
+    return np.array(folder, np.int32), np.array(names, np.bytes_), np.array(keys, np.bytes_)
 
 
-def table_from(dirs: List[Path], records: Iterator[Tuple[int, str, str]]) -> FileTable:
+def table_from(dirs: List[Path], records: Iterator[Tuple[int, bytes, bytes]]) -> FileTable:
     """A table of (folder index, name, key) records, sorted by key then name."""
     parts = list(_chunks(records))
     if not parts:
-        empty = np.array([], np.str_)
+        empty = np.array([], np.bytes_)
         return FileTable(dirs, np.array([], np.int32), empty, empty)
     folder, names, keys = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    del parts  # the chunks' copies go before the sorted ones are made
     order = np.lexsort((names, keys))
     return FileTable(dirs, folder[order], names[order], keys[order])
 
@@ -147,14 +158,14 @@ def scan(directory: Path, recursive: bool, key_of) -> FileTable:
     a recursive key keeps its sub-folder: ``city/name``. No file is stat'ed or opened."""
     dirs: List[Path] = []
 
-    def records() -> Iterator[Tuple[int, str, str]]:
+    def records() -> Iterator[Tuple[int, bytes, bytes]]:
         if not recursive:
             dirs.append(directory)
-            with os.scandir(directory) as entries:
+            with os.scandir(os.fsencode(directory)) as entries:  # bytes names: stored as they come
                 for entry in entries:
-                    key = key_of(entry.name)
+                    key = key_of(os.fsdecode(entry.name))
                     if key is not None and entry.is_file():
-                        yield 0, entry.name, key
+                        yield 0, entry.name, os.fsencode(key)
             return
         for folder, _, files in os.walk(directory):
             sub = os.path.relpath(folder, directory).replace(os.sep, "/")
@@ -162,6 +173,6 @@ def scan(directory: Path, recursive: bool, key_of) -> FileTable:
             for name in files:
                 key = key_of(name)
                 if key is not None:
-                    yield len(dirs) - 1, name, key if sub == "." else f"{sub}/{key}"
+                    yield len(dirs) - 1, os.fsencode(name), os.fsencode(key if sub == "." else f"{sub}/{key}")
 
     return table_from(dirs, records())

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .filetable import FileTable, PairList, TableRows, first_of_each_key, lookup, merge, scan
+from .filetable import FileTable, PairList, TableRows, encoded, first_of_each_key, lookup, merge, scan, texts
 from .io import IMAGE_SUFFIXES, MASK_SUFFIXES, DataError, Issue, report
 
 Pair = Tuple[Path, Path]
@@ -68,8 +68,9 @@ def list_files(directory: Path, rule: NameRule, recursive: bool = False,
     table, dropped = first_of_each_key(scan(directory, recursive, rule.key))
     kept = lookup(table, dropped.keys[:50])
     for i, row in enumerate(kept):
-        report(issues, f"two files in {directory} share the name '{dropped.keys[i]}': {table.names[row]} and "
-                       f"{dropped.names[i]}; segkit pairs images and masks by name, so rename or remove one.")
+        report(issues, f"two files in {directory} share the name '{os.fsdecode(dropped.keys[i])}': "
+                       f"{os.fsdecode(table.names[row])} and {os.fsdecode(dropped.names[i])}; segkit pairs images and "
+                       f"masks by name, so rename or remove one.")
     return table
 
 
@@ -159,11 +160,11 @@ def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optio
                        f"{', '.join(map(str, present))}.{layout_hint}")
         return []
     if stems is not None:
-        wanted = np.array(stems, np.str_)
+        wanted = encoded(stems)
         image_rows, mask_rows = lookup(images, wanted), lookup(masks, wanted)
         found = (image_rows >= 0) & (mask_rows >= 0)
         if not found.all():
-            missing = wanted[~found].tolist()
+            missing = texts(wanted[~found])
             report(issues, f"the split list names {len(missing)} file(s) with no image in {image_dir} or no mask in "
                            f"{', '.join(map(str, present))}: {name_list(missing, issues)}. "
                            f"Fix the list or restore the files.")
@@ -171,18 +172,18 @@ def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optio
     mask_rows = lookup(masks, images.keys)
     paired = mask_rows >= 0
     if not paired.any():
-        report(issues, _nothing_pairs(image_dir, present, images.keys.tolist(), masks.keys.tolist(),
+        report(issues, _nothing_pairs(image_dir, present, texts(images.keys), texts(masks.keys),
                                       (image_rule, mask_rule) if propose else None))
         return []
     if not paired.all():
         unpaired = images.keys[~paired]
         report(issues, f"{len(unpaired)} image(s) in {image_dir} have no mask in {', '.join(map(str, present))}: "
-                       f"{name_list(unpaired[:50].tolist(), issues, len(unpaired))}. "
+                       f"{name_list(texts(unpaired[:50]), issues, len(unpaired))}. "
                        f"Add the masks, remove the images, or name the images to use in a split list.")
     orphans = masks.keys[lookup(images, masks.keys) < 0]
     if len(orphans):
         report(issues, f"{len(orphans)} mask(s) have no image in {image_dir} (not used): "
-                       f"{name_list(orphans[:50].tolist(), issues, len(orphans))}", fatal=False)
+                       f"{name_list(texts(orphans[:50]), issues, len(orphans))}", fatal=False)
     return PairList(images.take(paired), masks.take(mask_rows[paired]))
 
 
@@ -205,11 +206,11 @@ def ignore_masks(directory: Path, rule: NameRule, image_rule: NameRule, pairs: S
         report(issues, f"ignore mask folder not found: {directory} (data.ignore_mask_dir)")
         return [None] * len(pairs)
     found = list_files(directory, rule, issues=issues)
-    keys = pairs.keys if isinstance(pairs, PairList) else np.array([image_rule.key(i.name) for i, _ in pairs], np.str_)
+    keys = pairs.keys if isinstance(pairs, PairList) else encoded([image_rule.key(i.name) for i, _ in pairs])
     rows = lookup(found, keys)
     missing = keys[rows < 0]
     if len(missing):
         report(issues, f"{len(missing)} image(s) have no ignore mask in {directory} (data.ignore_mask_dir, "
-                       f"data.ignore_mask_suffix='{rule.suffix}'): {name_list(missing[:50].tolist(), issues, len(missing))}. "
+                       f"data.ignore_mask_suffix='{rule.suffix}'): {name_list(texts(missing[:50]), issues, len(missing))}. "
                        f"Add them, or set data.ignore_mask_suffix to the part of their names after the key.")
     return TableRows(found, rows)

@@ -7,6 +7,7 @@ from typing import List
 
 import numpy as np
 
+from .filetable import texts
 from .io import DataError
 from .readers import build_dataset
 
@@ -28,7 +29,7 @@ def make_split(data, fraction: float, seed: int = 0) -> List[str]:
         raise DataError(f"--make-split: {', '.join(existing)} exists already; remove it to write a new split")
     everything = copy.deepcopy(data)
     everything.split_file = None  # list every pair of the folder, not the lists about to be written
-    keys = build_dataset(everything, data.train_split).pairs.keys.tolist()
+    keys = texts(build_dataset(everything, data.train_split).pairs.keys)
     held = max(1, round(fraction * len(keys)))
     if held >= len(keys):
         raise DataError(f"--make-split {fraction}: {len(keys)} pair(s) leave nothing to train on; lower the share")

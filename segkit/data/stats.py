@@ -82,7 +82,7 @@ def split_fingerprint(dataset) -> str:
         for table in (pairs.images, pairs.masks):
             digest.update("\0".join(map(str, table.dirs)).encode())
             digest.update(table.folder.tobytes())
-            digest.update("\0".join(table.names.tolist()).encode())
+            digest.update(b"\0".join(table.names.tolist()))
     else:
         digest.update("\0".join(f"{image}\0{mask}" for image, mask in pairs).encode())
     if dataset.ignore_masks is not None:
