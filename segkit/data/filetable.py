@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
@@ -46,30 +47,21 @@ def encoded(items: Sequence[str]) -> np.ndarray:
     return np.array([os.fsencode(s) for s in items], np.bytes_)
 
 
-def _chunks(records: Iterator[Tuple[int, bytes, bytes]]) -> Iterator[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    batch: list = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == CHUNK:
-            yield _as_arrays(batch)
-            batch = []
-    if batch:
-        yield _as_arrays(batch)
+def _part(folder: int, names: List[bytes], key_of, prefix: str = "") -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(folder index, name, key) arrays of the ``names`` that ``key_of`` gives a key."""
+    keys = [key_of(name) for name in map(os.fsdecode, names)]
+    kept = [i for i, key in enumerate(keys) if key is not None]
+    return (np.full(len(kept), folder, np.int32), np.array([names[i] for i in kept], np.bytes_),
+            encoded([prefix + keys[i] for i in kept]))
 
 
-def _as_arrays(batch: list) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    folder, names, keys = zip(*batch)
-    return np.array(folder, np.int32), np.array(names, np.bytes_), np.array(keys, np.bytes_)
-
-
-def table_from(dirs: List[Path], records: Iterator[Tuple[int, bytes, bytes]]) -> FileTable:
-    """A table of (folder index, name, key) records, sorted by key then name."""
-    parts = list(_chunks(records))
+def table_from(dirs: List[Path], parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]]) -> FileTable:
+    """A table of (folder index, name, key) parts, sorted by key then name."""
     if not parts:
         empty = np.array([], np.bytes_)
         return FileTable(dirs, np.array([], np.int32), empty, empty)
     folder, names, keys = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    del parts  # the chunks' copies go before the sorted ones are made
+    parts.clear()  # the parts' copies go before the sorted ones are made
     order = np.lexsort((names, keys))
     return FileTable(dirs, folder[order], names[order], keys[order])
 
@@ -157,22 +149,16 @@ def scan(directory: Path, recursive: bool, key_of) -> FileTable:
     """The files below ``directory`` (sub-folders when ``recursive``) that ``key_of(name)`` gives a key;
     a recursive key keeps its sub-folder: ``city/name``. No file is stat'ed or opened."""
     dirs: List[Path] = []
-
-    def records() -> Iterator[Tuple[int, bytes, bytes]]:
-        if not recursive:
-            dirs.append(directory)
-            with os.scandir(os.fsencode(directory)) as entries:  # bytes names: stored as they come
-                for entry in entries:
-                    key = key_of(os.fsdecode(entry.name))
-                    if key is not None and entry.is_file():
-                        yield 0, entry.name, os.fsencode(key)
-            return
-        for folder, _, files in os.walk(directory):
-            sub = os.path.relpath(folder, directory).replace(os.sep, "/")
-            dirs.append(Path(folder))
-            for name in files:
-                key = key_of(name)
-                if key is not None:
-                    yield len(dirs) - 1, os.fsencode(name), os.fsencode(key if sub == "." else f"{sub}/{key}")
-
-    return table_from(dirs, records())
+    parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    if not recursive:
+        dirs.append(directory)
+        with os.scandir(os.fsencode(directory)) as entries:  # bytes names: stored as they come
+            stream = iter(entries)
+            while chunk := list(islice(stream, CHUNK)):
+                parts.append(_part(0, [e.name for e in chunk if e.is_file()], key_of))
+        return table_from(dirs, parts)
+    for folder, _, files in os.walk(directory):
+        sub = os.path.relpath(folder, directory).replace(os.sep, "/")
+        dirs.append(Path(folder))
+        parts.append(_part(len(dirs) - 1, [os.fsencode(f) for f in files], key_of, "" if sub == "." else f"{sub}/"))
+    return table_from(dirs, parts)
