@@ -120,3 +120,17 @@ def test_names_outside_ascii_and_split_lists_pair(tmp_path):
     (tmp_path / "list.txt").write_text("ß_2\ncafé_1\n")
     listed = build_dataset(data_cfg(root=str(tmp_path), split_file=str(tmp_path / "list.txt")), "train")
     assert [p[1].name for p in listed.pairs] == ["ß_2.png", "café_1.png"]
+
+
+def test_listing_neither_stats_nor_opens_the_files(tmp_path, monkeypatch):
+    import builtins
+    import os
+
+    folder_set(tmp_path, splits=(("train", 30),))
+    calls = []
+    for module, name in ((os, "stat"), (os, "lstat"), (builtins, "open")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, **k: calls.append(a[0]) or _real(*a, **k))
+    ds = build_dataset(data_cfg(root=str(tmp_path)), "train")
+    monkeypatch.undo()
+    assert len(ds) == 30 and not [c for c in calls if str(c).endswith(".png")], calls  # folders only
