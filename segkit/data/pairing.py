@@ -11,9 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import List, Optional, Sequence, Tuple
 
 from .filetable import FileTable, PairList, TableRows, encoded, first_of_each_key, lookup, merge, scan, texts
 from .io import IMAGE_SUFFIXES, MASK_SUFFIXES, DataError, Issue, report
