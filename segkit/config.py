@@ -72,6 +72,13 @@ class DataConfig:
     image_dir: str = "images/{split}"  # also coco: the folder of the JSON's file names, e.g. "{split}2017"
     mask_dir: str = "masks/{split}"
     split_file: Optional[str] = None  # e.g. "splits/{split}.txt": one stem per line; relative to root, else to the cwd
+    # pairing by the key the names share: the name less its extension and these suffixes (with or without
+    # the extension: '_training.tif' or '_training'), or the group 'key' of pair_pattern (re.match on the name)
+    image_suffix: str = ""
+    mask_suffix: str = ""
+    pair_pattern: Optional[str] = None  # e.g. '(?P<key>\d+)_' pairs 21_training.tif with 21_manual1.gif
+    ignore_mask_dir: Optional[str] = None  # e.g. "fov/{split}": its masks' zero pixels become ignore_index
+    ignore_mask_suffix: str = ""  # as image_suffix, for the ignore masks: '_training_mask'
     # coco format
     annotation_file: str = "annotations/instances_{split}2017.json"  # relative to root; or stuff_{split}2017.json
     category_ids: List[int] = field(default_factory=list)  # class i = category id [i]; 0 = background; empty: 0 + all

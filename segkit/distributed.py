@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -93,6 +93,24 @@ def gather(obj: Any, env: DistEnv) -> List[Any]:
     out: List[Any] = [None] * env.world_size
     dist.all_gather_object(out, obj, group=env.control_group)
     return out
+
+
+def from_rank0(make: Callable[[], Any], env: DistEnv) -> Any:
+    """``make()`` run on rank 0 only and its result (or the exception it raised) given to every rank:
+    one directory listing or mask scan per run instead of one per process."""
+    if not env.distributed:
+        return make()
+    box: List[Any] = [None]
+    if env.is_main:
+        try:
+            box[0] = (True, make())
+        except Exception as exc:  # every rank raises it, none waits for a result that never comes
+            box[0] = (False, exc)
+    dist.broadcast_object_list(box, src=0, group=env.control_group)
+    made, value = box[0]
+    if not made:
+        raise value
+    return value
 
 
 def average_buffers(model: nn.Module, env: DistEnv) -> None:

@@ -18,8 +18,8 @@ import torch
 from .budget import TimeBudget, parse_duration
 from .checkpoint import checkpoint_meta, link_checkpoint, prune_checkpoints, rng_state, save_checkpoint, training_state
 from .config import Config, dump, to_dict
-from .data import Normalizer, build_dataset, build_loader, train_transform
-from .distributed import (DistEnv, any_rank, average_buffers, gather, max_over_ranks, min_over_ranks, setup,
+from .data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
+from .distributed import (DistEnv, any_rank, average_buffers, from_rank0, gather, max_over_ranks, min_over_ranks, setup,
                           teardown)
 from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
@@ -27,7 +27,6 @@ from .models import build_model
 from .optim import build_optimizer, check_train_config, lr_factor, set_lr
 from .progress import TrainLogger, plot_curves
 from .runtime import amp_dtype, autocast, inference_dtype, memory_format, resolve_device, seed_everything
-from .sampling import build_train_loader
 from .train_setup import (backend_flags, build_criterion, describe, find_start, mute_unused_aux_head,
                           prepare_work_dir, restore_rng, work_dir_of, wrap_for_training)
 
@@ -78,13 +77,15 @@ class Trainer:
         prepare_work_dir(self.work, env, self.say)
         seed_everything(t.seed + env.rank)
         self.dtype = amp_dtype(t.amp, device)
-        self.train_set = build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data))
-        self.val_set = build_dataset(cfg.data, cfg.data.val_split)
+        # rank 0 lists the files and shares the listing
+        self.train_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data)),
+                                    env)
+        self.val_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.val_split), env)
         self.model = build_model(cfg)
         self.source, ckpt = find_start(self.model, cfg, self.work, resume, init_from, env, self.say)
         self.model = self.model.to(device, memory_format=memory_format(t.channels_last))
         mute_unused_aux_head(self.model, cfg, self.say)
-        self.criterion = build_criterion(cfg, self.train_set, device, self.say)
+        self.criterion = build_criterion(cfg, self.train_set, device, self.say, self.work, env)
         self.optimizer = build_optimizer(cfg, self.model)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
         self.start, self.best, self.best_iter = 0, -1.0, 0
@@ -117,8 +118,8 @@ class Trainer:
         cfg, t, env, cuda = self.cfg, self.t, self.env, self.device.type == "cuda"
         self.loader = build_train_loader(self.train_set, t.batch_size, cfg.data.num_workers, t.seed, env.rank,
                                          env.world_size, start_batch=self.start * t.accumulate, pin_memory=cuda)
-        self.val_loader = build_loader(self.val_set, cfg.eval.batch_size, False, cfg.data.num_workers,
-                                       distributed=env.distributed, pin_memory=cuda)
+        self.val_loader = build_eval_loader(self.val_set, cfg.eval.batch_size, cfg.data.num_workers,
+                                            distributed=env.distributed, pin_memory=cuda)
         self.normalize = Normalizer(cfg.data.mean, cfg.data.std, self.device,
                                     memory_format=memory_format(t.channels_last))
 

@@ -14,7 +14,7 @@ import torch
 from .checkpoint import (check_resumable, find_resume_checkpoint, load_checkpoint, load_compatible, load_model_state,
                          remove_stale_temporaries, set_rng_state)
 from .config import Config, to_dict
-from .distributed import DistEnv, prepare_model
+from .distributed import DistEnv, from_rank0, prepare_model
 from .losses import build_loss, needs_auto_weights
 from .runtime import seed_everything
 
@@ -88,12 +88,16 @@ def warn_config_changes(old: Dict[str, Any], new: Dict[str, Any], say: Say, pref
             say(f"note: {prefix}{key} differs from the checkpoint's config: {a!r} -> {b!r}")
 
 
-def build_criterion(cfg: Config, train_set, device: torch.device, say: Say) -> torch.nn.Module:
+def build_criterion(cfg: Config, train_set, device: torch.device, say: Say, work: Path,
+                    env: DistEnv) -> torch.nn.Module:
     auto_weights = None
     if needs_auto_weights(cfg):
-        from .data.stats import median_frequency_weights, pixel_counts
+        from .data.stats import CACHE_FILE, cached_class_weights
 
-        auto_weights = median_frequency_weights(pixel_counts(train_set))
+        # the numbers `check` prints; rank 0 reads the masks once (or the work dir's cache) and shares them
+        auto_weights, cached = from_rank0(lambda: cached_class_weights(train_set, work, cfg.data.num_workers), env)
+        if cached:
+            say(f"class weights read from {work / CACHE_FILE} (same file list and label mapping)")
         say("class weights (median frequency): " + ", ".join(
             f"{n} {w:.3f}" for n, w in zip(train_set.class_names, auto_weights)))
     return build_loss(cfg, auto_weights).to(device)

@@ -11,7 +11,7 @@ import torch
 
 from segkit import metrics
 from segkit.checkpoint import load_checkpoint, model_from_checkpoint
-from segkit.data import build_dataset, build_loader
+from segkit.data import build_dataset, build_eval_loader
 from segkit.evaluation import evaluate
 from tests.train_helpers import ROOT, tiny_overrides
 
@@ -52,7 +52,7 @@ def test_two_process_ddp_matches_single_process_evaluation(tmp_path, monkeypatch
     compute = metrics.ConfusionMatrix.compute
     monkeypatch.setattr(metrics.ConfusionMatrix, "compute", lambda self: seen.append(self.matrix.clone()) or compute(self))
     model, cfg, _ = model_from_checkpoint(work / "last.pth")
-    loader = build_loader(build_dataset(cfg.data, cfg.data.val_split), 1, False)
+    loader = build_eval_loader(build_dataset(cfg.data, cfg.data.val_split), 1)
     single = evaluate(model, loader, cfg, torch.device("cpu"))
     assert torch.equal(seen[-1], ranks[0]["matrix"])
     assert int(seen[-1].sum()) == len(list(val.iterdir())) * 128 * 128  # every val pixel, counted once

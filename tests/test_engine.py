@@ -12,7 +12,7 @@ from segkit.engine import train
 from segkit.runtime import seed_everything
 from segkit.models import build_model
 from segkit.optim import build_optimizer, lr_factor
-from segkit.sampling import TrainSampler
+from segkit.data.loaders import TrainSampler
 from tests.train_helpers import read_log, tiny_config
 
 

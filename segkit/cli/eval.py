@@ -21,7 +21,7 @@ from tqdm import tqdm
 from segkit.checkpoint import CheckpointError, model_from_checkpoint
 from segkit.cli.common import add_override_args, overrides_of
 from segkit.config import ConfigError, apply_overrides, find_config, load_config, to_dict
-from segkit.data import DataError, build_dataset, build_loader
+from segkit.data import DataError, build_dataset, build_eval_loader
 from segkit.evaluation import PerImageMetrics, SaveComparisons, apply_inference_options, each, evaluate, json_ready
 from segkit.metrics import format_table
 from segkit.plots import plot_confusion, plot_iou
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     model = model.to(device)
     if inference_channels_last(cfg):
         model = model.to(memory_format=torch.channels_last)
-    loader = build_loader(dataset, cfg.eval.batch_size, False, cfg.data.num_workers, pin_memory=device.type == "cuda")
+    loader = build_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, pin_memory=device.type == "cuda")
     class_names = meta.get("class_names") or dataset.class_names
     palette = meta.get("palette") or dataset.palette
     show = SaveComparisons(dataset, args.show_dir, class_names, palette, cfg.data.ignore_index) if args.show_dir else None
