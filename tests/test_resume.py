@@ -59,7 +59,8 @@ def test_resume_after_crash_drops_log_records_past_the_checkpoint(sample_root, t
 def test_resume_refuses_a_checkpoint_for_another_model(sample_root, sample_run, tmp_path):
     from segkit.checkpoint import CheckpointError
 
-    other = tiny_config(sample_root, 2, "model.decoder.name=fcn")  # sample_run trained a DeepLabV3+
+    # sample_run trained a DeepLabV3+; its skip_channels goes back to the default, as fcn does not take it
+    other = tiny_config(sample_root, 2, "model.decoder.name=fcn", "model.decoder.skip_channels=48")
     with pytest.raises(CheckpointError, match="does not fit this model.*--init-from"):
         train(other, str(tmp_path / "b"), resume=str(sample_run / "last.pth"))
 
