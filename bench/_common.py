@@ -47,6 +47,33 @@ def measure(fn: Callable[[], object], warmup: int = 2, repeats: int = 5, device=
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "repeats": repeats}
 
 
+def interleave(fns: Dict[str, Callable[[], object]], rounds: int, steps: int, device=None) -> Dict[str, List[float]]:
+    """{name: [median seconds of ``fn()`` in each round]}; the functions take turns, ``steps`` calls each per
+    round, in reverse order every other round (A B, B A, ...), so drift in the machine's load hits all alike."""
+    names = list(fns)
+    per_round: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            times = []
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                fns[name]()
+                sync(device)
+                times.append(time.perf_counter() - t0)
+            per_round[name].append(statistics.median(times))
+    return per_round
+
+
+def ratio_spread(slow: List[float], fast: List[float]) -> Dict[str, float]:
+    """Median, min and max over rounds of slow[i] / fast[i] (a speed ratio when the lists are times)."""
+    ratios = [s / f for s, f in zip(slow, fast)]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "rounds": len(ratios)}
+
+
+def load_average() -> str:
+    return f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "load average unknown"
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
