@@ -1,7 +1,7 @@
 """Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
 
     python tools/infer.py INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
-                          [--device D] [--export coco OUT.json]
+                          [--device D] [--backend eager|onnxruntime|auto] [--export coco OUT.json]
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
 <out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
@@ -68,6 +68,9 @@ def parse_args(argv=None):
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours in the overlay")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--backend", default="eager", choices=["eager", "onnxruntime", "auto"],
+                        help="eager PyTorch; onnxruntime (CPU; the checkpoint exported once, cached beside it); "
+                             "auto: the faster of the two on this machine, measured once and cached")
     parser.add_argument("--batch-size", type=int, default=4, help="images of one size per forward pass")
     parser.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
                         help="also write the predictions: 'coco out.json' (RLE masks, category_id = class id + 1)")
@@ -87,10 +90,17 @@ def main(argv=None) -> int:
         print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
     try:
         predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None,
-                                              tta=args.tta)
+                                              tta=args.tta, backend=args.backend)
     except (CheckpointError, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:
+        print(f"error: --backend {args.backend} needs onnxruntime and onnx: pip install 'segkit[onnx]' ({exc})",
+              file=sys.stderr)
+        return 2
+    if args.backend != "eager":
+        record = predictor.backend_record
+        print(f"backend: {predictor.backend}" + (f" (auto: {record['seconds']} s per image here, cached)" if record else ""))
     predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
 
     files, failures = expand(args.inputs)
