@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from segkit import ort_backend
 from segkit.data import read_image, read_mask
@@ -75,3 +76,26 @@ def test_infer_tool_backend_onnxruntime_writes_the_predictor_masks(ort_predictor
                                     "--backend", "onnxruntime", "--device", "cpu"]) == 0
     assert "backend: onnxruntime" in capsys.readouterr().out
     assert np.array_equal(read_mask(tmp_path / f"{image.stem}_mask.png"), ort_predictor.predict(image))
+
+
+def test_export_int8_is_a_quantized_graph_with_the_metadata(checkpoint, tmp_path, capsys):
+    import onnx
+
+    out = tmp_path / "model.int8.onnx"
+    assert load_tool("export").main([str(checkpoint), "--format", "onnx", "--int8", "--calibrate", "2",
+                                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "calibrated on 2 training image(s)" in printed and "argmax agreement" in printed
+    proto = onnx.load(str(out))
+    assert any(node.op_type == "QuantizeLinear" for node in proto.graph.node)
+    assert "segkit.class_names" in {p.key for p in proto.metadata_props}
+    logits = ort_backend.OnnxModel(out)(torch.zeros(1, 3, 96, 128))["out"]
+    assert logits.shape == (1, 11, 96, 128)
+
+
+def test_export_int8_bad_requests_are_one_line_errors(checkpoint, tmp_path, capsys):
+    export = load_tool("export")
+    assert export.main([str(checkpoint), "--format", "torchscript", "--int8"]) == 2
+    assert "use --format onnx" in capsys.readouterr().err
+    assert export.main([str(checkpoint), "--format", "onnx", "--int8", "--data-root", str(tmp_path)]) == 2
+    assert "--data-root" in capsys.readouterr().err
