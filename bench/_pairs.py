@@ -76,12 +76,14 @@ def outputs(result) -> Tuple[object, object]:
     return result, None
 
 
-def measure_pairs(task: str, size: int, batch: int, warmup: int, rounds: int, steps: int = 2, models=None) -> dict:
-    """{model: result of one interleaved worker}: segkit and reference, fp32 and fast, in turns in one process."""
+def measure_pairs(task: str, size: int, batch: int, warmup: int, rounds: int, steps: int = 2, models=None,
+                  compile: bool = False) -> dict:
+    """{model: result of one interleaved worker}: segkit and reference, fp32 and fast (and segkit's fast path
+    under torch.compile with ``compile``), in turns in one process."""
     results = {}
     for label in models or PAIRS:
         spec = {"task": task, "model": label, "side": "pair", "size": size, "batch": batch, "warmup": warmup,
-                "rounds": rounds, "steps": steps}
+                "rounds": rounds, "steps": steps, "compile": compile}
         results[label] = r = run_worker(spec)
         print(f"{task} {label:22s} " + "  ".join(f"{k} {r[k]:.3f} s" for k in r if "/" in k)
               + "  segkit/reference " + " ".join(f"{m} {v['median']:.2f}x" for m, v in r["ratios"].items()), flush=True)
@@ -103,6 +105,11 @@ def table(results: dict, batch: int, unit: str = "img/s") -> str:
             vs_default = spread(r["ratios"]["fast_vs_ref_fp32"]) if mode == "fast" else ""
             rows.append([label, ref_label, f"{mode} ({r['dtypes'][mode]})", f"{s:.2f}", f"{ref:.2f}",
                          spread(r["ratios"][mode]), vs_default, note if mode == "fp32" else ""])
+        if "compiled/segkit" in r:
+            c = r["compiled_ratios"]
+            rows.append([label, ref_label, f"fast + torch.compile ({r['dtypes']['fast']})",
+                         f"{batch / r['compiled/segkit']:.2f}", "", "", spread(c["vs_ref_fp32"]),
+                         f"compiled vs segkit fast {spread(c['vs_fast'])}; first step (compile) {r['compile_s']:.0f} s"])
     return markdown_table(["segkit model", "reference", "precision", f"segkit {unit}", f"reference {unit}",
                            "segkit / reference (min-max)", "segkit fast / reference fp32 (min-max)", "notes"], rows)
 

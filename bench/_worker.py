@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import resource
 import statistics
+import time
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -49,6 +50,8 @@ def setup(spec: dict, side: str):
 def make_step(spec: dict, side: str):
     """(step function, device, autocast dtype) for one side of a pair: a training step or a forward + argmax."""
     device, model, x, y, ctx, dtype = setup(spec, side)
+    if spec.get("compile"):
+        model = torch.compile(model)  # what train.compile=true does (inductor; C++/OpenMP kernels on a CPU)
     if spec["task"] == "train":
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
@@ -106,11 +109,22 @@ def run_pair(spec: dict) -> dict:
     for mode in spec.get("modes", ("fp32", "fast")):
         for side in ("segkit", "reference"):
             steps[f"{mode}/{side}"], device, dtypes[mode] = make_step({**spec, "mode": mode}, side)
+    compile_s = None
+    if spec.get("compile"):  # segkit's fast path compiled; its first step (tracing + codegen) timed apart
+        steps["compiled/segkit"], _, _ = make_step({**spec, "mode": "fast", "compile": True}, "segkit")
+        t0 = time.perf_counter()
+        steps["compiled/segkit"]()
+        compile_s = time.perf_counter() - t0
     for _ in range(spec.get("warmup", 2)):
         for step in steps.values():
             step()
     per_round = interleave(steps, spec.get("rounds", 4), spec.get("steps", 2), device)
     result = {name: statistics.median(times) for name, times in per_round.items()}
+    if compile_s is not None:
+        result["compile_s"] = compile_s
+        result["compiled_ratios"] = {"vs_fast": ratio_spread(per_round["fast/segkit"], per_round["compiled/segkit"]),
+                                     "vs_ref_fp32": ratio_spread(per_round["fp32/reference"],
+                                                                 per_round["compiled/segkit"])}
     # a speed ratio is the other side's time over segkit's, round by round
     result["ratios"] = {mode: ratio_spread(per_round[f"{mode}/reference"], per_round[f"{mode}/segkit"])
                         for mode in dtypes}

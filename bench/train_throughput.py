@@ -1,7 +1,8 @@
 """Training throughput, segkit beside torchvision / smp, same batch, size and precision, one run.
 
     python bench/train_throughput.py            # the real measurement; writes docs/BENCHMARKS.md
-    python bench/train_throughput.py --quick    # a smoke run at a tiny size (nothing written)
+    python bench/train_throughput.py --quick    # a smoke run at a tiny size, without compile (nothing written)
+    python bench/train_throughput.py --compile  # also segkit's fast path under torch.compile (make bench-long)
 
 For each pair and each precision (fp32; the fast path = bf16 autocast + channels-last where the
 CPU runs bf16 natively, AMP on a GPU) it times training steps (forward, loss, backward, SGD step)
@@ -29,19 +30,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (ratio spread over these)")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per variant per round")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="add segkit's fast path under torch.compile (inductor); "
+                                                               "minutes of compiling per model: `make bench-long`")
     parser.add_argument("--quick", action="store_true", help="tiny size, one model, nothing written")
     args = parser.parse_args()
     if args.quick:
+        # no compile here: inductor's first step alone took over 15 minutes on the loaded 2-core machine
         results = measure_pairs("train", 64, 2, 1, 2, 1, models=["U-Net-R34"])
         print(table(results, 2))
         return
     load = load_average()
-    results = measure_pairs("train", args.size, args.batch, args.warmup, args.rounds, args.steps)
-    body = (f"Command: `python bench/train_throughput.py --size {args.size} --batch {args.batch}`  \n"
+    results = measure_pairs("train", args.size, args.batch, args.warmup, args.rounds, args.steps,
+                            compile=args.compile)
+    body = (f"Command: `python bench/train_throughput.py --size {args.size} --batch {args.batch}"
+            f"{' --compile' if args.compile else ''}`  \n"
             f"Machine: {machine()}; {load} at the start  \n"
             f"Training step = forward, cross-entropy (+0.4 x aux where the model has an aux head), backward, "
             f"SGD step; batch {args.batch} of {args.size}x{args.size}, {args.warmup} warm-up steps per variant. "
-            + INTERLEAVED.format(steps=args.steps, rounds=args.rounds) + "\n\n" + table(results, args.batch))
+            + INTERLEAVED.format(steps=args.steps, rounds=args.rounds)
+            + (" The torch.compile row is segkit's fast path under `train.compile=true` (inductor), timed in the same "
+               "rounds; its first step, which compiles, is timed apart." if args.compile else "")
+            + "\n\n" + table(results, args.batch))
     write_section("train_throughput", body)
     print(body)
 

@@ -58,7 +58,9 @@ def quantize_onnx(source: Path, target: Path, images: List[np.ndarray]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(source), str(prepared))  # shape inference + graph folding, as ORT's docs advise
+        # ONNX shape inference + graph folding, as ORT advises; its symbolic pass (for transformers) stops on
+        # the dynamic resizes of DeepLabV3+
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         name = onnx.load(str(prepared), load_external_data=False).graph.input[0].name
         quantize_static(str(prepared), str(target), _Reader(name, images), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
