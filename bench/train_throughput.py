@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny size, one model, nothing written")
     args = parser.parse_args()
     if args.quick:
-        # no compile here: inductor's first step alone took over 15 minutes on the loaded 2-core machine
+        # no compile here: a quick run with compile did not finish in 15 minutes at load average 18 on 2 cores
         results = measure_pairs("train", 64, 2, 1, 2, 1, models=["U-Net-R34"])
         print(table(results, 2))
         return

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .acceleration import use_compile
 from .checkpoint import (find_resume_checkpoint, link_checkpoint, load_checkpoint, load_compatible,
                          load_model_state, prune_checkpoints, remove_stale_temporaries, rng_state,
                          save_checkpoint, set_rng_state)
@@ -168,7 +169,8 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
     log = TrainLogger(work, t.iterations, start, t.progress, env.is_main, t.tensorboard, device)
     train_model = prepare_model(model, env, log.info)
     ddp = train_model if env.distributed else None
-    if t.compile:
+    compiled, compile_why = use_compile(t.compile, t.iterations, device)
+    if compiled:
         train_model = torch.compile(train_model)
     cuda = device.type == "cuda"
     loader = build_train_loader(train_set, t.batch_size, cfg.data.num_workers, t.seed, env.rank, env.world_size,
@@ -191,7 +193,8 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
         say(f"resumed from {source} at iteration {start} (best mIoU {100 * max(best, 0):.2f})")
     amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 + grad scaler"}[dtype]
     say(f"training {cfg.name or 'model'} on {env.world_size} x {device} (amp {amp}, channels_last "
-        f"{t.channels_last}, compile {t.compile}): {len(train_set)} train / {len(val_set)} val images, "
+        f"{t.channels_last}, compile {compiled} ({compile_why})): {len(train_set)} train / {len(val_set)} val "
+        f"images, "
         f"{t.iterations} iterations of {t.batch_size * t.accumulate * env.world_size} images; work dir {work}")
 
     primary = (lambda it: work / f"iter_{it:07d}.pth") if t.keep_last else (lambda it: work / "last.pth")
