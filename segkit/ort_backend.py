@@ -1,6 +1,6 @@
 """Inference in ONNX Runtime for ``Predictor(..., backend="onnxruntime" | "auto")``.
 
-The checkpoint is exported once (``segkit.export.export_onnx``) and the .onnx cached next to it as
+The checkpoint is exported once (``segkit.exports.model.export_onnx``) and the .onnx cached next to it as
 ``<stem>.<sha256[:12]>.<layout>.onnx``: a retrained checkpoint has another hash, so a stale graph
 is never run. Where the checkpoint's folder is not writable the cache goes to
 ``$XDG_CACHE_HOME/segkit`` (default ``~/.cache/segkit``).
@@ -52,7 +52,7 @@ def cache_stem(checkpoint: Path) -> Path:
 def cached_onnx(checkpoint: Path, model: torch.nn.Module, meta: dict) -> Path:
     """The checkpoint's .onnx, exported now if not cached yet (written to a temporary name, then renamed,
     so a run that stops half-way or a second process never sees a partial file)."""
-    from .export import export_onnx
+    from .exports.model import export_onnx
 
     stem = cache_stem(checkpoint)
     path = stem.with_name(f"{stem.name}.{LAYOUT}.onnx")
@@ -78,8 +78,10 @@ class OnnxModel(torch.nn.Module):
 
     def __init__(self, path: Path, threads: Optional[int] = None):
         super().__init__()
-        import onnxruntime as ort
-
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ImportError(f"the onnxruntime backend needs onnxruntime: pip install 'segkit[onnx]' ({exc})") from exc
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -42,7 +42,7 @@ def test_graph_is_cached_by_checkpoint_hash_and_reused(ort_predictor, checkpoint
     graph = ort_predictor.model.path
     assert graph.parent == checkpoint.parent
     assert graph.name == f"last.{ort_backend.file_hash(checkpoint)}.{ort_backend.LAYOUT}.onnx"
-    monkeypatch.setattr("segkit.export.export_onnx", lambda *a, **k: pytest.fail("exported a cached graph again"))
+    monkeypatch.setattr("segkit.exports.model.export_onnx", lambda *a, **k: pytest.fail("exported a cached graph again"))
     assert Predictor.from_checkpoint(checkpoint, device="cpu", backend="onnxruntime").model.path == graph
     changed = checkpoint.parent / "other" / "last.pth"
     changed.parent.mkdir()
