@@ -93,7 +93,7 @@ def cpu_flags() -> str:
         flags = set()
     named = [n for n, f in (("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"),
                             ("AVX2", "avx2")) if f in flags]
-    from segkit.engine import amp_dtype
+    from segkit.runtime import amp_dtype
 
     auto = amp_dtype("auto", torch.device("cpu"))
     return (f"CPU flags: {', '.join(named) or 'none of AVX2/AVX-512/AMX'}; train.amp=auto on this CPU: "

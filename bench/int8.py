@@ -25,10 +25,10 @@ from bench._common import (ROOT, default_camvid, interleave, load_average, machi
                            ratio_spread, write_section)
 from segkit.checkpoint import model_from_checkpoint  # noqa: E402
 from segkit.data import build_dataset, build_loader, normalize  # noqa: E402
-from segkit.engine import amp_dtype  # noqa: E402
-from segkit.evaluation import autocast, evaluate  # noqa: E402
+from segkit.evaluation import evaluate  # noqa: E402
 from segkit.ort_backend import OnnxModel, cache_stem, cached_onnx  # noqa: E402
 from segkit.quantize import calibration_images, quantize_onnx  # noqa: E402
+from segkit.runtime import autocast, inference_dtype  # noqa: E402
 
 MAX_DROP = 0.5  # mIoU points INT8 may lose against eager fp32 and still be accepted
 DEFAULT_CHECKPOINT = ROOT / "work_dirs" / "bench_deeplabv3plus_r18_cpu" / "best.pth"  # bench/camvid_train.py's
@@ -57,7 +57,7 @@ def backends(checkpoint: Path, model, cfg, meta, calibrate: int) -> dict:
         quantize_onnx(fp32_graph, int8_graph, calibration_images(cfg, calibrate))
     found = {"eager fp32": (model, None), "onnxruntime fp32": (OnnxModel(fp32_graph), None),
              "onnxruntime int8": (OnnxModel(int8_graph), None)}
-    dtype = amp_dtype(cfg.train.amp, device)
+    dtype = inference_dtype(cfg, device)  # what the checkpoint's validation ran
     if dtype is not None:
         found[f"eager {str(dtype).replace('torch.', '')} (segkit default)"] = (model, dtype)
     return found
