@@ -27,7 +27,7 @@ from segkit.checkpoint import model_from_checkpoint  # noqa: E402
 from segkit.data import build_dataset, build_loader, normalize  # noqa: E402
 from segkit.evaluation import evaluate  # noqa: E402
 from segkit.ort_backend import OnnxModel, cache_stem, cached_onnx  # noqa: E402
-from segkit.quantize import calibration_images, quantize_onnx  # noqa: E402
+from segkit.exports.quantize import calibration_images, quantize_onnx  # noqa: E402
 from segkit.runtime import autocast, inference_dtype  # noqa: E402
 
 MAX_DROP = 0.5  # mIoU points INT8 may lose against eager fp32 and still be accepted

@@ -82,7 +82,7 @@ def export_int8(args, model, cfg, meta) -> int:
     import torch
 
     from segkit.data import DataError
-    from segkit.quantize import calibration_images, quantize_onnx
+    from segkit.exports.quantize import calibration_images, quantize_onnx
 
     if args.data_root:
         cfg.data.root = args.data_root

@@ -15,7 +15,7 @@ from typing import Iterator, List
 import numpy as np
 import torch
 
-from .data import build_dataset, normalize
+from ..data import build_dataset, normalize
 
 
 def calibration_images(cfg, count: int) -> List[np.ndarray]:
