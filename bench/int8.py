@@ -47,16 +47,20 @@ def tiny_checkpoint(data: Path, work: Path) -> Path:
     return work / "last.pth"
 
 
+def int8_graph(checkpoint: Path, calibrate: int) -> Path:
+    """Where the INT8 graph of ``checkpoint`` is cached: beside its fp32 graph, keyed by the calibration size."""
+    stem = cache_stem(checkpoint)
+    return stem.with_name(f"{stem.name}.int8-c{calibrate}.onnx")
+
+
 def backends(checkpoint: Path, model, cfg, meta, calibrate: int) -> dict:
     """{name: (module, autocast dtype)}: eager at the checkpoint's precision and in fp32, onnxruntime fp32 and int8."""
     device = torch.device("cpu")
-    fp32_graph = cached_onnx(checkpoint, model, meta)
-    stem = cache_stem(checkpoint)
-    int8_graph = stem.with_name(f"{stem.name}.int8-c{calibrate}.onnx")
-    if not int8_graph.is_file():
-        quantize_onnx(fp32_graph, int8_graph, calibration_images(cfg, calibrate))
+    fp32_graph, int8 = cached_onnx(checkpoint, model, meta), int8_graph(checkpoint, calibrate)
+    if not int8.is_file():
+        quantize_onnx(fp32_graph, int8, calibration_images(cfg, calibrate))
     found = {"eager fp32": (model, None), "onnxruntime fp32": (OnnxModel(fp32_graph), None),
-             "onnxruntime int8": (OnnxModel(int8_graph), None)}
+             "onnxruntime int8": (OnnxModel(int8), None)}
     dtype = inference_dtype(cfg, device)  # what the checkpoint's validation ran
     if dtype is not None:
         found[f"eager {str(dtype).replace('torch.', '')} (segkit default)"] = (model, dtype)
@@ -113,9 +117,11 @@ def write_report(args, checkpoint: Path, scores: dict, times: dict, load: str, i
     drop = scores[base] - scores["onnxruntime int8"]
     verdict = (f"INT8 {'accepted' if drop <= MAX_DROP else 'rejected'} for `--backend auto`: val mIoU "
                f"{'drop' if drop >= 0 else 'gain'} {abs(drop):.2f} points (limit {MAX_DROP}).")
-    record = cache_stem(checkpoint)
-    record = record.with_name(f"{record.name}.int8.json")
-    record.write_text(json.dumps({"val_mIoU": scores, "drop": drop, "accepted": drop <= MAX_DROP}, indent=1))
+    stem = cache_stem(checkpoint)
+    # read by --backend auto (segkit.ort_backend.accepted_int8): INT8 joins its race only where accepted
+    stem.with_name(f"{stem.name}.int8.json").write_text(json.dumps(
+        {"val_mIoU": scores, "drop": drop, "accepted": drop <= MAX_DROP,
+         "graph": str(int8_graph(checkpoint, args.calibrate).resolve())}, indent=1))
     table = markdown_table(["backend", "val mIoU", "vs eager fp32", "ms / image (360x480)", "speed vs eager fp32"],
                            rows)
     body = (f"`python bench/int8.py --checkpoint {checkpoint.name} --calibrate {args.calibrate}`: CamVid val "

@@ -5,8 +5,9 @@ The checkpoint is exported once (``segkit.exports.model.export_onnx``) and the .
 is never run. Where the checkpoint's folder is not writable the cache goes to
 ``$XDG_CACHE_HOME/segkit`` (default ``~/.cache/segkit``).
 
-``auto`` times eager PyTorch (the checkpoint's autocast and memory format) against onnxruntime on
-one image of the model's input size, in interleaved rounds, and keeps the faster; the choice is
+``auto`` times eager PyTorch (the checkpoint's autocast and memory format) against onnxruntime (and
+the INT8 graph, where ``bench/int8.py`` accepted it: val mIoU within 0.5 of fp32) on one image of the
+model's input size, in interleaved rounds, and keeps the fastest; the choice is
 cached beside the .onnx as ``<stem>.<sha>.auto.json`` per machine (CPU name and thread count), so
 only the first run on a machine pays for the measurement. On a GPU ``auto`` is eager: this backend
 runs onnxruntime's CPU provider only.
@@ -119,22 +120,35 @@ def race(candidates: Dict[str, Callable[[], object]], rounds: int = 3) -> Dict[s
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def choose(stem: Path, eager: Callable[[torch.Tensor], object], onnx: OnnxModel,
+def accepted_int8(stem: Path) -> Optional[Path]:
+    """The INT8 graph that ``bench/int8.py`` accepted for this checkpoint (val mIoU within 0.5 of fp32),
+    recorded in ``<stem>.int8.json``; None where there is none or it was rejected."""
+    try:
+        record = json.loads(stem.with_name(f"{stem.name}.int8.json").read_text())
+    except (OSError, ValueError):
+        return None
+    graph = Path(record.get("graph") or "")
+    return graph if record.get("accepted") is True and graph.is_file() else None
+
+
+def choose(stem: Path, candidates: Dict[str, Callable[[torch.Tensor], object]],
            size: Tuple[int, int]) -> Dict[str, object]:
-    """{"backend": the faster, seconds of each, ...}, measured once per machine and cached in ``<stem>.auto.json``."""
+    """{"backend": the fastest candidate, seconds of each, ...}, measured once per machine (and set of
+    candidates) and cached in ``<stem>.auto.json``."""
     record_path = stem.with_name(f"{stem.name}.auto.json")
     key = machine_key()
     try:
         record = json.loads(record_path.read_text())
-        if record.get("machine") == key and record.get("size") == list(size):
+        if (record.get("machine"), record.get("size"), sorted(record.get("seconds", {}))) == \
+                (key, list(size), sorted(candidates)):
             return record
     except (OSError, ValueError):
         pass  # not measured yet on this machine, or an unreadable record: measure again
     x = torch.randn(1, 3, *size)
     with torch.no_grad():
-        seconds = race({"eager": lambda: eager(x), "onnxruntime": lambda: onnx(x)})
+        seconds = race({name: (lambda fn=fn: fn(x)) for name, fn in candidates.items()})
     record = {"backend": min(seconds, key=seconds.get), "seconds": seconds, "machine": key, "size": list(size),
-              "rule": "faster of eager and onnxruntime on one image of this size, interleaved medians of 3"}
+              "rule": "fastest on one image of this size, interleaved medians of 3; INT8 only where accepted"}
     try:
         record_path.write_text(json.dumps(record, indent=1))
     except OSError:

@@ -80,7 +80,7 @@ class Predictor:
 
     def _switch_backend(self, backend: str, checkpoint, meta: dict) -> None:
         """Run in onnxruntime (``onnxruntime``), or in whichever of it and eager is faster here (``auto``)."""
-        from .ort_backend import BACKENDS, OnnxModel, cache_stem, cached_onnx, choose
+        from .ort_backend import BACKENDS, OnnxModel, accepted_int8, cache_stem, cached_onnx, choose
 
         if backend not in BACKENDS:
             raise ValueError(f"backend '{backend}': choose one of {', '.join(BACKENDS)}")
@@ -91,13 +91,19 @@ class Predictor:
         if checkpoint is None:
             raise ValueError(f"backend {backend} caches the exported graph beside the checkpoint; "
                              "build the Predictor with Predictor.from_checkpoint(path, backend=...)")
-        onnx = OnnxModel(cached_onnx(Path(checkpoint), self.model, meta))
+        graphs = {"onnxruntime": OnnxModel(cached_onnx(Path(checkpoint), self.model, meta))}
+        chosen = "onnxruntime"
         if backend == "auto":
+            stem = cache_stem(Path(checkpoint))
+            int8 = accepted_int8(stem)
+            if int8 is not None:
+                graphs["onnxruntime-int8"] = OnnxModel(int8)
             size = self.settings["crop"] if self.settings["mode"] == "slide" else list(self.cfg.data.crop_size)
-            self.backend_record = choose(cache_stem(Path(checkpoint)), self._eager_forward, onnx, tuple(size))
-            if self.backend_record["backend"] == "eager":
+            self.backend_record = choose(stem, {"eager": self._eager_forward, **graphs}, tuple(size))
+            chosen = self.backend_record["backend"]
+            if chosen == "eager":
                 return
-        self.model, self.dtype, self.channels_last, self.backend = onnx, None, False, "onnxruntime"
+        self.model, self.dtype, self.channels_last, self.backend = graphs[chosen], None, False, chosen
 
     def _eager_forward(self, x: torch.Tensor):
         if self.channels_last:

@@ -64,6 +64,21 @@ def test_auto_measures_once_per_machine(ort_predictor, checkpoint, monkeypatch):
     assert Predictor.from_checkpoint(checkpoint, device="cpu", backend="auto").backend == "eager"
 
 
+def test_auto_races_int8_only_where_bench_accepted_it(ort_predictor, checkpoint, monkeypatch):
+    stem = ort_backend.cache_stem(checkpoint)
+    record = checkpoint.parent / f"{stem.name}.int8.json"
+    graph = str(ort_predictor.model.path)  # any runnable graph stands in for the INT8 one here
+    raced = []
+    monkeypatch.setattr(ort_backend, "race", lambda fns, **k: raced.append(sorted(fns)) or
+                        {name: (0.5 if name == "onnxruntime-int8" else 1.0) for name in fns})
+    record.write_text(json.dumps({"accepted": False, "drop": 0.9, "graph": graph}))
+    assert Predictor.from_checkpoint(checkpoint, device="cpu", backend="auto").backend != "onnxruntime-int8"
+    record.write_text(json.dumps({"accepted": True, "drop": 0.2, "graph": graph}))
+    chosen = Predictor.from_checkpoint(checkpoint, device="cpu", backend="auto")
+    assert chosen.backend == "onnxruntime-int8" and raced[-1] == ["eager", "onnxruntime", "onnxruntime-int8"]
+    record.unlink()
+
+
 def test_unknown_backend_is_a_plain_error(checkpoint):
     with pytest.raises(ValueError, match="choose one of eager, onnxruntime, auto"):
         Predictor.from_checkpoint(checkpoint, device="cpu", backend="tensorrt")
