@@ -39,9 +39,9 @@ demo: sample-data
 	$(PY) tools/eval.py $(DEMO_WORK)/best.pth
 	$(PY) tools/infer.py $(DEMO_IMAGE) --checkpoint $(DEMO_WORK)/best.pth --out $(DEMO_OUT)
 	@$(PY) -c 'import json, pathlib; \
-	vals = [r["val"]["mIoU"] for r in map(json.loads, pathlib.Path("$(DEMO_WORK)/metrics.jsonl").read_text().splitlines()) if "val" in r]; \
+	miou = 100 * json.loads(pathlib.Path("$(DEMO_WORK)/eval_val.json").read_text())["mIoU"]; \
 	stem = pathlib.Path("$(DEMO_IMAGE)").stem; \
-	print(f"\nmake demo: val mIoU {100 * max(vals):.2f} (best checkpoint); training took " + pathlib.Path("$(DEMO_OUT)/.train_seconds").read_text().strip() + " s this time"); \
+	print(f"\nmake demo: val mIoU {miou:.2f} (tools/eval.py on best.pth); training took " + pathlib.Path("$(DEMO_OUT)/.train_seconds").read_text().strip() + " s this time"); \
 	print(f"  checkpoint  $(DEMO_WORK)/best.pth   (curves: $(DEMO_WORK)/curves.png)"); \
 	print(f"  mask        $(DEMO_OUT)/{stem}_mask.png"); \
 	print(f"  overlay     $(DEMO_OUT)/{stem}_overlay.png")'

@@ -111,6 +111,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     iterations: int = 20000  # optimizer steps; the schedule, validation and checkpoints count these
+    time_budget: Optional[str] = None  # e.g. 30s, 4m, 1h: the schedule spans the iterations that fit (at most iterations)
     batch_size: int = 8  # per process and per accumulation step
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.01

@@ -67,11 +67,16 @@ def teardown(env: DistEnv) -> None:
 def any_rank(flag: bool, env: DistEnv) -> bool:
     """True on every rank if ``flag`` is true on any: all ranks take the same branch. On the CPU,
     through gloo, so a per-iteration check does not wait for the GPU."""
+    return bool(max_over_ranks(int(flag), env))
+
+
+def max_over_ranks(value: int, env: DistEnv) -> int:
+    """The largest of the ranks' host-side integers, on every rank (through gloo, no GPU sync)."""
     if not env.distributed:
-        return flag
-    t = torch.tensor([int(flag)], dtype=torch.int32)
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX, group=env.control_group)
-    return bool(t.item())
+    return int(t.item())
 
 
 def min_over_ranks(value: torch.Tensor, env: DistEnv) -> torch.Tensor:

@@ -56,7 +56,8 @@ def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: flo
     is_class = (mask >= 0) & (mask < len(palette))
     blended = image.astype(np.float32) * (1 - alpha) + colourise(mask, palette).astype(np.float32) * alpha
     out = np.where(is_class[..., None], np.rint(blended), image)
-    return out.astype(np.uint8)
+    # np.where keeps a square view's channel-first strides (a tensor's permute); OpenCV draws on C order only
+    return np.ascontiguousarray(out, dtype=np.uint8)
 
 
 def draw_outlines(canvas: np.ndarray, mask: np.ndarray, colour: Tuple[int, int, int] = (255, 255, 255),
@@ -188,6 +189,7 @@ def comparison(image: np.ndarray, target: np.ndarray, pred: np.ndarray, class_na
                ignore_index: int, alpha: float = 0.6) -> np.ndarray:
     """image | ground truth | prediction | error map, titled, with one legend for both masks."""
     colours = palette_array(len(class_names), palette)
+    image = np.ascontiguousarray(image)  # e.g. a batch tensor's permute(1, 2, 0) view
     tiles = [image.copy()]
     for mask in (target, pred):
         tile = overlay(image, mask, colours, alpha)
@@ -216,9 +218,10 @@ def save_rgb(path, image: np.ndarray) -> Path:
     return path
 
 
-def save_index_png(path, mask: np.ndarray, palette: np.ndarray) -> Path:
+def save_index_png(path, mask: np.ndarray, palette: np.ndarray, compress_level: int = 6) -> Path:
     """A palette ('P') PNG whose pixel values are the class ids, so tools read ids and viewers see colours.
-    More than 256 classes do not fit a palette: those are written as 16-bit grey PNGs."""
+    More than 256 classes do not fit a palette: those are written as 16-bit grey PNGs. ``compress_level``
+    (zlib, 0-9) trades size for speed: the studio saves at 1 on every stroke."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if len(palette) > 256 or int(mask.max(initial=0)) > 255:
@@ -228,7 +231,7 @@ def save_index_png(path, mask: np.ndarray, palette: np.ndarray) -> Path:
     flat = np.zeros((256, 3), np.uint8)
     flat[: len(palette)] = palette
     im.putpalette(flat.reshape(-1).tolist())
-    im.save(path)
+    im.save(path, compress_level=compress_level)
     return path
 
 

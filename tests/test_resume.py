@@ -83,3 +83,12 @@ def test_resume_says_when_the_schedule_gives_another_lr(sample_root, tmp_path, c
     capsys.readouterr()
     train(tiny_config(sample_root, 4, "train.checkpoint_interval=2", "train.lr=0.02"), str(work), resume="auto")
     assert "iteration 2 ran at LR" in capsys.readouterr().out
+
+
+def test_resume_before_any_validation_says_so(sample_root, tmp_path, capsys):
+    work = tmp_path / "w"
+    cfg = tiny_config(sample_root, 4, "train.checkpoint_interval=1", "train.val_interval=4")
+    train(cfg, str(work), stop_at=1)
+    train(cfg, str(work), resume="auto", stop_at=2)
+    out = capsys.readouterr().out
+    assert "at iteration 1 (no validation yet)" in out and "best mIoU 0.00" not in out

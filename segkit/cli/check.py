@@ -1,4 +1,6 @@
-"""Check that a data set can train: python tools/check_dataset.py CONFIG [key=value ...] [--splits train val]
+"""Check that a data set can train: segkit check CONFIG [key=value ...] [--splits train val]
+
+(python tools/check_dataset.py in a checkout.)
 
 Counts image/mask pairs per split, lists unpaired, unreadable and mismatched files, shows every label
 value found and what it becomes (class or ignored), per-class pixel frequencies and suggested class

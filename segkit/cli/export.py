@@ -1,7 +1,8 @@
 """Export a checkpoint to ONNX or TorchScript (dynamic batch, height and width), then check it.
 
-    python tools/export.py CHECKPOINT --format onnx|torchscript [--out PATH] [--legacy] [--no-verify]
-    python tools/export.py CHECKPOINT --format onnx --int8 [--calibrate N] [--data-root DIR]
+    segkit export CHECKPOINT --format onnx|torchscript [--out PATH] [--legacy] [--no-verify]
+    segkit export CHECKPOINT --format onnx --int8 [--calibrate N] [--data-root DIR]
+    python tools/export.py CHECKPOINT ...   (the same, from a checkout)
 
 The graph maps a normalised float image N x 3 x H x W ((x / 255 - mean) / std, RGB) to logits
 N x C x H x W; class names, palette, mean and std travel in the file's metadata (ONNX

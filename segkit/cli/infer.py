@@ -1,8 +1,9 @@
 """Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
 
-    python tools/infer.py INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
-                          [--device D] [--backend eager|onnxruntime|auto] [--export coco|labelstudio OUT.json]
-                          [--coco-polygons] [--skip-classes background,...]
+    segkit infer INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
+                  [--device D] [--backend eager|onnxruntime|auto] [--export coco|labelstudio OUT.json]
+                  [--coco-polygons] [--skip-classes background,...]
+    python tools/infer.py INPUT ...   (the same, from a checkout)
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
 <out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
@@ -39,6 +40,16 @@ def newest_checkpoint() -> Path | None:
     """The most recently written work_dirs/**/best.pth under the current directory."""
     found = {p.resolve() for p in (Path.cwd() / "work_dirs").glob("**/best.pth")}
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def checkpoint_to_use(given) -> Path | None:
+    """``given`` (--checkpoint), else the newest one under work_dirs/; None, after saying why, if neither."""
+    checkpoint = given or newest_checkpoint()
+    if checkpoint is None:
+        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
+    elif not given:
+        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
+    return checkpoint
 
 
 def expand(inputs) -> tuple[list[Path], list[str]]:
@@ -128,12 +139,9 @@ def main(argv=None) -> int:
         if kind not in EXPORTS:
             print(f"error: --export {kind}: the formats are {', '.join(EXPORTS)}", file=sys.stderr)
             return 2
-    checkpoint = args.checkpoint or newest_checkpoint()
+    checkpoint = checkpoint_to_use(args.checkpoint)
     if checkpoint is None:
-        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
         return 2
-    if not args.checkpoint:
-        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
     try:
         predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None,
                                               tta=args.tta, backend=args.backend)

@@ -1,6 +1,7 @@
 """Draw a mask (a prediction or ground truth) over its image: colours, outlines, class names, legend.
 
-    python tools/visualize.py IMAGE MASK [--checkpoint CKPT | --config CFG | --classes a,b,c] [--out PNG]
+    segkit visualize IMAGE MASK [--checkpoint CKPT | --config CFG | --classes a,b,c] [--out PNG]
+    python tools/visualize.py IMAGE MASK ...   (the same, from a checkout)
 
 Class names come from a checkpoint, a config, or --classes; colours from the mask's own palette
 (index PNGs written by tools/infer.py carry one), else the checkpoint's or config's, else the
@@ -16,7 +17,7 @@ from PIL import Image
 
 from segkit.checkpoint import CheckpointError, load_checkpoint
 from segkit.config import ConfigError, load_config
-from segkit.data import READERS, DataError, read_image, read_mask
+from segkit.data import DataError, format_classes, read_image, read_mask
 from segkit.visualize import render, save_rgb
 
 
@@ -25,10 +26,8 @@ def names_and_palette(args, mask: np.ndarray):
         meta = load_checkpoint(args.checkpoint).get("meta", {})
         return list(meta["class_names"]), meta.get("palette")
     if args.config:
-        data = load_config(args.config).data
-        _, names, palette = READERS.get(data.format, (None, [], []))
-        return (list(data.class_names) or names or [f"class_{i}" for i in range(data.num_classes)],
-                [list(c) for c in data.palette] or palette or None)
+        names, palette = format_classes(load_config(args.config).data)
+        return names, palette or None
     if args.classes:
         return [n.strip() for n in args.classes.split(",")], None
     return [f"class_{i}" for i in range(int(mask[mask < 255].max(initial=0)) + 1)], None
@@ -48,7 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("image")
     parser.add_argument("mask", help="index PNG of class ids (prediction or ground truth)")
     parser.add_argument("--checkpoint", help="take class names and palette from this checkpoint")
-    parser.add_argument("--config", help="take class names and palette from this config")
+    parser.add_argument("--config", help="take class names and palette from this config (a path or a shipped name)")
     parser.add_argument("--classes", help="comma-separated class names, in id order")
     parser.add_argument("--out", help="output PNG (default outputs/visualize/<image stem>.png)")
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours (0..1)")

@@ -10,11 +10,11 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from .datasets import SegDataset, default_palette
 from .io import DataError, read_image, read_mask
-from .readers import READERS, build_dataset
+from .readers import READERS, build_dataset, format_classes
 from .normalize import Normalizer, normalize
 
 __all__ = ["DataError", "READERS", "SegDataset", "ShardSampler", "build_dataset", "build_loader", "default_palette",
-           "normalize", "Normalizer", "pad_collate", "read_image", "read_mask", "train_transform"]
+           "format_classes", "normalize", "Normalizer", "pad_collate", "read_image", "read_mask", "train_transform"]
 
 
 def __getattr__(name: str):

@@ -8,7 +8,7 @@ Every reader takes ``issues``: None raises on the first problem, a list collects
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .classes import (ADE20K_CLASSES, CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE,
                       CITYSCAPES_TRAIN_IDS, VOC_CLASSES)
@@ -122,16 +122,37 @@ def _path_dataset(pairs_fn: Callable, class_names: List[str], palette: List[List
     return build
 
 
+# format -> (class names, palette) it brings where the config names none; COCO's names come from its JSON
+FORMAT_CLASSES: Dict[str, Tuple[List[str], List[List[int]]]] = {
+    "folder": ([], []),
+    "camvid": (CAMVID_CLASSES, CAMVID_PALETTE),
+    "voc": (VOC_CLASSES, []),
+    "cityscapes": (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE),
+    "ade20k": (ADE20K_CLASSES, []),
+    "coco": ([], []),
+}
+
 # format -> build(cfg, split, transform, issues) -> SegDataset
 READERS: Dict[str, Callable] = {
-    "folder": _path_dataset(folder_pairs, [], []),
-    "camvid": _path_dataset(camvid_pairs, CAMVID_CLASSES, CAMVID_PALETTE),
-    "voc": _path_dataset(voc_pairs, VOC_CLASSES, []),
-    "cityscapes": _path_dataset(cityscapes_pairs, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAIN_IDS,
+    "folder": _path_dataset(folder_pairs, *FORMAT_CLASSES["folder"]),
+    "camvid": _path_dataset(camvid_pairs, *FORMAT_CLASSES["camvid"]),
+    "voc": _path_dataset(voc_pairs, *FORMAT_CLASSES["voc"]),
+    "cityscapes": _path_dataset(cityscapes_pairs, *FORMAT_CLASSES["cityscapes"], CITYSCAPES_TRAIN_IDS,
                                 unmapped_ignored=True),
-    "ade20k": _path_dataset(ade20k_pairs, ADE20K_CLASSES, []),  # with data.reduce_zero_label=true
+    "ade20k": _path_dataset(ade20k_pairs, *FORMAT_CLASSES["ade20k"]),  # with data.reduce_zero_label=true
     "coco": coco_dataset,
 }
+
+
+def format_classes(cfg) -> Tuple[List[str], List[List[int]]]:
+    """Class names and palette of a ``DataConfig``'s data set without listing its files: the config's,
+    else its format's (where the counts agree), else ``class_<i>`` and no palette."""
+    if cfg.format not in FORMAT_CLASSES:
+        raise DataError(f"unknown data format '{cfg.format}' (data.format); choose one of {', '.join(READERS)}")
+    names, palette = FORMAT_CLASSES[cfg.format]
+    names = list(cfg.class_names) or (list(names) if len(names) == cfg.num_classes else
+                                      [f"class_{i}" for i in range(cfg.num_classes)])
+    return names, [list(c) for c in cfg.palette] or (list(palette) if len(palette) == cfg.num_classes else [])
 
 
 def build_dataset(cfg, split: str, transform: Optional[Callable] = None,
