@@ -5,7 +5,6 @@ import os
 import socket
 import subprocess
 
-import pytest
 import torch
 
 from tests.test_ddp import _torchrun
@@ -18,7 +17,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow  # two launchers and two trainings: 90 s on the loaded 2-core machine
 def test_two_nodes_agree_on_weights_and_validation(tmp_path):
     from segkit.data.sample import generate
 
