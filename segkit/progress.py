@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from .metrics import format_table
+from .plots import figure, save_figure
 
 
 def _plain(value: Any) -> Any:
@@ -172,12 +173,7 @@ def plot_curves(metrics_path: Path, out: Path) -> Optional[Path]:
     val = [r for r in records if "val" in r and r["val"].get("mIoU") is not None]
     if not train:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = figure(3, figsize=(13, 3.6))
     axes[0].plot([r["iter"] for r in train], [r["loss"] for r in train])
     axes[0].set(title="training loss", xlabel="iteration")
     axes[1].plot([r["iter"] for r in train], [r["lr"] for r in train])
@@ -186,7 +182,4 @@ def plot_curves(metrics_path: Path, out: Path) -> Optional[Path]:
     axes[2].set(title="validation mIoU (%)", xlabel="iteration")
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)

@@ -24,9 +24,9 @@ from segkit.config import ConfigError, apply_overrides, find_config, load_config
 from segkit.data import DataError, build_dataset, build_loader
 from segkit.evaluation import PerImageMetrics, SaveComparisons, apply_inference_options, each, evaluate, json_ready
 from segkit.metrics import format_table
+from segkit.plots import plot_confusion, plot_iou
 from segkit.report import write_report
 from segkit.runtime import inference_channels_last, inference_dtype, pick_device
-from segkit.visualize import plot_confusion, plot_iou
 
 
 def parse_args(argv=None):

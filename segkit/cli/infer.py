@@ -1,15 +1,16 @@
 """Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
 
-    segkit infer INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
-                  [--device D] [--backend eager|onnxruntime|auto] [--export coco|labelstudio OUT.json]
-                  [--coco-polygons] [--skip-classes background,...]
+    segkit infer INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--device D]
+                  [--backend eager|onnxruntime|auto] [--export coco|labelstudio OUT] [--coco-polygons]
+                  [--skip-classes background,...] [--alpha A] [--no-outlines] [--no-labels] [--no-legend]
+                  [--min-area N]
     python tools/infer.py INPUT ...   (the same, from a checkout)
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
 <out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
-(colours, region outlines, class names, legend). Files that cannot be read are reported and
-skipped; the exit code is 1 if any were. Without --checkpoint the newest best.pth under
-work_dirs/ is used. --export writes the predictions for annotation tools (see segkit/exports/).
+(colours, region outlines, class names, a legend inside a corner; the input's size). Files
+that cannot be read are reported and skipped; the exit code is 1 if any were. Without
+--checkpoint the newest best.pth under work_dirs/ is used. --export writes the predictions for annotation tools (see segkit/exports/).
 """
 import argparse
 import glob
@@ -30,7 +31,8 @@ from segkit.exports.coco import DATASET_IMAGES, CocoExport
 from segkit.exports.labelstudio import DEFAULT_IMAGE_ROOT, LabelStudioExport
 from segkit.exports.regions import unique_file_names
 from segkit.predictor import Predictor
-from segkit.visualize import class_ids, palette_array, render, save_index_png, save_rgb
+from segkit.cli.visualize import add_overlay_options, overlay_options
+from segkit.visualize import palette_array, render, save_index_png, save_rgb
 
 NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: `make demo` "
                  "(or python tools/train.py configs/sample/deeplabv3plus_r18.yaml), or pass --checkpoint PATH.")
@@ -81,7 +83,6 @@ def parse_args(argv=None):
     parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="slide window (default eval.crop_size)")
     parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide step (default eval.stride)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
-    parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours in the overlay")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--backend", default="eager", choices=["eager", "onnxruntime", "auto"],
                         help="eager PyTorch; onnxruntime (CPU; the checkpoint exported once, cached beside it); "
@@ -96,17 +97,15 @@ def parse_args(argv=None):
                              "for polygon-only importers such as Label Studio's COCO importer")
     parser.add_argument("--image-root", default=DEFAULT_IMAGE_ROOT,
                         help=f"URL prefix of the images in the labelstudio export (default {DEFAULT_IMAGE_ROOT})")
-    parser.add_argument("--skip-classes", default="", help="comma-separated class names or ids left out of "
-                                                           "the exports, e.g. background")
+    add_overlay_options(parser)  # its --skip-classes also leaves those classes out of the exports
     return parser.parse_args(argv)
 
 
 EXPORTS = ("coco", "labelstudio")
 
 
-def build_exports(args, predictor) -> list:
-    """(format, path, exporter) for each --export, skipping --skip-classes."""
-    skip = class_ids(args.skip_classes, predictor.class_names)
+def build_exports(args, predictor, skip) -> list:
+    """(format, path, exporter) for each --export, leaving out the ``skip`` classes."""
     made = []
     for kind, path in args.export:
         if kind == "coco":
@@ -133,26 +132,31 @@ def save_exports(exports, exported, names, polygons: bool) -> None:
                   "--export labelstudio, or --coco-polygons)")
 
 
+def setup(args, checkpoint):
+    """(predictor, render keywords, exports) for the arguments; bad ones raise a one-line error."""
+    bad = [kind for kind, _ in args.export if kind not in EXPORTS]
+    if bad:
+        raise ValueError(f"--export {bad[0]}: the formats are {', '.join(EXPORTS)}")
+    predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None, tta=args.tta,
+                                          backend=args.backend)
+    predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
+    drawing = overlay_options(args, predictor.class_names)
+    return predictor, drawing, build_exports(args, predictor, drawing["skip"])
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for kind, _ in args.export:
-        if kind not in EXPORTS:
-            print(f"error: --export {kind}: the formats are {', '.join(EXPORTS)}", file=sys.stderr)
-            return 2
     checkpoint = checkpoint_to_use(args.checkpoint)
     if checkpoint is None:
         return 2
     try:
-        predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None,
-                                              tta=args.tta, backend=args.backend)
-        exports = build_exports(args, predictor)
+        predictor, drawing, exports = setup(args, checkpoint)
     except (CheckpointError, ConfigError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.backend != "eager":
         record = predictor.backend_record
         print(f"backend: {predictor.backend}" + (f" (auto: {record['seconds']} s per image here, cached)" if record else ""))
-    predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
 
     files, failures = expand(args.inputs)
     for problem in failures:
@@ -182,7 +186,7 @@ def main(argv=None) -> int:
             stem = path.stem if path.stem not in stems else f"{path.parent.name}_{path.stem}"
             stems.add(stem)
             save_index_png(out / f"{stem}_mask.png", mask, palette)
-            save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, args.alpha))
+            save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, **drawing))
             for _, _, exporter in exports:
                 exporter.add(export_names[path], mask, confidence)
             exported.append(path)
