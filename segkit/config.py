@@ -135,7 +135,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (GPU: bf16 where it has it, else fp16 + grad scaler; CPU: bf16 where native, else off) | bf16 | fp16 | none
     channels_last: bool = True
     cudnn_benchmark: bool = True  # off in deterministic mode
-    compile: bool = False  # torch.compile the model for training
+    compile: Any = False  # torch.compile the model for training: true | false | auto (segkit.acceleration)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     dist_backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
     seed: int = 0

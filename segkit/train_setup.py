@@ -11,6 +11,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
+from .acceleration import use_compile
 from .checkpoint import (check_resumable, find_resume_checkpoint, load_checkpoint, load_compatible, load_model_state,
                          remove_stale_temporaries, set_rng_state)
 from .config import Config, to_dict
@@ -116,7 +117,7 @@ def wrap_for_training(model: torch.nn.Module, cfg: Config, env: DistEnv, say: Sa
     """(the module the steps call, the DDP wrapper or None): DDP and torch.compile where asked."""
     train_model = prepare_model(model, env, say)
     ddp = train_model if env.distributed else None
-    if cfg.train.compile:
+    if use_compile(cfg.train.compile, cfg.train.iterations, env.device)[0]:
         train_model = torch.compile(train_model)
     return train_model, ddp
 
@@ -137,6 +138,7 @@ def describe(cfg: Config, env: DistEnv, dtype: Optional[torch.dtype], train_set,
     amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 + grad scaler"}[dtype]
     budget = f" (at most: or what fits in train.time_budget={t.time_budget})" if t.time_budget else ""
     return (f"training {cfg.name or 'model'} on {env.world_size} x {env.device} (amp {amp}, channels_last "
-            f"{t.channels_last}, compile {t.compile}): {len(train_set)} train / {len(val_set)} val images, "
+            f"{t.channels_last}, compile {use_compile(t.compile, t.iterations, env.device)[1]}): "
+            f"{len(train_set)} train / {len(val_set)} val images, "
             f"{t.iterations} iterations{budget} of {t.batch_size * t.accumulate * env.world_size} images; "
             f"work dir {work}")

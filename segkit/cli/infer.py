@@ -1,8 +1,9 @@
 """Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
 
     segkit infer INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--device D]
-                  [--export coco|labelstudio OUT] [--coco-polygons] [--skip-classes background,...]
-                  [--alpha A] [--no-outlines] [--no-labels] [--no-legend] [--min-area N]
+                  [--backend eager|onnxruntime|auto] [--export coco|labelstudio OUT] [--coco-polygons]
+                  [--skip-classes background,...] [--alpha A] [--no-outlines] [--no-labels] [--no-legend]
+                  [--min-area N]
     python tools/infer.py INPUT ...   (the same, from a checkout)
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
@@ -83,6 +84,9 @@ def parse_args(argv=None):
     parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide step (default eval.stride)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--backend", default="eager", choices=["eager", "onnxruntime", "auto"],
+                        help="eager PyTorch; onnxruntime (CPU; the checkpoint exported once, cached beside it); "
+                             "auto: the faster of the two on this machine, measured once and cached")
     parser.add_argument("--batch-size", type=int, default=4, help="images of one size per forward pass")
     parser.add_argument("--export", nargs=2, action="append", default=[], metavar=("FORMAT", "PATH"),
                         help="also write the predictions (repeatable): 'coco out.json' (RLE masks, category_id = "
@@ -133,7 +137,8 @@ def setup(args, checkpoint):
     bad = [kind for kind, _ in args.export if kind not in EXPORTS]
     if bad:
         raise ValueError(f"--export {bad[0]}: the formats are {', '.join(EXPORTS)}")
-    predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None, tta=args.tta)
+    predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None, tta=args.tta,
+                                          backend=args.backend)
     predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
     drawing = overlay_options(args, predictor.class_names)
     return predictor, drawing, build_exports(args, predictor, drawing["skip"])
@@ -149,6 +154,9 @@ def main(argv=None) -> int:
     except (CheckpointError, ConfigError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.backend != "eager":
+        record = predictor.backend_record
+        print(f"backend: {predictor.backend}" + (f" (auto: {record['seconds']} s per image here, cached)" if record else ""))
 
     files, failures = expand(args.inputs)
     for problem in failures:
