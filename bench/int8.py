@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from bench._common import (ROOT, default_camvid, interleave, load_average, machine, markdown_table,  # noqa: E402
                            ratio_spread, write_section)
 from segkit.checkpoint import model_from_checkpoint  # noqa: E402
-from segkit.data import build_dataset, build_loader, normalize  # noqa: E402
+from segkit.data import build_dataset, build_eval_loader, normalize  # noqa: E402
 from segkit.evaluation import evaluate  # noqa: E402
 from segkit.ort_backend import OnnxModel, cache_stem, cached_onnx  # noqa: E402
 from segkit.exports.quantize import calibration_images, quantize_onnx  # noqa: E402
@@ -92,7 +92,7 @@ def main() -> None:
     if args.quick:
         val.pairs = val.pairs[:3]
     cpu = torch.device("cpu")
-    scores = {name: evaluate(m, build_loader(val, 1, False), cfg, cpu, dtype)["mIoU"] * 100
+    scores = {name: evaluate(m, build_eval_loader(val, 1), cfg, cpu, dtype)["mIoU"] * 100
               for name, (m, dtype) in found.items()}
     image = normalize(torch.from_numpy(val.read(0)[0]).permute(2, 0, 1)[None], cfg.data.mean, cfg.data.std)
 
