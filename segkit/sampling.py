@@ -11,7 +11,6 @@ the batches and augmentations an uninterrupted one would, whatever the number of
 from __future__ import annotations
 
 import random
-import signal
 from typing import Iterator, Tuple
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .data import DataError, pad_collate
+from .faults import ignore_stop_signals
 
 
 class TrainSampler(Sampler):
@@ -76,9 +76,7 @@ def _worker_init(worker_id: int) -> None:
     import cv2
 
     cv2.setNumThreads(0)  # workers already run in parallel
-    # Ctrl-C reaches the whole process group; the main process saves a checkpoint and stops the
-    # workers itself, so a worker must not die first and break the batch it is making.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()  # Ctrl-C and scancel reach the whole process group
 
 
 def build_train_loader(dataset, batch_size: int, num_workers: int, seed: int, rank: int = 0,

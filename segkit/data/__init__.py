@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from ..faults import ignore_stop_signals
 from .datasets import SegDataset, default_palette
 from .io import DataError, read_image, read_mask
 from .readers import READERS, build_dataset
@@ -21,6 +22,7 @@ def _worker_init(worker_id: int) -> None:
     import cv2
 
     cv2.setNumThreads(0)  # no OpenCV thread pool inside a worker: the workers already fill the cores
+    ignore_stop_signals()
     info = torch.utils.data.get_worker_info()
     seed = info.seed % 2**32  # distinct per worker, and fixed by the loader's generator
     np.random.seed(seed)
