@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import (find_resume_checkpoint, link_checkpoint, load_checkpoint, load_compatible,
+from .checkpoint import (CheckpointError, copy_checkpoint, find_resume_checkpoint, load_checkpoint, load_compatible,
                          load_model_state, prune_checkpoints, remove_stale_temporaries, rng_state,
                          save_checkpoint, set_rng_state)
 from .config import Config, ConfigError, dump, to_dict
+from .config_checks import check_run_config
 from .data import Normalizer, build_dataset, build_loader, train_transform
 from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, resolve_device,
                           setup, teardown)
@@ -30,9 +31,10 @@ from .evaluation import autocast, evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
 from .losses import build_loss, needs_auto_weights
 from .models import build_model
-from .optim import build_optimizer, check_train_config, set_lr
+from .optim import build_optimizer, set_lr
 from .progress import TrainLogger, plot_curves
 from .sampling import build_train_loader
+from .workdir import WorkDirLock, move_aside
 
 __all__ = ["train", "amp_dtype", "resolve_device", "build_optimizer", "TrainingInterrupted", "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62
@@ -96,24 +98,28 @@ def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = N
           init_from: Optional[str] = None, stop_at: Optional[int] = None) -> Dict[str, Any]:
     """Train ``cfg``; returns the last validation results (empty if none ran).
 
-    ``resume``: a checkpoint path, or "auto" for the work dir's newest (a fresh start if none).
+    ``resume``: a checkpoint path, or "auto" for the work dir's newest (a fresh start if none; an
+    unreadable one stops the run), or "none" for a fresh start. A fresh start moves an earlier run's
+    files into ``<work dir>/previous/<time>/``. One run at a time holds the work dir (``segkit.lock``).
     ``init_from``: a checkpoint whose compatible weights start a new run (another class count).
     ``stop_at``: end this run at that iteration with a checkpoint, as if stopped (the schedule
     still spans ``train.iterations``). Writes last.pth, best.pth, iter_*.pth, metrics.jsonl,
     config.yaml and curves.png in the work dir (default ``work_dirs/<config name>``).
     """
-    check_train_config(cfg.train)
+    check_run_config(cfg)
+    work = Path(work_dir or cfg.work_dir or f"work_dirs/{cfg.name or 'default'}")
     env = setup(cfg.train.device, cfg.train.dist_backend)
     try:
-        with StopRequest() as stop, _backend_flags(cfg.train, env.device):
-            return _train(cfg, env, work_dir, resume, init_from, stop_at, stop)
+        lock = WorkDirLock(work) if env.is_main else contextlib.nullcontext()
+        with lock, StopRequest() as stop, _backend_flags(cfg.train, env.device):
+            return _train(cfg, env, work, None if resume == "none" else resume, init_from, stop_at, stop)
     finally:
         teardown(env)
 
 
 def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRequest) -> Dict[str, Any]:
     t, device = cfg.train, env.device
-    work = Path(work_dir or cfg.work_dir or f"work_dirs/{cfg.name or 'default'}")
+    work = Path(work_dir)
     say = print if env.is_main else (lambda *a, **k: None)
     if env.is_main:
         work.mkdir(parents=True, exist_ok=True)
@@ -134,9 +140,6 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             say(f"--resume auto: no checkpoint in {work} yet; starting from iteration 0")
     elif resume:
         source, ckpt = Path(resume), load_checkpoint(resume)
-    if ckpt is None and env.is_main and (work / "last.pth").exists():
-        say(f"note: {work} holds checkpoints of an earlier run; this new run replaces them "
-            f"(use --resume auto to continue that run instead)")
     if ckpt is not None:
         load_model_state(model, ckpt, str(source))
         _warn_config_changes(ckpt["config"], to_dict(cfg), say)
@@ -144,6 +147,9 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
         loaded, skipped = load_compatible(model, load_checkpoint(init_from)["model"])
         say(f"--init-from {init_from}: {len(loaded)} tensors loaded, {len(skipped)} skipped"
             + "".join(f"\n  skipped {s}" for s in skipped))
+    if ckpt is None and env.is_main and (moved := move_aside(work)):
+        say(f"note: {work} held files of an earlier run; moved them to {moved} (use --resume auto to continue "
+            f"that run instead)")
     model = model.to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -160,8 +166,7 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     start, best, best_iter = 0, -1.0, 0
     if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
+        _restore_optimizer(ckpt, source, optimizer, scaler, say)
         start, best, best_iter = ckpt["iteration"], ckpt["best_score"], ckpt.get("best_iteration", 0)
     end = min(t.iterations, stop_at or t.iterations)
 
@@ -221,13 +226,14 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
         if checkpoint_due:
             path = save_checkpoint(primary(done), state)
             if improved:
-                link_checkpoint(path, work / "best.pth")
+                copy_checkpoint(path, work / "best.pth")
             if t.keep_last:
-                link_checkpoint(path, work / "last.pth")
+                copy_checkpoint(path, work / "last.pth")
                 prune_checkpoints(work, t.keep_last, upto=done)
         elif improved:
             save_checkpoint(work / "best.pth", state)
 
+    sound = start  # the iteration whose state the model and optimizer hold; None in the middle of a step
     try:
         batches = iter(loader)
         train_model.train()
@@ -249,10 +255,12 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             if t.clip_grad:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+            sound = None
             scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             done, steps = it + 1, steps + 1
+            sound = done
             busy += time.perf_counter() - tic
             log.step()
             stopping = any_rank(stop.signum is not None, env) and done < end
@@ -274,6 +282,8 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             if checkpoint_due or improved:
                 save(done, checkpoint_due, improved)
             if stopping:
+                if env.is_main:
+                    plot_curves(log.metrics_path, work / "curves.png")
                 raise TrainingInterrupted(done, last_good, stop.signum or signal.SIGTERM)
 
         if env.is_main:
@@ -281,9 +291,30 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             log.info(f"done: iteration {end}/{t.iterations}; best mIoU {100 * max(best, 0):.2f} at iteration "
                      f"{best_iter}. Checkpoints: {work / 'last.pth'}, {work / 'best.pth'}; metrics "
                      f"{log.metrics_path}" + (f"; curves {curves}" if curves else ""))
+    except Exception as exc:
+        # the state is sound between steps: keep the work done so far before the error ends the run
+        if sound is not None and sound > last_good_iter and not env.distributed and \
+                not isinstance(exc, (NonFiniteLossError, CheckpointError)):
+            save(sound, True, False)
+            plot_curves(log.metrics_path, work / "curves.png")
+            say(f"saved a checkpoint of iteration {sound} before stopping on the error below; fix it and "
+                f"continue with --resume auto", flush=True)
+        raise
     finally:
         log.close()
     return results
+
+
+def _restore_optimizer(ckpt, source, optimizer, scaler, say) -> None:
+    """A checkpoint stripped to its weights (e.g. to share them) still resumes, with a fresh optimizer."""
+    missing = [k for k in ("optimizer", "scaler") if k not in ckpt]
+    if "optimizer" in ckpt:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    if "scaler" in ckpt:
+        scaler.load_state_dict(ckpt["scaler"])
+    if missing:
+        say(f"note: {source} holds no {' or '.join(missing)} state: resuming its weights with a fresh "
+            f"{' and '.join(missing)} (momentum restarts; the schedule continues at its iteration)")
 
 
 def _warn_config_changes(old: Dict[str, Any], new: Dict[str, Any], say, prefix: str = "") -> None:
