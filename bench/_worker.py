@@ -22,7 +22,7 @@ from bench._pairs import NUM_CLASSES, PAIRS, outputs  # noqa: E402
 
 def fast_dtype(device: torch.device):
     """segkit's fast path: what train.amp=auto picks (bf16 where native on a CPU, AMP on a GPU)."""
-    from segkit.engine import amp_dtype
+    from segkit.runtime import amp_dtype
 
     return amp_dtype("auto", device)
 

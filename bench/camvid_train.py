@@ -22,21 +22,22 @@ from bench._common import default_camvid, machine, markdown_table, write_section
 from segkit.checkpoint import model_from_checkpoint  # noqa: E402
 from segkit.config import load_config  # noqa: E402
 from segkit.data import build_dataset, build_loader  # noqa: E402
-from segkit.engine import amp_dtype, train  # noqa: E402
+from segkit.engine import train  # noqa: E402
+from segkit.runtime import inference_channels_last, inference_dtype  # noqa: E402
 from segkit.evaluation import evaluate  # noqa: E402
 from segkit.metrics import format_table  # noqa: E402
 
 
 def score(checkpoint: Path, data: str | None = None) -> Dict[str, Dict]:
-    """Val and test results of a checkpoint, evaluated as its own config says (eval.*, train.amp)."""
+    """Val and test results of a checkpoint, evaluated as its own config says (eval.*)."""
     model, ckpt_cfg, _ = model_from_checkpoint(checkpoint)
     if data:
         ckpt_cfg.data.root = str(data)
     device = torch.device("cuda" if torch.cuda.is_available() and ckpt_cfg.train.device != "cpu" else "cpu")
     model = model.to(device)
-    if ckpt_cfg.train.channels_last:
+    if inference_channels_last(ckpt_cfg):
         model = model.to(memory_format=torch.channels_last)
-    dtype = amp_dtype(ckpt_cfg.train.amp, device)
+    dtype = inference_dtype(ckpt_cfg, device)
     scores = {}
     for split in ("val", "test"):
         dataset = build_dataset(ckpt_cfg.data, getattr(ckpt_cfg.data, f"{split}_split"))

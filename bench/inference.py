@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench._common import default_camvid, machine, markdown_table, measure, write_section  # noqa: E402
-from segkit.checkpoint import save_checkpoint  # noqa: E402
+from segkit.checkpoint import checkpoint_meta, save_checkpoint, training_state  # noqa: E402
 from segkit.config import load_config, to_dict  # noqa: E402
 from segkit.data.datasets import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: E402
-from segkit.export import export_onnx, verify  # noqa: E402
+from segkit.exports.model import export_onnx, verify  # noqa: E402
 from segkit.inference import infer, windows  # noqa: E402
 from segkit.models import build_model  # noqa: E402
 
@@ -76,9 +76,8 @@ def main() -> None:
         row(f"slide {crop[0]}x{crop[1]} stride {stride[0]}x{stride[1]}", "PyTorch eager", slide, eager, f"{crops} crops")
 
         checkpoint = tmp / "model.pth"
-        meta = {"class_names": CAMVID_CLASSES, "palette": CAMVID_PALETTE, "mean": list(cfg.data.mean),
-                "std": list(cfg.data.std), "ignore_index": 11}
-        save_checkpoint(checkpoint, {"model": model.state_dict(), "config": to_dict(cfg), "meta": meta})
+        meta = checkpoint_meta(cfg, CAMVID_CLASSES, CAMVID_PALETTE)
+        save_checkpoint(checkpoint, training_state(model.state_dict(), to_dict(cfg), meta))
         images = sorted((CAMVID / "val").glob("*.jpg"))[:folder_images]
         folder = tmp / "images"
         folder.mkdir()

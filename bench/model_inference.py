@@ -26,7 +26,7 @@ def onnx_rows(size: int, batches, repeats: int, models=None) -> list:
     import onnxruntime as ort
     import torch
 
-    from segkit.export import export_onnx
+    from segkit.exports.model import export_onnx
 
     rows = []
     for label in models or PAIRS:

@@ -73,7 +73,7 @@ class ReferenceCamVid(torch.utils.data.Dataset):
 
 
 def reference_train(cfg, camvid: Path, budget_s: float, out: Path, seed: int = 0) -> dict:
-    from segkit.checkpoint import save_checkpoint
+    from segkit.checkpoint import checkpoint_meta, save_checkpoint, training_state
     from segkit.config import to_dict
     from segkit.data.datasets import CAMVID_CLASSES, CAMVID_PALETTE
     from segkit.models import build_model
@@ -110,12 +110,10 @@ def reference_train(cfg, camvid: Path, budget_s: float, out: Path, seed: int = 0
             if it % 20 == 0:
                 print(f"reference iter {it} loss {loss.item():.3f} {elapsed:.0f}/{budget_s:.0f} s", flush=True)
     seconds = time.perf_counter() - start
-    meta = {"class_names": CAMVID_CLASSES, "palette": CAMVID_PALETTE, "mean": list(cfg.data.mean),
-            "std": list(cfg.data.std), "ignore_index": cfg.data.ignore_index}
     plain = to_dict(cfg)
     plain["train"].update(amp="none", channels_last=False)  # how this loop trained: scored the same way
-    save_checkpoint(out, {"model": model.state_dict(), "iteration": it, "best_score": -1.0,
-                          "config": plain, "meta": meta})
+    meta = checkpoint_meta(cfg, CAMVID_CLASSES, CAMVID_PALETTE)
+    save_checkpoint(out, training_state(model.state_dict(), plain, meta, iteration=it))
     return {"iterations": it, "seconds": seconds, "checkpoint": str(out)}
 
 

@@ -46,7 +46,7 @@ def eval_times(camvid: Path, counts, model_size: str = "resnet18") -> list:
                              "data.ignore_index=11", "model.decoder.name=deeplabv3plus",
                              f"model.backbone.name={model_size}", "model.backbone.output_stride=16",
                              "data.num_workers=2"])
-    from segkit.engine import amp_dtype
+    from segkit.runtime import amp_dtype
 
     cpu = torch.device("cpu")
     dtype = amp_dtype(cfg.train.amp, cpu)  # the default fast path, as training validation runs it

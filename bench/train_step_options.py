@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from bench._common import machine, markdown_table, sync, write_section  # noqa: E402
 from segkit.config import load_config  # noqa: E402
-from segkit.evaluation import autocast  # noqa: E402
+from segkit.runtime import autocast  # noqa: E402
 from segkit.losses import build_loss  # noqa: E402
 from segkit.models import build_model  # noqa: E402
 

@@ -1,7 +1,9 @@
-"""Self-contained checkpoints, written atomically and read with ``weights_only=True``.
+"""Self-contained checkpoints, written atomically and read with ``weights_only=True``; the one owner
+of what a checkpoint holds.
 
 A checkpoint holds the model weights and everything needed to use them: the resolved config,
-class names, palette and normalisation (``meta``), plus the training state for resuming.
+class names, palette and normalisation (``meta``), plus the training state for resuming
+(``training_state`` builds it; every key it writes is read by inference or by ``--resume``).
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from . import __version__
 from .config import Config, from_dict
 
 FORMAT = "segkit-checkpoint-v1"
@@ -29,6 +33,30 @@ class CheckpointError(ValueError):
 
 class CheckpointWriteError(CheckpointError):
     """A checkpoint could not be written (disk full, read-only, permissions); the previous file is intact."""
+
+
+def checkpoint_meta(cfg: Config, class_names: Sequence[str], palette: Sequence[Sequence[int]]) -> Dict[str, Any]:
+    """What a checkpoint carries so that inference needs nothing else."""
+    return {"class_names": list(class_names), "palette": [list(c) for c in palette],
+            "mean": list(cfg.data.mean), "std": list(cfg.data.std), "ignore_index": cfg.data.ignore_index,
+            "segkit_version": __version__, "torch_version": str(torch.__version__)}
+
+
+def training_state(model: Mapping[str, torch.Tensor], config: Dict[str, Any], meta: Dict[str, Any], *,
+                   iteration: int = 0, schedule_iterations: Optional[int] = None, lr: float = 0.0,
+                   best_score: float = -1.0, best_iteration: int = 0, optimizer: Optional[Dict] = None,
+                   scaler: Optional[Dict] = None, rng: Optional[List[Dict]] = None, world_size: int = 1
+                   ) -> Dict[str, Any]:
+    """The checkpoint dict. ``config`` is plain (``to_dict``). Without ``optimizer`` it holds weights
+    for inference only; ``--resume`` needs the optimizer, scaler and random states too.
+    ``schedule_iterations``: what the LR schedule spans (``train.iterations``, or what a time budget fit)."""
+    state = {"model": model, "config": config, "meta": meta, "iteration": iteration,
+             "best_score": best_score, "best_iteration": best_iteration,
+             "scheduler": {"policy": "poly", "iterations": schedule_iterations or config["train"]["iterations"],
+                           "lr": lr}}
+    if optimizer is not None:
+        state.update(optimizer=optimizer, scaler=scaler or {}, rng=rng or [], world_size=world_size)
+    return state
 
 
 def save_checkpoint(path: Union[str, Path], state: Dict[str, Any]) -> Path:
@@ -172,18 +200,52 @@ def _unpickling_detail(exc: Exception) -> str:
     return next((line for line in lines if line.startswith("Unsupported")), lines[0][:120] if lines else "unreadable")
 
 
+def check_resumable(ckpt: Dict[str, Any], source: str) -> None:
+    """A checkpoint written without training state (weights for inference) cannot be resumed."""
+    if "optimizer" not in ckpt:
+        raise CheckpointError(f"{source} holds weights only, no optimizer state to resume from; "
+                              f"use --init-from {source} to start a new training from its weights")
+
+
 def config_from_checkpoint(ckpt: Dict[str, Any]) -> Config:
     return from_dict(ckpt["config"])
 
 
+@dataclass
+class StateDiff:
+    """How a state dict read from a file differs from a model's own: by name and by shape."""
+    own: Mapping[str, torch.Tensor]
+    given: Mapping[str, torch.Tensor]
+
+    @property
+    def shape_clash(self) -> List[str]:
+        return [k for k, v in self.given.items() if k in self.own and v.shape != self.own[k].shape]
+
+    @property
+    def missing(self) -> List[str]:
+        return [k for k in self.own if k not in self.given]
+
+    @property
+    def unexpected(self) -> List[str]:
+        return [k for k in self.given if k not in self.own]
+
+    def fitting(self) -> Dict[str, torch.Tensor]:
+        return {k: v for k, v in self.given.items() if k in self.own and v.shape == self.own[k].shape}
+
+    def shapes(self, key: str, own_label: str = "") -> str:
+        return f"{tuple(self.given[key].shape)} vs {own_label}{tuple(self.own[key].shape)}"
+
+
+def compare_state_dicts(own: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> StateDiff:
+    """``own``: the model's state dict; ``given``: the one to load into it."""
+    return StateDiff(own, given)
+
+
 def load_model_state(model: torch.nn.Module, ckpt: Dict[str, Any], source: str = "checkpoint") -> None:
     """Load weights with a message that names what does not fit, instead of PyTorch's key dump."""
-    state = ckpt["model"]
-    own = model.state_dict()
-    clash = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
-             if k in own and v.shape != own[k].shape]
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+    diff = compare_state_dicts(model.state_dict(), ckpt["model"])
+    clash = [f"{k} {diff.shapes(k)}" for k in diff.shape_clash]
+    missing, unexpected = diff.missing, diff.unexpected
     if clash or missing or unexpected:
         cfg = ckpt.get("config", {}).get("model", {})
         built = f"{cfg.get('backbone', {}).get('name')} + {cfg.get('decoder', {}).get('name')}" if cfg else "?"
@@ -194,18 +256,18 @@ def load_model_state(model: torch.nn.Module, ckpt: Dict[str, Any], source: str =
                                     f"unexpected: {', '.join(unexpected[:4])}" if unexpected else "") if p)
             + ". Build the model from the checkpoint's own config (leave out --config), or use --init-from "
               "to start a new training from its compatible weights.")
-    model.load_state_dict(state)
+    model.load_state_dict(ckpt["model"])
 
 
 def load_compatible(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> Tuple[List[str], List[str]]:
     """Load every weight whose name and shape fit (``--init-from``), leaving the rest as built,
     e.g. a classifier for another class count. Returns (loaded keys, skipped descriptions)."""
-    own = model.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
-    skipped = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)} (re-initialised)"
-               for k, v in state.items() if k in own and v.shape != own[k].shape]
-    skipped += [f"{k}: not in the checkpoint (as built)" for k in own if k not in state]
-    skipped += [f"{k}: not in this model (unused)" for k in state if k not in own]
+    diff = compare_state_dicts(model.state_dict(), state)
+    fits = diff.fitting()
+    skipped = [f"{k}: checkpoint {diff.shapes(k, 'model ')} (re-initialised)"
+               for k in diff.shape_clash]
+    skipped += [f"{k}: not in the checkpoint (as built)" for k in diff.missing]
+    skipped += [f"{k}: not in this model (unused)" for k in diff.unexpected]
     model.load_state_dict(fits, strict=False)
     return sorted(fits), skipped
 

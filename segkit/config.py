@@ -6,17 +6,19 @@ Unknown keys and values of the wrong type are errors that name the key and the f
 """
 from __future__ import annotations
 
+import ast
+import copy
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema."""
+from segkit.config_files import ConfigError, find_config, read_yaml_chain
 
 
 # --------------------------------------------------------------------------- model
@@ -148,6 +150,8 @@ class EvalConfig:
     resize: Optional[List[int]] = None  # (H, W) the image is resized to before inference; logits come back
     batch_size: int = 1
     crop_batch: int = 4  # slide: windows per forward pass (bounds memory: one batch of crops at a time)
+    amp: Optional[str] = None  # auto | bf16 | fp16 | none for validation, eval and inference; null: as train.amp
+    channels_last: Optional[bool] = None  # inference memory format; null: as train.channels_last
 
 
 @dataclass
@@ -162,6 +166,9 @@ class Config:
 
 
 # --------------------------------------------------------------------------- loading
+SIZE_KEYS = ("data.crop_size", "eval.crop_size", "eval.stride", "eval.resize")
+
+
 def _schema() -> DictConfig:
     return OmegaConf.structured(Config)
 
@@ -195,50 +202,72 @@ def _explain(exc: OmegaConfBaseException, source: str) -> ConfigError:
     return ConfigError(f"{source}: bad value for '{key}': {msg}")
 
 
-def _read_yaml(path: Path, seen: tuple = ()) -> List[tuple[str, DictConfig]]:
-    """The chain of (source, yaml) to merge: parents first, then the file itself."""
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    if path.resolve() in seen:
-        raise ConfigError(f"{path}: circular 'base' chain: {' -> '.join(str(s) for s in seen)}")
+def parse_override_value(text: str) -> Any:
+    """A command-line value as YAML would read it, except that a flow mapping or list is read as a
+    Python literal first: ``{255:1}`` is {255: 1}, not YAML 1.1's sexagesimal key 15301."""
+    stripped = text.strip()
+    if stripped[:1] in "{[(":
+        try:
+            return ast.literal_eval(stripped)
+        except (ValueError, SyntaxError):
+            pass  # e.g. [road, car]: YAML reads bare words as strings
     try:
-        node = OmegaConf.load(path)
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(node, DictConfig):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(node).__name__}")
-    chain: List[tuple[str, DictConfig]] = []
-    bases = node.pop("base", None)
-    if bases is not None:
-        for b in [bases] if isinstance(bases, str) else list(bases):
-            chain.extend(_read_yaml((path.parent / str(b)), seen + (path.resolve(),)))
-    chain.append((str(path), node))
-    return chain
+        return yaml.safe_load(stripped) if stripped else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override value '{text}' is not valid YAML: {str(exc).splitlines()[0]}") from exc
+
+
+def parse_overrides(overrides: Sequence[str]) -> List[Tuple[str, Any]]:
+    """``["train.lr=0.02", "data.label_map={}"]`` -> ``[("train.lr", 0.02), ("data.label_map", {})]``."""
+    parsed = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or " " in key.strip():
+            raise ConfigError(f"override '{item}' must look like key=value, e.g. train.lr=0.02")
+        parsed.append((key.strip(), parse_override_value(value)))
+    return parsed
+
+
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "command-line override") -> DictConfig:
+    """Dotted ``key=value`` overrides on a config, checked against the schema.
+
+    The command line states a whole value: a mapping replaces an inherited mapping (``data.label_map={0: 1}``),
+    and ``{}``, ``[]`` or ``null`` clear an inherited mapping or list."""
+    parsed = parse_overrides(overrides)
+    cfg = copy.deepcopy(cfg) if parsed else cfg  # clearing below assigns in place: leave the caller's config alone
+    for key, value in parsed:
+        node = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        plain = isinstance(node, (DictConfig, ListConfig)) and node._metadata.object_type in (None, dict, list)
+        if plain and value is None and not node._metadata.optional:
+            value = {} if isinstance(node, DictConfig) else []
+        if plain and (isinstance(value, dict) or value in ({}, [])):
+            OmegaConf.update(cfg, key, {} if isinstance(node, DictConfig) else [], merge=False)
+        nested: Any = value
+        for part in reversed(key.split(".")):
+            nested = {part: nested}
+        try:
+            cfg = OmegaConf.merge(cfg, nested)
+        except OmegaConfBaseException as exc:
+            raise _explain(exc, source) from exc
+    return cfg
 
 
 def load_config(path: Optional[str | Path] = None, overrides: Optional[List[str]] = None) -> Config:
     """Build a Config from the defaults, a YAML file (with its bases) and dotted overrides.
 
+    ``path`` is a file or the name of a shipped config (``sample/deeplabv3plus_r18``, see ``segkit configs``).
     ``overrides`` look like ``["train.lr=0.02", "model.backbone.name=resnet18"]``.
     Returns a DictConfig typed as Config: attribute access, validated on assignment.
     """
     cfg = _schema()
-    sources: List[tuple[str, Any]] = []
     if path is not None:
-        sources.extend(_read_yaml(Path(path)))
-    if overrides:
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"override '{item}' must look like key=value, e.g. train.lr=0.02")
-        try:
-            sources.append(("command-line override", OmegaConf.from_dotlist(list(overrides))))
-        except OmegaConfBaseException as exc:
-            raise ConfigError(f"command-line override: {exc}") from exc
-    for source, node in sources:
-        try:
-            cfg = OmegaConf.merge(cfg, node)
-        except OmegaConfBaseException as exc:
-            raise _explain(exc, source) from exc
+        path = find_config(path)
+        for source, node in read_yaml_chain(path):
+            try:
+                cfg = OmegaConf.merge(cfg, node)
+            except OmegaConfBaseException as exc:
+                raise _explain(exc, source) from exc
+    cfg = apply_overrides(cfg, overrides or [])
     if not cfg.name and path is not None:
         cfg.name = Path(path).stem
     missing = sorted(OmegaConf.missing_keys(cfg))
@@ -247,7 +276,16 @@ def load_config(path: Optional[str | Path] = None, overrides: Optional[List[str]
             f"{path or 'config'}: required key(s) not set: {', '.join(missing)} "
             f"(set them in the YAML file or as overrides, e.g. {missing[0]}=...)"
         )
+    check_sizes(cfg, str(path or "config"))
     return cfg  # type: ignore[return-value]
+
+
+def check_sizes(cfg: Any, source: str) -> None:
+    """(H, W) pairs must have two numbers: ``data.crop_size=[64]`` is an error, not a square."""
+    for key in SIZE_KEYS:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and len(value) != 2:
+            raise ConfigError(f"{source}: {key}={list(value)} must be [H, W], e.g. {key}=[512,512]")
 
 
 def to_dict(cfg: Any) -> Dict[str, Any]:

@@ -14,6 +14,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from .config import ConfigError
+from .runtime import resolve_device
 
 
 @dataclass
@@ -32,23 +33,6 @@ class DistEnv:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-class DeviceUnavailable(ConfigError, RuntimeError):
-    """A device the config asks for is not here (a ConfigError for the CLI's one-line errors, and a
-    RuntimeError as callers of ``resolve_device`` expect)."""
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceUnavailable(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
-        if device.index is None:
-            device = torch.device(f"cuda:{local_rank}")
-    return device
 
 
 def setup(device_name: str = "auto", backend: str = "auto") -> DistEnv:

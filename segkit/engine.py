@@ -9,69 +9,33 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-import numpy as np
 import torch
 
-from . import __version__
-from .checkpoint import (CheckpointError, copy_checkpoint, find_resume_checkpoint, load_checkpoint, load_compatible,
-                         load_model_state, prune_checkpoints, remove_stale_temporaries, rng_state,
-                         save_checkpoint, set_rng_state)
-from .config import Config, ConfigError, dump, to_dict
+from .checkpoint import (CheckpointError, check_resumable, checkpoint_meta, copy_checkpoint, find_resume_checkpoint,
+                         load_checkpoint, load_compatible, load_model_state, prune_checkpoints,
+                         remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state, training_state)
+from .config import Config, dump, to_dict
 from .config_checks import check_run_config
 from .data import Normalizer, build_dataset, build_loader, train_transform
-from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, resolve_device,
-                          setup, teardown)
-from .evaluation import autocast, evaluate
+from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, setup,
+                          teardown)
+from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
 from .losses import build_loss, needs_auto_weights
 from .models import build_model
-from .optim import build_optimizer, set_lr
+from .optim import build_optimizer, lr_factor, set_lr
 from .progress import TrainLogger, plot_curves
+from .runtime import amp_dtype, autocast, inference_dtype, resolve_device, seed_everything
 from .sampling import build_train_loader
 from .workdir import WorkDirLock, move_aside
 
-__all__ = ["train", "amp_dtype", "resolve_device", "build_optimizer", "TrainingInterrupted", "NonFiniteLossError"]
+__all__ = ["train", "amp_dtype", "resolve_device", "seed_everything", "build_optimizer", "TrainingInterrupted", "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62
-
-
-def cpu_has_native_bf16() -> bool:
-    """True where oneDNN runs bf16 in hardware (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
-    """auto: on a GPU bf16 where it has it, else fp16 (with a grad scaler); on a CPU bf16 where the
-    hardware runs it natively (1.5-1.8x faster steps here, see docs/BENCHMARKS.md), else fp32."""
-    choices = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if mode == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
-    if mode not in choices:
-        raise ConfigError(f"unknown train.amp '{mode}'; choose auto, bf16, fp16 or none")
-    return choices[mode]
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def meta_of(cfg: Config, dataset) -> Dict[str, Any]:
-    """What a checkpoint carries so that inference needs nothing else."""
-    return {"class_names": list(dataset.class_names), "palette": [list(c) for c in dataset.palette],
-            "mean": list(cfg.data.mean), "std": list(cfg.data.std), "ignore_index": cfg.data.ignore_index,
-            "segkit_version": __version__, "torch_version": str(torch.__version__)}
 
 
 @contextlib.contextmanager
@@ -141,6 +105,7 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
     elif resume:
         source, ckpt = Path(resume), load_checkpoint(resume)
     if ckpt is not None:
+        check_resumable(ckpt, str(source))
         load_model_state(model, ckpt, str(source))
         _warn_config_changes(ckpt["config"], to_dict(cfg), say)
     elif init_from:
@@ -166,7 +131,8 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     start, best, best_iter = 0, -1.0, 0
     if ckpt is not None:
-        _restore_optimizer(ckpt, source, optimizer, scaler, say)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
         start, best, best_iter = ckpt["iteration"], ckpt["best_score"], ckpt.get("best_iteration", 0)
     end = min(t.iterations, stop_at or t.iterations)
 
@@ -182,7 +148,7 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
                               distributed=env.distributed, pin_memory=cuda)
     normalize = Normalizer(cfg.data.mean, cfg.data.std, device,
                            memory_format=torch.channels_last if t.channels_last else torch.contiguous_format)
-    meta = meta_of(cfg, train_set)
+    meta = checkpoint_meta(cfg, train_set.class_names, train_set.palette)
     if env.is_main:
         (work / "config.yaml").write_text(dump(cfg))
     if ckpt is not None:
@@ -193,6 +159,10 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             seed_everything(t.seed + env.rank + start)
             say(f"the checkpoint holds random states of {len(rngs)} processes, this run has {env.world_size}: "
                 f"dropout randomness will differ from an uninterrupted run (the data order does not)")
+        saved_lr, lr_now = ckpt["scheduler"]["lr"], t.lr * lr_factor(max(start - 1, 0), t)
+        if start and abs(saved_lr - lr_now) > 1e-9 * max(abs(saved_lr), 1e-12):
+            say(f"note: iteration {start} ran at LR {saved_lr:.3e}; this config's schedule gives {lr_now:.3e} there "
+                f"(train.lr, iterations or the schedule changed), so the LR jumps")
         say(f"resumed from {source} at iteration {start} (best mIoU {100 * max(best, 0):.2f})")
     amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 + grad scaler"}[dtype]
     say(f"training {cfg.name or 'model'} on {env.world_size} x {device} (amp {amp}, channels_last "
@@ -219,10 +189,9 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             last_good, last_good_iter = work / "last.pth", done
         if not env.is_main:
             return
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                 "scheduler": {"policy": "poly", "iteration": done, "lr": lr}, "iteration": done,
-                 "best_score": best, "best_iteration": best_iter, "config": to_dict(cfg), "meta": meta,
-                 "rng": rngs, "world_size": env.world_size}
+        state = training_state(model.state_dict(), to_dict(cfg), meta, iteration=done, lr=lr, best_score=best,
+                               best_iteration=best_iter, optimizer=optimizer.state_dict(),
+                               scaler=scaler.state_dict(), rng=rngs, world_size=env.world_size)
         if checkpoint_due:
             path = save_checkpoint(primary(done), state)
             if improved:
@@ -272,7 +241,7 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
             improved = False
             if done % t.val_interval == 0 or done == t.iterations:
                 average_buffers(model, env)  # every rank validates (and rank 0 saves) the same model
-                results = evaluate(model, val_loader, cfg, device, dtype)
+                results = evaluate(model, val_loader, cfg, device, inference_dtype(cfg, device))
                 log.val(done, results, val_set.class_names, best)
                 improved = results["mIoU"] > best
                 if improved:
@@ -303,18 +272,6 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
     finally:
         log.close()
     return results
-
-
-def _restore_optimizer(ckpt, source, optimizer, scaler, say) -> None:
-    """A checkpoint stripped to its weights (e.g. to share them) still resumes, with a fresh optimizer."""
-    missing = [k for k in ("optimizer", "scaler") if k not in ckpt]
-    if "optimizer" in ckpt:
-        optimizer.load_state_dict(ckpt["optimizer"])
-    if "scaler" in ckpt:
-        scaler.load_state_dict(ckpt["scaler"])
-    if missing:
-        say(f"note: {source} holds no {' or '.join(missing)} state: resuming its weights with a fresh "
-            f"{' and '.join(missing)} (momentum restarts; the schedule continues at its iteration)")
 
 
 def _warn_config_changes(old: Dict[str, Any], new: Dict[str, Any], say, prefix: str = "") -> None:

@@ -3,7 +3,6 @@ so they print the same mIoU for the same checkpoint and data."""
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
@@ -13,12 +12,9 @@ from PIL import Image
 from .data import Normalizer
 from .inference import infer
 from .metrics import ConfusionMatrix
+from .runtime import autocast, inference_channels_last, memory_format
 
 TTA_SCALES = (0.75, 1.0, 1.25)  # --tta when the config sets no scales of its own; with flip, six passes
-
-
-def autocast(device: torch.device, dtype: Optional[torch.dtype]):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def infer_settings(cfg) -> Dict[str, Any]:
@@ -56,7 +52,7 @@ def evaluate(model: torch.nn.Module, loader, cfg, device: torch.device, dtype: O
     cm = ConfusionMatrix(cfg.data.num_classes, cfg.data.ignore_index, device)
     settings = infer_settings(cfg)
     normalize = Normalizer(cfg.data.mean, cfg.data.std, device,
-                           memory_format=torch.channels_last if cfg.train.channels_last else None)
+                           memory_format=memory_format(inference_channels_last(cfg)))
     for batch in loader:
         images = normalize(batch["image"].to(device, non_blocking=True))
         with autocast(device, dtype):

@@ -7,7 +7,8 @@
     print(predictor.class_names[mask[0, 0]])
 
 Normalisation, class names and palette come from the checkpoint; inference runs with the
-checkpoint's ``eval`` settings (the ones its validation used) unless ``slide``/``tta`` say otherwise.
+checkpoint's ``eval`` settings (the ones its validation used: mode, TTA, ``eval.amp``,
+``eval.channels_last``) unless ``slide``/``tta`` say otherwise. Imports nothing that trains.
 """
 from __future__ import annotations
 
@@ -20,20 +21,11 @@ from PIL import Image
 
 from .checkpoint import model_from_checkpoint
 from .data import normalize, read_image
-from .evaluation import apply_inference_options, autocast, infer_settings
+from .evaluation import apply_inference_options, infer_settings
 from .inference import infer
+from .runtime import autocast, inference_channels_last, inference_dtype, pick_device
 
 ImageLike = Union[str, Path, np.ndarray, Image.Image]
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``resolve_device`` (training's rule: auto = CUDA if present), worded for a --device option."""
-    from .engine import resolve_device
-
-    try:
-        return resolve_device(name)
-    except RuntimeError:
-        raise ValueError(f"device '{name}' asked for, but CUDA is not available here; use --device cpu or auto") from None
 
 
 def to_rgb(image: ImageLike) -> np.ndarray:
@@ -64,8 +56,6 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, cfg, meta: dict, device: Union[str, torch.device] = "auto",
                  slide: Optional[bool] = None, tta: bool = False, crop_batch: Optional[int] = None):
-        from .engine import amp_dtype  # the training path's autocast choice, so outputs match eval
-
         self.device = pick_device(device) if isinstance(device, str) else device
         self.cfg = cfg
         self.class_names: List[str] = list(meta.get("class_names") or cfg.data.class_names
@@ -73,12 +63,13 @@ class Predictor:
         self.palette = meta.get("palette") or [list(c) for c in cfg.data.palette] or None
         self.mean, self.std = list(meta.get("mean", cfg.data.mean)), list(meta.get("std", cfg.data.std))
         self.num_classes = cfg.data.num_classes
-        self.dtype = amp_dtype(cfg.train.amp, self.device)
+        self.dtype = inference_dtype(cfg, self.device)  # validation's choice, so outputs match eval
+        self.channels_last = inference_channels_last(cfg)
         self.settings = infer_settings(apply_inference_options(cfg, slide, tta))
         if crop_batch:
             self.settings["crop_batch"] = crop_batch
         self.model = model.to(self.device).eval()
-        if cfg.train.channels_last:
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     @classmethod
@@ -97,7 +88,7 @@ class Predictor:
         if self.settings["mode"] == "whole":
             x = x.to(self.device)
         x = normalize(x, self.mean, self.std)
-        if self.cfg.train.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.dtype):
             return infer(self.model, x, self.num_classes, **self.settings)

@@ -27,6 +27,19 @@ def palette_array(num_classes: int, palette: Optional[Sequence[Sequence[int]]] =
     return np.asarray(colours[:num_classes], dtype=np.uint8).reshape(num_classes, 3)
 
 
+def class_ids(spec: str, class_names: Sequence[str]) -> List[int]:
+    """Class ids from a comma-separated list of class names or ids ("background,sky" or "0,3")."""
+    ids = []
+    for item in (part.strip() for part in spec.split(",") if part.strip()):
+        if item in class_names:
+            ids.append(list(class_names).index(item))
+        elif item.isdigit() and int(item) < len(class_names):
+            ids.append(int(item))
+        else:
+            raise ValueError(f"--skip-classes: {item!r} is not a class; the classes are {', '.join(class_names)}")
+    return ids
+
+
 def colourise(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Class ids -> RGB; ids that are not classes (ignore) are black."""
     mask = np.asarray(mask)

@@ -101,3 +101,12 @@ def test_prune_leaves_files_of_another_run_past_this_iteration(tmp_path):
     prune_checkpoints(tmp_path, keep=1, upto=2)
     assert [p.name for p in iteration_checkpoints(tmp_path)] == ["iter_0000002.pth", "iter_0000004.pth",
                                                                   "iter_0000006.pth"]
+
+
+def test_compare_state_dicts_names_shape_clashes_missing_and_unexpected():
+    from segkit.checkpoint import compare_state_dicts
+
+    own = {"a": torch.zeros(2), "b": torch.zeros(3), "c": torch.zeros(1)}
+    diff = compare_state_dicts(own, {"a": torch.zeros(2), "b": torch.zeros(4), "d": torch.zeros(1)})
+    assert diff.shape_clash == ["b"] and diff.missing == ["c"] and diff.unexpected == ["d"]
+    assert list(diff.fitting()) == ["a"] and diff.shapes("b", "model ") == "(4,) vs model (3,)"

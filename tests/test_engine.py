@@ -8,7 +8,8 @@ import torch
 
 from segkit.checkpoint import load_checkpoint, model_from_checkpoint
 from segkit.config import load_config
-from segkit.engine import seed_everything, train
+from segkit.engine import train
+from segkit.runtime import seed_everything
 from segkit.models import build_model
 from segkit.optim import build_optimizer, lr_factor
 from segkit.sampling import TrainSampler

@@ -4,19 +4,20 @@ import pytest
 import torch
 
 from segkit.checkpoint import load_checkpoint, model_from_checkpoint
-from segkit.engine import amp_dtype, train
+from segkit.engine import train
+from segkit.runtime import amp_dtype
 from tests.train_helpers import tiny_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 
 
 def test_amp_choice_without_a_gpu(monkeypatch):
-    import segkit.engine as engine
+    import segkit.runtime as runtime
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     assert amp_dtype("auto", cpu) is torch.bfloat16  # CPU with AVX512-BF16/AMX: the fast path
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     assert amp_dtype("auto", cpu) is None  # emulated bf16 would be slower: fp32
     assert amp_dtype("bf16", cpu) is torch.bfloat16
     assert amp_dtype("none", cpu) is None
@@ -47,7 +48,7 @@ def test_cuda_compile(sample_root, tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is absent")
 def test_asking_for_cuda_without_it_is_a_clear_error():
     from segkit.config import ConfigError
-    from segkit.engine import resolve_device
+    from segkit.runtime import resolve_device
 
     with pytest.raises(ConfigError, match="train.device=cuda but CUDA is not available") as info:
         resolve_device("cuda")

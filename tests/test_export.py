@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from segkit.checkpoint import model_from_checkpoint
-from segkit.export import CocoExport, decode_coco, export_onnx, verify
+from segkit.exports.coco import CocoExport, decode_coco
+from segkit.exports.model import export_onnx, verify
 from tests.tool_loader import load_tool
 
 

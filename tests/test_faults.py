@@ -113,6 +113,7 @@ def test_signal_in_process_saves_stops_and_restores_handlers(sample_root, tmp_pa
     with pytest.raises(TrainingInterrupted, match=f"{signal.Signals(signum).name} at iteration 2"):
         train(tiny_config(sample_root, 6), str(tmp_path))
     assert load_checkpoint(tmp_path / "last.pth")["iteration"] == 2
+    assert (tmp_path / "curves.png").stat().st_size > 0  # every exit that writes a checkpoint draws the curves
     assert signal.getsignal(signum) is before
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from segkit.data import read_image, read_mask
-from segkit.export import decode_coco
+from segkit.exports.coco import decode_coco
 from tests.tool_loader import load_tool
 
 

@@ -5,9 +5,9 @@ import torch
 
 from segkit.checkpoint import CheckpointError
 from segkit.data import build_dataset, build_loader, read_image
-from segkit.engine import amp_dtype
 from segkit.evaluation import evaluate
 from segkit.predictor import Predictor, to_rgb
+from segkit.runtime import inference_dtype
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_predictor_agrees_with_the_evaluation_path(predictor, camvid_small):
     dataset.pairs = dataset.pairs[:2]  # two full-size images are enough, and keep the test quick
     preds = []
     cpu = torch.device("cpu")  # called as tools/eval.py calls it: the checkpoint's autocast choice
-    evaluate(predictor.model, build_loader(dataset, 1, False), cfg, cpu, amp_dtype(cfg.train.amp, cpu),
+    evaluate(predictor.model, build_loader(dataset, 1, False), cfg, cpu, inference_dtype(cfg, cpu),
              on_batch=lambda batch, pred: preds.append(pred[0].numpy()))
     images = [dataset.read(i)[0] for i in range(len(dataset))]
     mine = list(predictor.predict_many(images, batch_size=1))

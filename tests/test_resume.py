@@ -62,3 +62,24 @@ def test_resume_refuses_a_checkpoint_for_another_model(sample_root, sample_run, 
     other = tiny_config(sample_root, 2, "model.decoder.name=fcn")  # sample_run trained a DeepLabV3+
     with pytest.raises(CheckpointError, match="does not fit this model.*--init-from"):
         train(other, str(tmp_path / "b"), resume=str(sample_run / "last.pth"))
+
+
+def test_weights_only_checkpoint_serves_inference_and_refuses_resume(sample_root, sample_run, tmp_path):
+    from segkit.checkpoint import (CheckpointError, checkpoint_meta, model_from_checkpoint, save_checkpoint,
+                                   training_state)
+    ckpt = load_checkpoint(sample_run / "last.pth")
+    cfg = tiny_config(sample_root, 2)
+    path = save_checkpoint(tmp_path / "weights.pth", training_state(
+        ckpt["model"], ckpt["config"], checkpoint_meta(cfg, ["a"] * 6, [[0, 0, 0]] * 6)))
+    model, _, meta = model_from_checkpoint(path)  # what the benches write is what inference reads
+    assert meta["class_names"] == ["a"] * 6 and not model.training
+    with pytest.raises(CheckpointError, match="weights only.*--init-from"):
+        train(cfg, str(tmp_path / "w"), resume=str(path))
+
+
+def test_resume_says_when_the_schedule_gives_another_lr(sample_root, tmp_path, capsys):
+    work = tmp_path / "w"
+    train(tiny_config(sample_root, 4, "train.checkpoint_interval=2"), str(work), stop_at=2)
+    capsys.readouterr()
+    train(tiny_config(sample_root, 4, "train.checkpoint_interval=2", "train.lr=0.02"), str(work), resume="auto")
+    assert "iteration 2 ran at LR" in capsys.readouterr().out

@@ -5,7 +5,8 @@ import torch
 from segkit.checkpoint import model_from_checkpoint
 from segkit.config import load_config
 from segkit.data import build_dataset, build_loader
-from segkit.engine import amp_dtype, train
+from segkit.engine import train
+from segkit.runtime import inference_dtype
 from segkit.evaluation import evaluate
 from tests.tool_loader import load_tool
 from tests.train_helpers import CONFIG
@@ -20,7 +21,7 @@ def test_train_checkpoint_evaluate_agree(sample_root, tmp_path):
     assert meta["class_names"] == list(cfg.data.class_names)
     loader = build_loader(build_dataset(ckpt_cfg.data, ckpt_cfg.data.val_split), 1, False)
     cpu = torch.device("cpu")
-    again = evaluate(model, loader, ckpt_cfg, cpu, amp_dtype(ckpt_cfg.train.amp, cpu))  # as tools/eval.py does
+    again = evaluate(model, loader, ckpt_cfg, cpu, inference_dtype(ckpt_cfg, cpu))  # as tools/eval.py does
     assert again["mIoU"] == results["mIoU"]
 
 

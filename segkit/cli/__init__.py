@@ -1,1 +1,47 @@
-"""Command-line tools: one module per command, each with its own argument parser and main(argv)."""
+"""`segkit <command>`: one module per command, each with its own build_parser() and main(argv).
+
+Adding a command is one line in COMMANDS: its name, the module holding main(argv), and a one-line help.
+tools/<name>.py in a checkout call the same main(argv).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("segkit.cli.train", "train a model from a config (a path or a shipped name)"),
+    "eval": ("segkit.cli.eval", "evaluate a checkpoint: per-class IoU, confusion matrix, comparisons"),
+    "infer": ("segkit.cli.infer", "segment images with a checkpoint: masks and overlays"),
+    "export": ("segkit.cli.export", "export a checkpoint to ONNX or TorchScript"),
+    "check": ("segkit.cli.check", "check that a data set can train: pairs, labels, class frequencies"),
+    "browse": ("segkit.cli.browse", "draw ground-truth overlays of a split, optionally augmented"),
+    "visualize": ("segkit.cli.visualize", "draw a mask over its image with class names and a legend"),
+    "info": ("segkit.cli.info", "parameters, GFLOPs and feature shapes of a config's model"),
+    "sample-data": ("segkit.data.sample", "write the built-in sample data set (default data/sample)"),
+    "configs": ("segkit.cli.configs", "list the configs shipped with segkit"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return ("usage: segkit COMMAND [args...]   (segkit COMMAND --help for a command's options)\n\n"
+            "commands:\n" + "\n".join(lines))
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from segkit import __version__
+        print(f"segkit {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"segkit: unknown command '{name}'\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    sys.argv[0] = f"segkit {name}"  # argparse takes its usage line's program name from here
+    return module.main(rest) or 0

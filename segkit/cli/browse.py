@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 
+from segkit.cli.common import add_config_args, overrides_of
 from segkit.config import ConfigError, load_config
 from segkit.data import DataError
 from segkit.data.browse import browse_dataset
@@ -15,8 +16,7 @@ from segkit.data.browse import browse_dataset
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config", help="YAML config, e.g. configs/sample/deeplabv3plus_r18.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.root=/data/mine")
+    add_config_args(parser)
     parser.add_argument("--split", help="split to draw (default: data.train_split)")
     parser.add_argument("--num", type=int, default=16, help="samples, evenly spaced over the split (default 16)")
     parser.add_argument("--cols", type=int, default=4, help="grid columns (default 4)")
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="output PNG (default outputs/browse/<config>_<split>[_aug].png)")
     args = parser.parse_intermixed_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides_of(args))
         split = args.split or cfg.data.train_split
         out = args.out or f"outputs/browse/{cfg.name}_{split}{'_aug' if args.augment else ''}.png"
         path = browse_dataset(cfg, split, Path(out), args.num, args.cols, args.augment, args.seed, args.cell)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 
+from segkit.cli.common import add_config_args, overrides_of
 from segkit.config import ConfigError, load_config
 from segkit.data import DataError
 from segkit.data.check import check_dataset
@@ -16,13 +17,12 @@ from segkit.data.check import check_dataset
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("config", help="YAML config, e.g. configs/isbi/unet_r18.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.root=/data/mine")
+    add_config_args(parser, "isbi/unet_r18")
     parser.add_argument("--splits", nargs="+", help="splits to check (default: data.train_split and data.val_split)")
     parser.add_argument("--workers", type=int, help="reader processes (default: data.num_workers)")
     args = parser.parse_intermixed_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides_of(args))
         lines, ok = check_dataset(cfg, args.splits, cfg.data.num_workers if args.workers is None else args.workers)
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)

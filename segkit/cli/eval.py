@@ -1,7 +1,9 @@
 """Evaluate a checkpoint: per-class table, JSON results, confusion matrix and IoU charts.
 
-    python tools/eval.py CHECKPOINT [key=value ...] [--config CFG] [--split val] [--slide] [--tta]
-                         [--out results.json] [--show-dir DIR]
+    segkit eval CHECKPOINT [key=value ...] [--config CFG] [--split val] [--slide] [--tta]
+                [--out results.json] [--show-dir DIR]
+    segkit eval CONFIG CHECKPOINT ...     (mmsegmentation's order: the same as --config CONFIG)
+    python tools/eval.py CHECKPOINT ...   (the same, from a checkout)
 
 By default the data and inference settings are the checkpoint's own (its eval.* config, the
 split its training validated on), so the mIoU printed equals the one logged at the end of
@@ -14,24 +16,22 @@ from pathlib import Path
 
 
 import torch
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from segkit.checkpoint import CheckpointError, model_from_checkpoint
-from segkit.config import ConfigError, load_config, to_dict
+from segkit.cli.common import add_override_args, overrides_of
+from segkit.config import ConfigError, apply_overrides, find_config, load_config, to_dict
 from segkit.data import DataError, build_dataset, build_loader
-from segkit.engine import amp_dtype
 from segkit.evaluation import SaveComparisons, apply_inference_options, evaluate, json_ready
 from segkit.metrics import format_table
-from segkit.predictor import pick_device
+from segkit.runtime import inference_channels_last, inference_dtype, pick_device
 from segkit.visualize import plot_confusion, plot_iou
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. data.root=data/mine")
+    parser.add_argument("checkpoint", help="a .pth checkpoint (or CONFIG CHECKPOINT, in mmsegmentation's order)")
+    add_override_args(parser, amp=True)
     parser.add_argument("--config", help="take data and eval settings from this config instead of the checkpoint's")
     parser.add_argument("--split", help="data split (default: the validation split, data.val_split)")
     parser.add_argument("--slide", action="store_true", help="sliding-window inference (eval.crop_size, eval.stride)")
@@ -40,14 +40,33 @@ def parse_args(argv=None):
                                       "charts go beside it")
     parser.add_argument("--show-dir", help="write image | ground truth | prediction | errors for every image here")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    return parser.parse_intermixed_args(argv)  # overrides may come after the flags
+    args = parser.parse_intermixed_args(argv)  # overrides may come after the flags
+    if looks_like_config(args.checkpoint):
+        # mmsegmentation's `eval CONFIG CHECKPOINT`: the checkpoint is the first non-override that follows
+        rest = [o for o in args.overrides if "=" not in o]
+        if not rest or args.config:
+            parser.error(f"'{args.checkpoint}' is a config, not a checkpoint: segkit eval CHECKPOINT "
+                         f"[--config CONFIG] (or CONFIG CHECKPOINT)")
+        args.config, args.checkpoint = args.checkpoint, rest[0]
+        args.overrides.remove(rest[0])
+    args.overrides = overrides_of(args)
+    return args
+
+
+def looks_like_config(path: str) -> bool:
+    if Path(path).suffix in (".yaml", ".yml"):
+        return True
+    try:
+        return not Path(path).is_file() and find_config(path) is not None  # a shipped name
+    except ConfigError:
+        return False
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         model, ckpt_cfg, meta = model_from_checkpoint(args.checkpoint)
-        cfg = load_config(args.config, args.overrides) if args.config else with_overrides(ckpt_cfg, args.overrides)
+        cfg = load_config(args.config, args.overrides) if args.config else apply_overrides(ckpt_cfg, args.overrides)
         if list(cfg.data.mean) != list(ckpt_cfg.data.mean) or list(cfg.data.std) != list(ckpt_cfg.data.std):
             print("note: normalisation (data.mean/std) is the checkpoint's: the model was trained with it",
                   file=sys.stderr)
@@ -65,7 +84,7 @@ def main(argv=None) -> int:
 
     # The model exactly as training validated it: same device kind, autocast and memory format.
     model = model.to(device)
-    if cfg.train.channels_last:
+    if inference_channels_last(cfg):
         model = model.to(memory_format=torch.channels_last)
     loader = build_loader(dataset, cfg.eval.batch_size, False, cfg.data.num_workers, pin_memory=device.type == "cuda")
     class_names = meta.get("class_names") or dataset.class_names
@@ -73,7 +92,7 @@ def main(argv=None) -> int:
     show = SaveComparisons(dataset, args.show_dir, class_names, palette, cfg.data.ignore_index) if args.show_dir else None
     try:
         results = evaluate(model, tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr), cfg, device,
-                           amp_dtype(cfg.train.amp, device), on_batch=show)
+                           inference_dtype(cfg, device), on_batch=show)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -90,17 +109,4 @@ def main(argv=None) -> int:
     if show:
         print(f"{show.written} comparisons (image | ground truth | prediction | errors): {args.show_dir}")
     return 0
-
-
-def with_overrides(cfg, overrides):
-    """The checkpoint's config with dotted ``key=value`` overrides, checked against the schema."""
-    if not overrides:
-        return cfg
-    bad = [o for o in overrides if "=" not in o]
-    if bad:
-        raise ConfigError(f"override '{bad[0]}' must look like key=value, e.g. data.root=data/mine")
-    try:
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"override {' '.join(overrides)}: {str(exc).splitlines()[0]}") from exc
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from segkit.checkpoint import CheckpointError, model_from_checkpoint
 from segkit.config import ConfigError
-from segkit.export import export_onnx, export_torchscript, verify
+from segkit.exports.model import export_onnx, export_torchscript, verify
 
 TOLERANCE = 1e-4  # largest |logit difference| accepted between the exported file and PyTorch
 

@@ -1,16 +1,18 @@
 """Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
 
     python tools/infer.py INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
-                          [--device D] [--export coco OUT.json]
+                          [--device D] [--export coco|labelstudio OUT.json] [--coco-polygons]
+                          [--skip-classes background,...]
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
 <out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
 (colours, region outlines, class names, legend). Files that cannot be read are reported and
 skipped; the exit code is 1 if any were. Without --checkpoint the newest best.pth under
-work_dirs/ is used.
+work_dirs/ is used. --export writes the predictions for annotation tools (see segkit/exports/).
 """
 import argparse
 import glob
+import shutil
 import sys
 import time
 from collections import deque
@@ -23,9 +25,11 @@ from tqdm import tqdm
 from segkit.checkpoint import CheckpointError
 from segkit.config import ConfigError
 from segkit.data import DataError, read_image
-from segkit.export import CocoExport
+from segkit.exports.coco import DATASET_IMAGES, CocoExport
+from segkit.exports.labelstudio import DEFAULT_IMAGE_ROOT, LabelStudioExport
+from segkit.exports.regions import unique_file_names
 from segkit.predictor import Predictor
-from segkit.visualize import palette_array, render, save_index_png, save_rgb
+from segkit.visualize import class_ids, palette_array, render, save_index_png, save_rgb
 
 NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: `make demo` "
                  "(or python tools/train.py configs/sample/deeplabv3plus_r18.yaml), or pass --checkpoint PATH.")
@@ -69,16 +73,58 @@ def parse_args(argv=None):
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours in the overlay")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, default=4, help="images of one size per forward pass")
-    parser.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
-                        help="also write the predictions: 'coco out.json' (RLE masks, category_id = class id + 1)")
+    parser.add_argument("--export", nargs=2, action="append", default=[], metavar=("FORMAT", "PATH"),
+                        help="also write the predictions (repeatable): 'coco out.json' (RLE masks, category_id = "
+                             "class id + 1; a folder gets datumaro's annotations/instances_default.json layout) or "
+                             "'labelstudio tasks.json' (pre-annotations, with tasks.label_config.xml beside)")
+    parser.add_argument("--coco-polygons", action="store_true",
+                        help="exports hold polygons (cv2 contours, holes filled) instead of RLE / brush masks, "
+                             "for polygon-only importers such as Label Studio's COCO importer")
+    parser.add_argument("--image-root", default=DEFAULT_IMAGE_ROOT,
+                        help=f"URL prefix of the images in the labelstudio export (default {DEFAULT_IMAGE_ROOT})")
+    parser.add_argument("--skip-classes", default="", help="comma-separated class names or ids left out of "
+                                                           "the exports, e.g. background")
     return parser.parse_args(argv)
+
+
+EXPORTS = ("coco", "labelstudio")
+
+
+def build_exports(args, predictor) -> list:
+    """(format, path, exporter) for each --export, skipping --skip-classes."""
+    skip = class_ids(args.skip_classes, predictor.class_names)
+    made = []
+    for kind, path in args.export:
+        if kind == "coco":
+            made.append((kind, path, CocoExport(predictor.class_names, skip, args.coco_polygons)))
+        else:
+            palette = palette_array(predictor.num_classes, predictor.palette)
+            made.append((kind, path, LabelStudioExport(predictor.class_names, palette.tolist(), skip,
+                                                       args.coco_polygons, args.image_root)))
+    return made
+
+
+def save_exports(exports, exported, names, polygons: bool) -> None:
+    """Write each export; a COCO data set folder also gets the images, under the names it uses."""
+    for kind, path, exporter in exports:
+        print(f"{kind} predictions: {exporter.save(path)}")
+        if kind == "coco" and Path(path).suffix.lower() != ".json":
+            for image in exported:
+                target = Path(path) / DATASET_IMAGES / names[image]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.resolve() != image.resolve():
+                    shutil.copy2(image, target)
+        if kind == "coco" and not polygons:
+            print("  (RLE masks: Label Studio's COCO importers read polygons only; for Label Studio use "
+                  "--export labelstudio, or --coco-polygons)")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.export and args.export[0] != "coco":
-        print(f"error: --export {args.export[0]}: the only format is coco", file=sys.stderr)
-        return 2
+    for kind, _ in args.export:
+        if kind not in EXPORTS:
+            print(f"error: --export {kind}: the formats are {', '.join(EXPORTS)}", file=sys.stderr)
+            return 2
     checkpoint = args.checkpoint or newest_checkpoint()
     if checkpoint is None:
         print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
@@ -88,7 +134,8 @@ def main(argv=None) -> int:
     try:
         predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None,
                                               tta=args.tta)
-    except (CheckpointError, ConfigError, ValueError) as exc:
+        exports = build_exports(args, predictor)
+    except (CheckpointError, ConfigError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
@@ -98,7 +145,7 @@ def main(argv=None) -> int:
         print(f"skipped: {problem}", file=sys.stderr)
     out, stems = Path(args.out), set()
     palette = palette_array(predictor.num_classes, predictor.palette)
-    coco = CocoExport(predictor.class_names) if args.export else None
+    export_names = unique_file_names(files)
     waiting: deque = deque()  # (path, image) read but not yet predicted, in order
 
     def readable():
@@ -112,29 +159,28 @@ def main(argv=None) -> int:
             waiting.append((path, image))
             yield image
 
-    start, done = time.perf_counter(), 0
-    results = predictor.predict_many(readable(), args.batch_size, with_confidence=coco is not None)
+    start, exported = time.perf_counter(), []
+    results = predictor.predict_many(readable(), args.batch_size, with_confidence=bool(exports))
     try:
         for result in tqdm(results, total=len(files), unit="image", disable=len(files) < 2, file=sys.stderr):
-            mask, confidence = result if coco is not None else (result, None)
+            mask, confidence = result if exports else (result, None)
             path, image = waiting.popleft()
             stem = path.stem if path.stem not in stems else f"{path.parent.name}_{path.stem}"
             stems.add(stem)
             save_index_png(out / f"{stem}_mask.png", mask, palette)
             save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, args.alpha))
-            if coco is not None:
-                coco.add(path.name, mask, confidence)
-            done += 1
+            for _, _, exporter in exports:
+                exporter.add(export_names[path], mask, confidence)
+            exported.append(path)
     except (torch.OutOfMemoryError, MemoryError):
         where = waiting[0][0] if waiting else "an image"
         print(f"error: out of memory on {where}: use --slide (with a smaller --crop-size) for large images, "
               f"or --batch-size 1", file=sys.stderr)
         return 1
-    seconds = time.perf_counter() - start
+    seconds, done = time.perf_counter() - start, len(exported)
     print(f"{done} image(s) in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s) -> {out}/<stem>_mask.png, "
           f"<stem>_overlay.png")
-    if coco is not None:
-        print(f"COCO predictions: {coco.save(args.export[1])} ({len(coco.annotations)} masks)")
+    save_exports(exports, exported, export_names, args.coco_polygons)
     if failures:
         print(f"{len(failures)} input(s) failed (listed above as 'skipped')", file=sys.stderr)
         return 1

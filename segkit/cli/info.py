@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 
+from segkit.cli.common import add_config_args, overrides_of
 from segkit.config import ConfigError, load_config
 from segkit.models import build_model
 from segkit.models.info import format_info, model_info
@@ -14,15 +15,14 @@ from segkit.models.info import format_info, model_info
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="YAML config, e.g. configs/voc/deeplabv3_r50_os8.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.backbone.output_stride=16")
+    add_config_args(parser, "voc/deeplabv3_r50_os8")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                         help="input size for FLOPs and feature shapes (default: the config's data.crop_size)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
         # the architecture is all that matters here: no weights download, and the meta device
         # (shapes and FLOPs come out the same, without the arithmetic)
-        cfg = load_config(args.config, [*args.overrides, "model.backbone.pretrained=null"])
+        cfg = load_config(args.config, [*overrides_of(args), "model.backbone.pretrained=null"])
         with torch.device("meta"):
             model = build_model(cfg).eval()
     except ConfigError as exc:

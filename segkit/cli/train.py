@@ -1,7 +1,10 @@
 """Train a segmentation model.
 
-  python tools/train.py CONFIG [key=value ...] [--work-dir DIR] [--resume [auto|PATH]] [--init-from PATH]
-  torchrun --nproc_per_node=N tools/train.py CONFIG ...   (DDP, one process per GPU)
+  segkit train CONFIG [key=value ...] [--cfg-options k=v ...] [--amp] [--work-dir DIR] [--resume [auto|PATH]]
+               [--init-from PATH]
+  segkit train sample/deeplabv3plus_r18 train.lr=0.01     (CONFIG: a path or a shipped name, `segkit configs`)
+  torchrun --nproc_per_node=N -m segkit train CONFIG ...   (DDP, one process per GPU)
+  python tools/train.py CONFIG ...                         (the same, from a checkout)
 """
 import argparse
 import signal
@@ -10,6 +13,7 @@ from pathlib import Path
 
 
 from segkit.checkpoint import CheckpointError
+from segkit.cli.common import add_config_args, overrides_of
 from segkit.config import ConfigError, load_config
 from segkit.data import DataError
 from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
@@ -17,8 +21,7 @@ from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="YAML config, e.g. configs/sample/deeplabv3plus_r18.yaml")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.02 data.root=/data/x")
+    add_config_args(parser, amp=True)
     parser.add_argument("--work-dir", help="where checkpoints and logs go (default work_dirs/<config name>)")
     parser.add_argument("--resume", nargs="?", const="auto", metavar="auto|PATH",
                         help="continue a run: 'auto' (the default when the flag is bare) takes the work dir's "
@@ -33,7 +36,7 @@ def main(argv=None) -> int:
     if args.resume and args.init_from:
         parser.error("--resume and --init-from exclude each other: resume continues a run, init-from starts one")
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides_of(args))
         train(cfg, args.work_dir, args.resume, args.init_from)
     except (ConfigError, DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
         # bad config, data or checkpoint (ConfigError, DataError, CheckpointError are ValueErrors;

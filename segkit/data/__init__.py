@@ -12,10 +12,19 @@ from ..faults import ignore_stop_signals
 from .datasets import SegDataset, default_palette
 from .io import DataError, read_image, read_mask
 from .readers import READERS, build_dataset
-from .transforms import Normalizer, normalize, train_transform
+from .normalize import Normalizer, normalize
 
 __all__ = ["DataError", "READERS", "SegDataset", "ShardSampler", "build_dataset", "build_loader", "default_palette",
            "normalize", "Normalizer", "pad_collate", "read_image", "read_mask", "train_transform"]
+
+
+def __getattr__(name: str):
+    """``train_transform`` on first use: albumentations loads only where training needs it."""
+    if name == "train_transform":
+        from .transforms import train_transform
+
+        return train_transform
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _worker_init(worker_id: int) -> None:

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .datasets import LUT_SIZE, SegDataset, name_list
-from .io import DataError, Issue, report
+from .io import ROOT_HINT, DataError, Issue, report
 
 VOID = LUT_SIZE - 1  # raw value of crowd and contested pixels; no COCO category has this id
 COCO_LAYOUT = """
@@ -90,7 +90,7 @@ def coco_dataset(cfg, split: str, transform=None, issues: Optional[List[Issue]] 
     """The reader for ``data.format=coco``; ``split`` may join splits with ``+``."""
     root = Path(cfg.root)
     if not root.is_dir():
-        report(issues, f"COCO root not found: {root} (data.root).{COCO_LAYOUT}")
+        report(issues, f"COCO root not found: {root} {ROOT_HINT}.{COCO_LAYOUT}")
     pairs, image_ids, categories = [], [], {}
     for part in (p.strip() for p in split.split("+")) if root.is_dir() else ():
         json_path = root / cfg.annotation_file.format(split=part)

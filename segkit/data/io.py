@@ -27,6 +27,10 @@ class Issue:
     fatal: bool = True
 
 
+# said by every reader whose root is missing: shipped configs name a root relative to the working directory
+ROOT_HINT = "(data.root, relative to the working directory: pass data.root=/path/to/data or set it in the config)"
+
+
 def report(issues: Optional[List[Issue]], message: str, fatal: bool = True) -> None:
     """Readers raise on the first fatal problem; ``tools/check_dataset.py`` passes a list to collect them all."""
     if issues is not None:

@@ -14,7 +14,7 @@ from .classes import (ADE20K_CLASSES, CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES
                       CITYSCAPES_TRAIN_IDS, VOC_CLASSES)
 from .coco import coco_dataset
 from .datasets import Pair, SegDataset, pair_by_stem, read_split_file
-from .io import DataError, Issue, report
+from .io import ROOT_HINT, DataError, Issue, report
 
 FOLDER_LAYOUT = """
 Expected layout (data.format=folder):
@@ -39,7 +39,7 @@ ADE20K_SPLITS = {"train": "training", "val": "validation"}  # the names users ty
 def folder_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
     root = Path(cfg.root)
     if not root.is_dir():
-        report(issues, f"data root not found: {root} (data.root).{FOLDER_LAYOUT}")
+        report(issues, f"data root not found: {root} {ROOT_HINT}.{FOLDER_LAYOUT}")
         return []
     stems = None
     if cfg.split_file:
@@ -56,7 +56,7 @@ def folder_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[
 def camvid_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
     root = Path(cfg.root)
     if not root.is_dir():
-        report(issues, f"CamVid root not found: {root} (data.root).{CAMVID_LAYOUT}")
+        report(issues, f"CamVid root not found: {root} {ROOT_HINT}.{CAMVID_LAYOUT}")
         return []
     return pair_by_stem(root / split, root / f"{split}annot", None, CAMVID_LAYOUT, issues=issues)
 
@@ -66,7 +66,7 @@ def voc_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pai
     masks (with their 255 boundaries) for VOC images and takes SBD's for the rest, as mmsegmentation does."""
     root = Path(cfg.root)
     if not root.is_dir():
-        report(issues, f"VOC root not found: {root} (data.root).{VOC_LAYOUT}")
+        report(issues, f"VOC root not found: {root} {ROOT_HINT}.{VOC_LAYOUT}")
         return []
     stems = read_split_file(root / "ImageSets" / "Segmentation" / f"{split}.txt", issues)
     if stems is None:
@@ -78,7 +78,7 @@ def voc_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pai
 def cityscapes_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
     root = Path(cfg.root)
     if not root.is_dir():
-        report(issues, f"Cityscapes root not found: {root} (data.root).{CITYSCAPES_LAYOUT}")
+        report(issues, f"Cityscapes root not found: {root} {ROOT_HINT}.{CITYSCAPES_LAYOUT}")
         return []
     return pair_by_stem(root / "leftImg8bit" / split, root / "gtFine" / split, None, CITYSCAPES_LAYOUT,
                         image_suffix="_leftImg8bit", mask_suffix="_gtFine_labelIds", recursive=True,
@@ -88,7 +88,7 @@ def cityscapes_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> L
 def ade20k_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
     root, folder = Path(cfg.root), ADE20K_SPLITS.get(split, split)
     if not root.is_dir():
-        report(issues, f"ADE20K root not found: {root} (data.root).{ADE20K_LAYOUT}")
+        report(issues, f"ADE20K root not found: {root} {ROOT_HINT}.{ADE20K_LAYOUT}")
         return []
     return pair_by_stem(root / "images" / folder, root / "annotations" / folder, None, ADE20K_LAYOUT, issues=issues)
 

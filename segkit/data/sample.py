@@ -2,7 +2,7 @@
 
 Deterministic (image i of a split always comes from the same seed) and written in seconds:
 
-    python -m segkit.data.sample data/sample
+    segkit sample-data data/sample   (or: python -m segkit.data.sample data/sample)
 
 Six classes: background plus five shapes of varied sizes that overlap. Each class has its own
 texture family (stripes, checks, dots, speckle, outlined flat) in random colours, so a model has to
@@ -118,14 +118,15 @@ def generate(root: str | Path = "data/sample", splits: dict = SPLITS, size: int 
     return root
 
 
-def main() -> None:
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("root", nargs="?", default="data/sample")
     parser.add_argument("--force", action="store_true", help="rewrite even if the set is already there")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     root = generate(args.root, force=args.force)
     print(f"sample data set in {root}: " + ", ".join(f"{n} {s}" for s, n in SPLITS.items()) + " images")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -15,6 +15,7 @@ from typing import Dict, List, Mapping, Union
 
 import torch
 
+from ..checkpoint import compare_state_dicts
 from ..config import ConfigError
 from .backbone import ResNetBackbone
 
@@ -116,10 +117,10 @@ def load_backbone_weights(backbone: ResNetBackbone,
         state[first] = adapt_input_channels(state[first], own[first].shape[1])
     # FrozenBatchNorm2d keeps no batch counter: a BatchNorm file's counters have nowhere to go, harmlessly
     state = {k: v for k, v in state.items() if k in own or not k.endswith("num_batches_tracked")}
-    shape_clash = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                   for k, v in state.items() if k in own and v.shape != own[k].shape]
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
+    diff = compare_state_dicts(own, state)
+    shape_clash = [f"{k}: file {diff.shapes(k, 'model ')}" for k in diff.shape_clash]
+    missing = [k for k in diff.missing if not k.endswith("num_batches_tracked")]
+    unexpected = diff.unexpected
     not_allowed = [k for k in unexpected if not k.startswith(ALLOWED_LEFTOVER)]
     if shape_clash or missing or not_allowed:
         def head(keys: List[str]) -> str:

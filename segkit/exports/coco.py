@@ -1,0 +1,93 @@
+"""Predicted masks as a COCO file for pre-labeling in annotation tools.
+
+RLE masks (pycocotools; the default, lossless): one annotation per (image, class present) covering all
+that class's pixels; CVAT, datumaro and FiftyOne import them. Polygons (``polygons=True``, cv2
+contours, holes filled): one annotation per connected region, for polygon-only importers such as
+Label Studio's (``label-studio-converter import coco`` and label_studio_sdk's converter read
+``segmentation`` as a list of polygons and crash on an RLE dict). ``category_id = class id + 1``
+(COCO keeps 0 for "no category"); skipped classes get neither annotations nor a category. ``score``
+is the mean softmax confidence of the predicted class over the annotation's pixels.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from .regions import region_polygons
+
+DATASET_IMAGES = "images/default"  # where datumaro's COCO importer looks for the "default" subset's images
+
+
+class CocoExport:
+    """Collects predicted masks image by image, then writes one COCO JSON."""
+
+    def __init__(self, class_names: Sequence[str], skip: Sequence[int] = (), polygons: bool = False):
+        self.class_names = list(class_names)
+        self.skip = {int(c) for c in skip}
+        self.polygons = polygons
+        self.images: List[Dict[str, Any]] = []
+        self.annotations: List[Dict[str, Any]] = []
+
+    def add(self, file_name: str, mask: np.ndarray, confidence: Optional[np.ndarray] = None) -> int:
+        """Add one image's H x W class-id mask; returns its image id."""
+        image_id = len(self.images) + 1
+        h, w = mask.shape
+        self.images.append({"id": image_id, "file_name": file_name, "height": int(h), "width": int(w)})
+        for cls in np.unique(mask):
+            if not 0 <= cls < len(self.class_names) or cls in self.skip:
+                continue
+            region = mask == cls
+            if self.polygons:
+                for polygon in region_polygons(region):
+                    self._annotate(image_id, cls, [polygon], confidence)
+            else:
+                rle = mask_utils.encode(np.asfortranarray(region.astype(np.uint8)))
+                rle["counts"] = rle["counts"].decode("ascii")  # bytes are not JSON
+                self._annotate(image_id, cls, rle, confidence)
+        return image_id
+
+    def _annotate(self, image_id: int, cls: int, segmentation, confidence: Optional[np.ndarray]) -> None:
+        h, w = self.images[-1]["height"], self.images[-1]["width"]
+        rle = segmentation if isinstance(segmentation, dict) else mask_utils.merge(
+            mask_utils.frPyObjects(segmentation, h, w))
+        annotation = {"id": len(self.annotations) + 1, "image_id": image_id, "category_id": int(cls) + 1,
+                      "segmentation": segmentation, "area": float(mask_utils.area(rle)),
+                      "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0}
+        if confidence is not None:
+            covered = mask_utils.decode(rle).astype(bool)
+            annotation["score"] = round(float(confidence[covered].mean()) if covered.any() else 0.0, 6)
+        self.annotations.append(annotation)
+
+    def to_dict(self) -> Dict[str, Any]:
+        categories = [{"id": i + 1, "name": name, "supercategory": "segkit"} for i, name in enumerate(self.class_names)
+                      if i not in self.skip]
+        return {"info": {"description": "segkit predictions (category_id = class id + 1)"},
+                "images": self.images, "categories": categories, "annotations": self.annotations}
+
+    def save(self, path) -> Path:
+        """Write to ``path`` (a .json file), or, for a folder, to ``path/annotations/instances_default.json``
+        beside ``path/images/default/`` (made empty here; ``tools/infer.py`` copies the inputs into it):
+        the layout datumaro's (and CVAT's) COCO importer reads as a data set."""
+        path = Path(path)
+        if path.suffix.lower() != ".json":
+            (path / DATASET_IMAGES).mkdir(parents=True, exist_ok=True)
+            path = path / "annotations" / "instances_default.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict()))
+        return path
+
+
+def decode_coco(path, file_name: str) -> np.ndarray:
+    """The class-id mask of ``file_name`` rebuilt from a ``CocoExport`` file (255 where no class)."""
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(path))
+    image = next(im for im in coco.dataset["images"] if im["file_name"] == file_name)
+    mask = np.full((image["height"], image["width"]), 255, np.int64)
+    for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]])):
+        mask[coco.annToMask(ann).astype(bool)] = ann["category_id"] - 1
+    return mask
