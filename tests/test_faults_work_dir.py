@@ -9,6 +9,7 @@ import signal
 import subprocess
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
@@ -186,3 +187,26 @@ def test_the_checker_rejects_an_ignore_index_that_is_a_class(sample_root, capsys
     out = capsys.readouterr().out
     assert code == 1 and "ERROR: data.ignore_index=2 is a class id (data.num_classes=6" in out
     assert "OK:" not in out
+
+
+def test_inputs_sharing_a_stem_get_distinct_outputs(sample_run, sample_root, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = np.asarray(PIL.Image.open(next((sample_root / "images" / "val").iterdir())).convert("RGB"))
+    for suffix in ("png", "jpg", "tif"):
+        PIL.Image.fromarray(image).save(folder / f"shot.{suffix}")
+    out = tmp_path / "out"
+    assert load_tool("infer").main([str(folder), "--checkpoint", str(sample_run / "last.pth"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*_mask.png")) == ["shot_jpg_mask.png", "shot_png_mask.png",
+                                                               "shot_tif_mask.png"]
+    assert "3 image(s)" in capsys.readouterr().out
+
+
+def test_output_stems_follow_the_export_names():
+    from pathlib import Path
+
+    from segkit.exports.regions import unique_output_stems
+
+    paths = [Path("a/img.png"), Path("b/img.png"), Path("c/one.png"), Path("c/shot.png"), Path("c/shot.jpg")]
+    assert list(unique_output_stems(paths).values()) == ["a_img", "b_img", "c_one", "c_shot_png", "c_shot_jpg"]
+    assert list(unique_output_stems([Path("x.png"), Path("y.jpg")]).values()) == ["x", "y"]

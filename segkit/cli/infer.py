@@ -6,7 +6,8 @@
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
 <out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
-(colours, region outlines, class names, legend). Files that cannot be read are reported and
+(colours, region outlines, class names, legend); inputs sharing a stem keep their extension in it
+(shot_png_mask.png, shot_jpg_mask.png), as the exports keep names apart. Files that cannot be read are reported and
 skipped; the exit code is 1 if any were. Without --checkpoint the newest best.pth under
 work_dirs/ is used. --export writes the predictions for annotation tools (see segkit/exports/).
 """
@@ -27,7 +28,7 @@ from segkit.config import ConfigError
 from segkit.data import DataError, read_image
 from segkit.exports.coco import DATASET_IMAGES, CocoExport
 from segkit.exports.labelstudio import DEFAULT_IMAGE_ROOT, LabelStudioExport
-from segkit.exports.regions import unique_file_names
+from segkit.exports.regions import unique_file_names, unique_output_stems
 from segkit.predictor import Predictor
 from segkit.visualize import class_ids, palette_array, render, save_index_png, save_rgb
 
@@ -143,7 +144,7 @@ def main(argv=None) -> int:
     files, failures = expand(args.inputs)
     for problem in failures:
         print(f"skipped: {problem}", file=sys.stderr)
-    out, stems = Path(args.out), set()
+    out, stems = Path(args.out), unique_output_stems(files)
     palette = palette_array(predictor.num_classes, predictor.palette)
     export_names = unique_file_names(files)
     waiting: deque = deque()  # (path, image) read but not yet predicted, in order
@@ -165,8 +166,7 @@ def main(argv=None) -> int:
         for result in tqdm(results, total=len(files), unit="image", disable=len(files) < 2, file=sys.stderr):
             mask, confidence = result if exports else (result, None)
             path, image = waiting.popleft()
-            stem = path.stem if path.stem not in stems else f"{path.parent.name}_{path.stem}"
-            stems.add(stem)
+            stem = stems[path]
             save_index_png(out / f"{stem}_mask.png", mask, palette)
             save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, args.alpha))
             for _, _, exporter in exports:
