@@ -5,6 +5,8 @@ continues from the newest.
 """
 from __future__ import annotations
 
+import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -17,9 +19,23 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 
 def ignore_stop_signals() -> None:
     """For data loader workers: the main process saves a checkpoint and then stops them itself; a
-    worker that died first would break the batch it is making and the run with it."""
+    worker that died first would break the batch it is making and the run with it. A SIGTERM from
+    the main process itself (the loader ending a worker that did not exit when asked) is obeyed."""
     for sig in STOP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+        if sig != signal.SIGTERM:
+            signal.signal(sig, signal.SIG_IGN)
+    if not hasattr(signal, "sigwaitinfo"):  # no sender to tell apart (Windows): ignore it too
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return
+    # blocked in this thread before any other starts, so every thread inherits it; one thread reads it
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    threading.Thread(target=_obey_sigterm_from, args=(os.getppid(),), name="segkit-sigterm", daemon=True).start()
+
+
+def _obey_sigterm_from(parent: int) -> None:
+    while True:
+        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+            os._exit(128 + signal.SIGTERM)
 
 
 class TrainingInterrupted(Exception):
@@ -67,3 +83,16 @@ class StopRequest:
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` for a one-line error. A data loader worker's error comes back to the
+    main process with the worker's whole traceback in its message; keep the original message (its
+    last line) and say which worker."""
+    text = str(exc)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not text.startswith("Caught ") or "Original Traceback" not in text or len(lines) < 2:
+        return text
+    where = lines[0].split(" in ", 1)[-1].rstrip(".")  # "DataLoader worker process 0"
+    message = re.sub(r"^[\w.]+(Error|Exception): ", "", lines[-1].strip())
+    return f"{message} (raised in {where})"

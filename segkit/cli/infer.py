@@ -28,6 +28,7 @@ from segkit.config import ConfigError
 from segkit.data import DataError, read_image
 from segkit.exports.coco import DATASET_IMAGES, CocoExport
 from segkit.exports.labelstudio import DEFAULT_IMAGE_ROOT, LabelStudioExport
+from segkit.cli.arg_types import opacity, output_folder, positive_int
 from segkit.exports.regions import unique_file_names, unique_output_stems
 from segkit.predictor import Predictor
 from segkit.visualize import class_ids, palette_array, render, save_index_png, save_rgb
@@ -65,15 +66,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     parser.add_argument("--checkpoint", help="segkit checkpoint (default: newest work_dirs/**/best.pth)")
-    parser.add_argument("--out", default="outputs/infer", help="output folder (default outputs/infer)")
+    parser.add_argument("--out", default="outputs/infer", type=output_folder, help="output folder (default outputs/infer)")
     parser.add_argument("--slide", action="store_true", help="sliding-window inference, for images larger than "
                                                              "memory allows in one pass")
     parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="slide window (default eval.crop_size)")
     parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide step (default eval.stride)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
-    parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours in the overlay")
+    parser.add_argument("--alpha", type=opacity, default=0.5, help="opacity of the class colours in the overlay")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, default=4, help="images of one size per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="images of one size per forward pass")
     parser.add_argument("--export", nargs=2, action="append", default=[], metavar=("FORMAT", "PATH"),
                         help="also write the predictions (repeatable): 'coco out.json' (RLE masks, category_id = "
                              "class id + 1; a folder gets datumaro's annotations/instances_default.json layout) or "

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from segkit.checkpoint import CheckpointError, load_checkpoint
+from segkit.cli.arg_types import opacity
 from segkit.config import ConfigError, load_config
 from segkit.data import READERS, DataError, read_image, read_mask
 from segkit.visualize import render, save_rgb
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", help="take class names and palette from this config")
     parser.add_argument("--classes", help="comma-separated class names, in id order")
     parser.add_argument("--out", help="output PNG (default outputs/visualize/<image stem>.png)")
-    parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours (0..1)")
+    parser.add_argument("--alpha", type=opacity, default=0.5, help="opacity of the class colours (0..1)")
     parser.add_argument("--min-area", type=int, help="smallest region (pixels) that gets a label")
     parser.add_argument("--no-labels", action="store_true")
     parser.add_argument("--no-outlines", action="store_true")
