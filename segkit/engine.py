@@ -263,7 +263,7 @@ def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRe
     except Exception as exc:
         # the state is sound between steps: keep the work done so far before the error ends the run
         if sound is not None and sound > last_good_iter and not env.distributed and \
-                not isinstance(exc, (NonFiniteLossError, CheckpointError)):
+                not isinstance(exc, (NonFiniteLossError, CheckpointError, TrainingInterrupted)):
             save(sound, True, False)
             plot_curves(log.metrics_path, work / "curves.png")
             say(f"saved a checkpoint of iteration {sound} before stopping on the error below; fix it and "
