@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # would make pip download several GB of CUDA wheels.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test test-all demo sample-data bench bench-quality clean
+.PHONY: setup test test-all demo sample-data bench bench-quick bench-long bench-quality gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -39,9 +39,9 @@ demo: sample-data
 	$(PY) tools/eval.py $(DEMO_WORK)/best.pth
 	$(PY) tools/infer.py $(DEMO_IMAGE) --checkpoint $(DEMO_WORK)/best.pth --out $(DEMO_OUT)
 	@$(PY) -c 'import json, pathlib; \
-	vals = [r["val"]["mIoU"] for r in map(json.loads, pathlib.Path("$(DEMO_WORK)/metrics.jsonl").read_text().splitlines()) if "val" in r]; \
+	miou = 100 * json.loads(pathlib.Path("$(DEMO_WORK)/eval_val.json").read_text())["mIoU"]; \
 	stem = pathlib.Path("$(DEMO_IMAGE)").stem; \
-	print(f"\nmake demo: val mIoU {100 * max(vals):.2f} (best checkpoint); training took " + pathlib.Path("$(DEMO_OUT)/.train_seconds").read_text().strip() + " s this time"); \
+	print(f"\nmake demo: val mIoU {miou:.2f} (tools/eval.py on best.pth); training took " + pathlib.Path("$(DEMO_OUT)/.train_seconds").read_text().strip() + " s this time"); \
 	print(f"  checkpoint  $(DEMO_WORK)/best.pth   (curves: $(DEMO_WORK)/curves.png)"); \
 	print(f"  mask        $(DEMO_OUT)/{stem}_mask.png"); \
 	print(f"  overlay     $(DEMO_OUT)/{stem}_overlay.png")'
@@ -53,6 +53,24 @@ BENCHES := data_pipeline metrics inference model_inference train_throughput trai
 bench: setup
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
 	@echo "tables and plots: docs/BENCHMARKS.md, docs/img/"
+
+# Every bench script above in its --quick mode (seconds to a minute each): checks that they run,
+# writes nothing to docs/BENCHMARKS.md.
+bench-quick: setup
+	@for b in $(BENCHES) int8; do echo "== bench/$$b.py --quick"; SEGKIT_BENCH_NO_WRITE=1 $(PY) bench/$$b.py --quick || exit 1; done
+
+# What does not fit in `make bench`'s 30 minutes: the training table again with torch.compile rows
+# (minutes of compiling per model), CamVid from scratch (about 30 minutes on 2 cores), then eager vs
+# ONNX Runtime fp32 vs INT8 on its checkpoint, with val mIoU (bench/int8.py).
+bench-long: setup
+	$(PY) bench/train_throughput.py --compile
+	$(PY) bench/camvid_train.py
+	$(PY) bench/int8.py
+
+# On a CUDA machine (about 8 minutes): CUDA tests, AMP trainings, timing vs torchvision/smp; writes the
+# GPU section of docs/BENCHMARKS.md. `python bench/gpu_check.py --dry-run` checks it on a CPU.
+gpu-check: setup
+	$(PY) bench/gpu_check.py
 
 # Quality at equal wall-clock budget from scratch on CamVid: segkit's recipe vs a plain loop (about 65 minutes).
 bench-quality: setup

@@ -47,6 +47,33 @@ def measure(fn: Callable[[], object], warmup: int = 2, repeats: int = 5, device=
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "repeats": repeats}
 
 
+def interleave(fns: Dict[str, Callable[[], object]], rounds: int, steps: int, device=None) -> Dict[str, List[float]]:
+    """{name: [median seconds of ``fn()`` in each round]}; the functions take turns, ``steps`` calls each per
+    round, in reverse order every other round (A B, B A, ...), so drift in the machine's load hits all alike."""
+    names = list(fns)
+    per_round: Dict[str, List[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            times = []
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                fns[name]()
+                sync(device)
+                times.append(time.perf_counter() - t0)
+            per_round[name].append(statistics.median(times))
+    return per_round
+
+
+def ratio_spread(slow: List[float], fast: List[float]) -> Dict[str, float]:
+    """Median, min and max over rounds of slow[i] / fast[i] (a speed ratio when the lists are times)."""
+    ratios = [s / f for s, f in zip(slow, fast)]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios), "rounds": len(ratios)}
+
+
+def load_average() -> str:
+    return f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "load average unknown"
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -57,11 +84,27 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> str:
+    """The CPU features the fast paths hang on, and what train.amp=auto picks here."""
+    try:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        flags = set()
+    named = [n for n, f in (("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"),
+                            ("AVX2", "avx2")) if f in flags]
+    from segkit.runtime import amp_dtype
+
+    auto = amp_dtype("auto", torch.device("cpu"))
+    return (f"CPU flags: {', '.join(named) or 'none of AVX2/AVX-512/AMX'}; train.amp=auto on this CPU: "
+            f"{'bf16' if auto is not None else 'fp32 (no native bf16)'}")
+
+
 def machine() -> str:
-    """One line: CPU (or GPU), cores, torch version, date."""
+    """One line: CPU (or GPU), CPU flags, cores, torch version, date."""
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return (f"{cpu_name()}, {os.cpu_count()} cores, {dev}; torch {torch.__version__}, "
+    return (f"{cpu_name()}, {os.cpu_count()} cores, {dev}; {cpu_flags()}; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; segkit {git or '?'}; {datetime.date.today().isoformat()}")
 
 
@@ -72,6 +115,8 @@ def markdown_table(header: List[str], rows: List[List[object]]) -> str:
 
 
 def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
+    if os.environ.get("SEGKIT_BENCH_NO_WRITE") and path == BENCHMARKS_MD:
+        return  # `make bench-quick`: smoke runs leave the published tables alone
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     block = f"{start}\n{body.strip()}\n{end}"
     path.parent.mkdir(parents=True, exist_ok=True)

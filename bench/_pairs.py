@@ -13,7 +13,7 @@ import torch.nn as nn
 from bench._common import markdown_table, run_worker
 
 NUM_CLASSES = 21
-DRIFT = ": a ratio away from 1.00x is run-to-run drift (see the top of this file)"
+DRIFT = ": a ratio whose min-max range includes 1.00x is no difference"
 
 
 def _segkit(*overrides: str) -> Callable[[], nn.Module]:
@@ -76,32 +76,46 @@ def outputs(result) -> Tuple[object, object]:
     return result, None
 
 
-def measure_pairs(task: str, size: int, batch: int, warmup: int, repeats: int, models=None) -> dict:
-    """{(model, mode, side): result}, segkit and reference measured back to back for each cell."""
+def measure_pairs(task: str, size: int, batch: int, warmup: int, rounds: int, steps: int = 2, models=None,
+                  compile: bool = False) -> dict:
+    """{model: result of one interleaved worker}: segkit and reference, fp32 and fast (and segkit's fast path
+    under torch.compile with ``compile``), in turns in one process."""
     results = {}
     for label in models or PAIRS:
-        for mode in ("fp32", "fast"):
-            for side in ("segkit", "reference"):
-                spec = {"task": task, "model": label, "side": side, "mode": mode, "size": size, "batch": batch,
-                        "warmup": warmup, "repeats": repeats}
-                results[(label, mode, side)] = r = run_worker(spec)
-                print(f"{task} {label:22s} {mode:4s} {side:9s} {r['median']:.3f} s/step  "
-                      f"peak {r['peak_mb']:.0f} MB", flush=True)
+        spec = {"task": task, "model": label, "side": "pair", "size": size, "batch": batch, "warmup": warmup,
+                "rounds": rounds, "steps": steps, "compile": compile}
+        results[label] = r = run_worker(spec)
+        print(f"{task} {label:22s} " + "  ".join(f"{k} {r[k]:.3f} s" for k in r if "/" in k)
+              + "  segkit/reference " + " ".join(f"{m} {v['median']:.2f}x" for m, v in r["ratios"].items()), flush=True)
     return results
+
+
+def spread(r: dict) -> str:
+    return f"{r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f})"
 
 
 def table(results: dict, batch: int, unit: str = "img/s") -> str:
     rows = []
     for label, (_, ref_label, _, note) in PAIRS.items():
-        if (label, "fp32", "segkit") not in results:
+        if label not in results:
             continue
-        ref_fp32 = batch / results[(label, "fp32", "reference")]["median"]
+        r = results[label]
         for mode in ("fp32", "fast"):
-            seg, ref = results[(label, mode, "segkit")], results[(label, mode, "reference")]
-            s, r = batch / seg["median"], batch / ref["median"]
-            vs_default = f"{s / ref_fp32:.2f}x" if mode == "fast" else ""
-            rows.append([label, ref_label, f"{mode} ({seg['dtype']})", f"{s:.2f}", f"{r:.2f}", f"{s / r:.2f}x",
-                         vs_default, f"{seg['peak_mb']:.0f} / {ref['peak_mb']:.0f}", note if mode == "fp32" else ""])
+            s, ref = batch / r[f"{mode}/segkit"], batch / r[f"{mode}/reference"]
+            vs_default = spread(r["ratios"]["fast_vs_ref_fp32"]) if mode == "fast" else ""
+            rows.append([label, ref_label, f"{mode} ({r['dtypes'][mode]})", f"{s:.2f}", f"{ref:.2f}",
+                         spread(r["ratios"][mode]), vs_default, note if mode == "fp32" else ""])
+        if "compiled/segkit" in r:
+            c = r["compiled_ratios"]
+            rows.append([label, ref_label, f"fast + torch.compile ({r['dtypes']['fast']})",
+                         f"{batch / r['compiled/segkit']:.2f}", "", "", spread(c["vs_ref_fp32"]),
+                         f"compiled vs segkit fast {spread(c['vs_fast'])}; first step (compile) {r['compile_s']:.0f} s"])
     return markdown_table(["segkit model", "reference", "precision", f"segkit {unit}", f"reference {unit}",
-                           "segkit / reference", "segkit fast / reference fp32", "peak MB (segkit / ref)", "notes"],
-                          rows)
+                           "segkit / reference (min-max)", "segkit fast / reference fp32 (min-max)", "notes"], rows)
+
+
+INTERLEAVED = ("Each model's four variants (segkit and reference, fp32 and fast) are built in one process and "
+               "timed in turns, {steps} steps each per round, the order reversed every other round; rates are "
+               "medians over {rounds} rounds, ratios are the median of the per-round ratios with their min-max "
+               "over rounds, so a ratio whose range does not include 1.00x is a real difference. Peak memory: "
+               "`bench/limits.py` and `bench/scaling.py` (one model per process).")

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from bench._common import default_camvid, machine, markdown_table, write_section  # noqa: E402
 from segkit.checkpoint import model_from_checkpoint  # noqa: E402
 from segkit.config import load_config  # noqa: E402
-from segkit.data import build_dataset, build_loader  # noqa: E402
+from segkit.data import build_dataset, build_eval_loader  # noqa: E402
 from segkit.engine import train  # noqa: E402
 from segkit.runtime import inference_channels_last, inference_dtype  # noqa: E402
 from segkit.evaluation import evaluate  # noqa: E402
@@ -41,7 +41,7 @@ def score(checkpoint: Path, data: str | None = None) -> Dict[str, Dict]:
     scores = {}
     for split in ("val", "test"):
         dataset = build_dataset(ckpt_cfg.data, getattr(ckpt_cfg.data, f"{split}_split"))
-        loader = build_loader(dataset, ckpt_cfg.eval.batch_size, False, ckpt_cfg.data.num_workers)
+        loader = build_eval_loader(dataset, ckpt_cfg.eval.batch_size, ckpt_cfg.data.num_workers)
         scores[split] = evaluate(model, loader, ckpt_cfg, device, dtype)
         scores[split]["class_names"] = list(dataset.class_names)
         print(f"{checkpoint} {split}:\n{format_table(scores[split], dataset.class_names)}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Training-pipeline throughput on CamVid, 512x512 crops: segkit's loader against the torchvision
+"""Training-pipeline throughput on CamVid, 512x512 crops: segkit's training loader (the one train() uses) against the torchvision
 segmentation references' PIL pipeline doing the same work, in one run, same workers and batch size.
 
 Per image both decode the JPEG and the PNG mask, scale by a random factor in 0.5..2.0 (short side
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import default_camvid, ROOT, machine, markdown_table, sync, write_section  # noqa: E402
 from segkit.config import load_config  # noqa: E402
-from segkit.data import build_dataset, build_loader, normalize, train_transform  # noqa: E402
+from segkit.data import build_dataset, build_train_loader, normalize, train_transform  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
@@ -174,8 +174,8 @@ def main() -> int:
         "torchvision reference (PIL)": (lambda: DataLoader(
             reference, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=pin, drop_last=True,
             persistent_workers=workers > 0, collate_fn=reference_collate), False),
-        "segkit (same steps)": (lambda: build_loader(plain, batch_size, True, workers, pin_memory=pin), True),
-        "segkit + photometric distortion": (lambda: build_loader(photometric, batch_size, True, workers,
+        "segkit (same steps)": (lambda: build_train_loader(plain, batch_size, workers, seed=0, pin_memory=pin), True),
+        "segkit + photometric distortion": (lambda: build_train_loader(photometric, batch_size, workers, seed=0,
                                                                   pin_memory=pin), True),
     }
     results = interleaved_throughput(pipelines, batches, batch_size, device, repeats, warmup=2 * max(workers, 1))
@@ -187,8 +187,8 @@ def main() -> int:
         "## Data pipeline: training images/s on CamVid, 512x512 crops",
         "",
         f"`python bench/data_pipeline.py{''.join(' ' + a for a in sys.argv[1:] if a != '--no-write')}` on {machine()}.",
-        f"{len(plain)} train images (480x360), {workers} workers, batch {batch_size}, pinned memory {pin}, "
-        f"persistent workers; median of {repeats} turns of {batches} batches per pipeline, the pipelines timed in "
+        f"{len(plain)} train images (480x360), {workers} workers, batch {batch_size}, pinned memory {pin}; segkit "
+        f"rows use build_train_loader, the loader train() uses; median of {repeats} turns of {batches} batches per pipeline, the pipelines timed in "
         f"turns, each turn after {2 * max(workers, 1)} untimed batches. Same steps: "
         f"decode, random scale 0.5-2.0, flip, 512x512 crop padded with the ignore label, padding collate; the "
         f"reference normalises in the worker, segkit on the device (inside the timed loop).",

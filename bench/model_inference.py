@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import machine, markdown_table, measure, write_section  # noqa: E402
-from bench._pairs import PAIRS, measure_pairs, table  # noqa: E402
+from bench._common import load_average, machine, markdown_table, measure, write_section  # noqa: E402
+from bench._pairs import INTERLEAVED, PAIRS, measure_pairs, table  # noqa: E402
 
 
 def onnx_rows(size: int, batches, repeats: int, models=None) -> list:
@@ -53,19 +53,21 @@ def onnx_rows(size: int, batches, repeats: int, models=None) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per ONNX row")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per side-by-side table")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        print(table(measure_pairs("infer", 64, 1, 1, 1, models=["U-Net-R34"]), 1))
+        print(table(measure_pairs("infer", 64, 1, 1, 2, 1, models=["U-Net-R34"]), 1))
         print(onnx_rows(64, [1], 1, models=["U-Net-R34"]))
         return
-    latency = measure_pairs("infer", args.size, 1, 2, args.repeats)
-    throughput = measure_pairs("infer", args.size, 4, 1, 3)
+    load = load_average()
+    latency = measure_pairs("infer", args.size, 1, 2, args.rounds, 2)
+    throughput = measure_pairs("infer", args.size, 4, 1, args.rounds, 1)
     onnx = onnx_rows(args.size, [1, 4], args.repeats)
-    body = (f"Command: `python bench/model_inference.py --size {args.size}`  \nMachine: {machine()}  \n"
-            f"Forward pass and argmax at {args.size}x{args.size}, eval mode; median of {args.repeats} after "
-            "warm-up, fresh process per cell.\n\n"
+    body = (f"Command: `python bench/model_inference.py --size {args.size}`  \nMachine: {machine()}; {load} at the "
+            f"start  \nForward pass and argmax at {args.size}x{args.size}, eval mode. "
+            + INTERLEAVED.format(steps="2 (batch 1) or 1 (batch 4)", rounds=args.rounds) + "\n\n"
             "Latency (batch 1):\n\n" + table(latency, 1) + "\n\nThroughput (batch 4):\n\n" + table(throughput, 4)
             + "\n\nsegkit eager fp32 vs ONNX Runtime (CPUExecutionProvider, fp32), same weights:\n\n"
             + markdown_table(["model", "batch", "eager img/s", "onnxruntime img/s", "onnxruntime / eager",

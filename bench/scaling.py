@@ -38,7 +38,7 @@ def eval_times(camvid: Path, counts, model_size: str = "resnet18") -> list:
     import torch
 
     from segkit.config import load_config
-    from segkit.data import build_dataset, build_loader
+    from segkit.data import build_dataset, build_eval_loader
     from segkit.evaluation import evaluate
     from segkit.models import build_model
 
@@ -58,10 +58,10 @@ def eval_times(camvid: Path, counts, model_size: str = "resnet18") -> list:
         part.pairs = dataset.pairs[:n]
         return part
 
-    evaluate(model, build_loader(first(4), 1, False, 0), cfg, cpu, dtype)
+    evaluate(model, build_eval_loader(first(4), 1, 0), cfg, cpu, dtype)
     rows = []
     for n in counts:
-        loader = build_loader(first(n), 1, False, 2)
+        loader = build_eval_loader(first(n), 1, 2)
         t0 = time.perf_counter()
         evaluate(model, loader, cfg, cpu, dtype)
         rows.append({"images": n, "s": time.perf_counter() - t0})

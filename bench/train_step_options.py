@@ -1,7 +1,7 @@
 """Training-step speed of segkit's options on this machine: fp32 vs bf16 autocast, channels-last
 on or off, for the model of a config (the sample demo config by default).
 
-    python bench/train_step_options.py [CONFIG] [key=value ...] [--steps 6] [--rounds 3]
+    python bench/train_step_options.py [CONFIG] [key=value ...] [--steps 6] [--rounds 3] [--quick]
 
 The variants run in interleaved rounds (A B C D, A B C D, ...) and each keeps its median step
 time, so a busy machine slows them alike; the table gives steps/s and the ratio to fp32
@@ -56,7 +56,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--quick", action="store_true", help="batch 2 of 64x64, one step per round: checks the script")
     args = parser.parse_args()
+    if args.quick:
+        args.overrides += ["train.batch_size=2", "data.crop_size=[64,64]"]
+        args.steps, args.rounds, args.no_write = 1, 1, True
     cfg = load_config(args.config, args.overrides)
     load = os.getloadavg()[0]  # a shared machine slows every variant; the ratios hold better than the rates
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,12 +1,13 @@
 """Training throughput, segkit beside torchvision / smp, same batch, size and precision, one run.
 
     python bench/train_throughput.py            # the real measurement; writes docs/BENCHMARKS.md
-    python bench/train_throughput.py --quick    # a smoke run at a tiny size (nothing written)
+    python bench/train_throughput.py --quick    # a smoke run at a tiny size, without compile (nothing written)
+    python bench/train_throughput.py --compile  # also segkit's fast path under torch.compile (make bench-long)
 
 For each pair and each precision (fp32; the fast path = bf16 autocast + channels-last where the
 CPU runs bf16 natively, AMP on a GPU) it times training steps (forward, loss, backward, SGD step)
-of segkit and of the reference in alternating fresh processes, and reports images/s, the
-segkit/reference ratio and peak memory. A last column compares segkit's fast path with the
+of segkit and of the reference interleaved in one process (order reversed every other round),
+and reports images/s and the segkit/reference ratio with its min-max over rounds. A last column compares segkit's fast path with the
 reference's default fp32 path, the switch a user actually makes.
 """
 from __future__ import annotations
@@ -18,29 +19,38 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from bench._common import machine, write_section  # noqa: E402
-from bench._pairs import measure_pairs, table  # noqa: E402
+from bench._common import load_average, machine, write_section  # noqa: E402
+from bench._pairs import INTERLEAVED, measure_pairs, table  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (ratio spread over these)")
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per variant per round")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="add segkit's fast path under torch.compile (inductor); "
+                                                               "minutes of compiling per model: `make bench-long`")
     parser.add_argument("--quick", action="store_true", help="tiny size, one model, nothing written")
     args = parser.parse_args()
     if args.quick:
-        results = measure_pairs("train", 64, 2, 1, 1, models=["U-Net-R34"])
+        # no compile here: a quick run with compile did not finish in 15 minutes at load average 18 on 2 cores
+        results = measure_pairs("train", 64, 2, 1, 2, 1, models=["U-Net-R34"])
         print(table(results, 2))
         return
-    results = measure_pairs("train", args.size, args.batch, args.warmup, args.repeats)
-    body = (f"Command: `python bench/train_throughput.py --size {args.size} --batch {args.batch}`  \n"
-            f"Machine: {machine()}  \n"
+    load = load_average()
+    results = measure_pairs("train", args.size, args.batch, args.warmup, args.rounds, args.steps,
+                            compile=args.compile)
+    body = (f"Command: `python bench/train_throughput.py --size {args.size} --batch {args.batch}"
+            f"{' --compile' if args.compile else ''}`  \n"
+            f"Machine: {machine()}; {load} at the start  \n"
             f"Training step = forward, cross-entropy (+0.4 x aux where the model has an aux head), backward, "
-            f"SGD step; batch {args.batch} of {args.size}x{args.size}, median of {args.repeats} steps after "
-            f"{args.warmup} warm-up steps, each model in a fresh process (peak MB = that process's peak RSS on a "
-            f"CPU, peak allocated on a GPU).\n\n" + table(results, args.batch))
+            f"SGD step; batch {args.batch} of {args.size}x{args.size}, {args.warmup} warm-up steps per variant. "
+            + INTERLEAVED.format(steps=args.steps, rounds=args.rounds)
+            + (" The torch.compile row is segkit's fast path under `train.compile=true` (inductor), timed in the same "
+               "rounds; its first step, which compiles, is timed apart." if args.compile else "")
+            + "\n\n" + table(results, args.batch))
     write_section("train_throughput", body)
     print(body)
 

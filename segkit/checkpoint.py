@@ -287,14 +287,21 @@ def rng_state() -> Dict[str, Any]:
     return state
 
 
-def set_rng_state(state: Dict[str, Any]) -> None:
+def set_rng_state(state: Dict[str, Any], say=print) -> None:
+    """Restore ``rng_state``'s generators. CUDA states of devices this machine does not show (fewer
+    visible GPUs than when saved) are left out, and ``say`` names them."""
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        saved, visible = state["cuda"], torch.cuda.device_count()
+        for index, s in enumerate(saved[:visible]):
+            torch.cuda.set_rng_state(s.cpu(), index)
+        if len(saved) > visible:
+            say(f"the checkpoint holds CUDA random states of {len(saved)} GPUs, {visible} visible here: "
+                f"restored the first {visible}; the others' dropout randomness will differ")
 
 
 def model_from_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu"

@@ -72,6 +72,13 @@ class DataConfig:
     image_dir: str = "images/{split}"  # also coco: the folder of the JSON's file names, e.g. "{split}2017"
     mask_dir: str = "masks/{split}"
     split_file: Optional[str] = None  # e.g. "splits/{split}.txt": one stem per line; relative to root, else to the cwd
+    # pairing by the key the names share: the name less its extension and these suffixes (with or without
+    # the extension: '_training.tif' or '_training'), or the group 'key' of pair_pattern (re.match on the name)
+    image_suffix: str = ""
+    mask_suffix: str = ""
+    pair_pattern: Optional[str] = None  # e.g. '(?P<key>\d+)_' pairs 21_training.tif with 21_manual1.gif
+    ignore_mask_dir: Optional[str] = None  # e.g. "fov/{split}": its masks' zero pixels become ignore_index
+    ignore_mask_suffix: str = ""  # as image_suffix, for the ignore masks: '_training_mask'
     # coco format
     annotation_file: str = "annotations/instances_{split}2017.json"  # relative to root; or stuff_{split}2017.json
     category_ids: List[int] = field(default_factory=list)  # class i = category id [i]; 0 = background; empty: 0 + all
@@ -111,6 +118,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     iterations: int = 20000  # optimizer steps; the schedule, validation and checkpoints count these
+    time_budget: Optional[str] = None  # e.g. 30s, 4m, 1h: the schedule spans the iterations that fit (at most iterations)
     batch_size: int = 8  # per process and per accumulation step
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.01
@@ -127,7 +135,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (GPU: bf16 where it has it, else fp16 + grad scaler; CPU: bf16 where native, else off) | bf16 | fp16 | none
     channels_last: bool = True
     cudnn_benchmark: bool = True  # off in deterministic mode
-    compile: bool = False  # torch.compile the model for training
+    compile: Any = False  # torch.compile the model for training: true | false | auto (segkit.acceleration)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     dist_backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
     seed: int = 0

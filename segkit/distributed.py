@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -67,11 +67,16 @@ def teardown(env: DistEnv) -> None:
 def any_rank(flag: bool, env: DistEnv) -> bool:
     """True on every rank if ``flag`` is true on any: all ranks take the same branch. On the CPU,
     through gloo, so a per-iteration check does not wait for the GPU."""
+    return bool(max_over_ranks(int(flag), env))
+
+
+def max_over_ranks(value: int, env: DistEnv) -> int:
+    """The largest of the ranks' host-side integers, on every rank (through gloo, no GPU sync)."""
     if not env.distributed:
-        return flag
-    t = torch.tensor([int(flag)], dtype=torch.int32)
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX, group=env.control_group)
-    return bool(t.item())
+    return int(t.item())
 
 
 def min_over_ranks(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
@@ -88,6 +93,24 @@ def gather(obj: Any, env: DistEnv) -> List[Any]:
     out: List[Any] = [None] * env.world_size
     dist.all_gather_object(out, obj, group=env.control_group)
     return out
+
+
+def from_rank0(make: Callable[[], Any], env: DistEnv) -> Any:
+    """``make()`` run on rank 0 only and its result (or the exception it raised) given to every rank:
+    one directory listing or mask scan per run instead of one per process."""
+    if not env.distributed:
+        return make()
+    box: List[Any] = [None]
+    if env.is_main:
+        try:
+            box[0] = (True, make())
+        except Exception as exc:  # every rank raises it, none waits for a result that never comes
+            box[0] = (False, exc)
+    dist.broadcast_object_list(box, src=0, group=env.control_group)
+    made, value = box[0]
+    if not made:
+        raise value
+    return value
 
 
 def average_buffers(model: nn.Module, env: DistEnv) -> None:

@@ -8,54 +8,34 @@ the random state are functions of the iteration, so a resumed run continues exac
 from __future__ import annotations
 
 import contextlib
-import os
+import math
 import signal
 import time
-from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
 
-from .checkpoint import (CheckpointError, check_resumable, checkpoint_meta, copy_checkpoint, find_resume_checkpoint,
-                         load_checkpoint, load_compatible, load_model_state, prune_checkpoints,
-                         remove_stale_temporaries, rng_state, save_checkpoint, set_rng_state, training_state)
+from .budget import TimeBudget, parse_duration
+from .checkpoint import (CheckpointError, checkpoint_meta, copy_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
+                         training_state)
 from .config import Config, dump, to_dict
 from .config_checks import check_run_config
-from .data import Normalizer, build_dataset, build_loader, train_transform
-from .distributed import (DistEnv, any_rank, average_buffers, gather, min_over_ranks, prepare_model, setup,
+from .data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
+from .distributed import (DistEnv, any_rank, average_buffers, from_rank0, gather, max_over_ranks, min_over_ranks, setup,
                           teardown)
 from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
-from .losses import build_loss, needs_auto_weights
 from .models import build_model
 from .optim import build_optimizer, lr_factor, set_lr
 from .progress import TrainLogger, plot_curves
-from .runtime import amp_dtype, autocast, inference_dtype, resolve_device, seed_everything
-from .sampling import build_train_loader
-from .workdir import WorkDirLock, move_aside
+from .runtime import amp_dtype, autocast, inference_dtype, memory_format, resolve_device, seed_everything
+from .train_setup import (backend_flags, build_criterion, describe, find_start, mute_unused_aux_head,
+                          prepare_work_dir, restore_rng, work_dir_of, wrap_for_training)
+from .workdir import WorkDirLock
 
-__all__ = ["train", "amp_dtype", "resolve_device", "seed_everything", "build_optimizer", "TrainingInterrupted", "NonFiniteLossError"]
+__all__ = ["train", "amp_dtype", "resolve_device", "seed_everything", "build_optimizer", "TrainingInterrupted",
+           "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62
-
-
-@contextlib.contextmanager
-def _backend_flags(t, device: torch.device):
-    """Speed flags for the run (cudnn autotuning, TF32) or deterministic kernels; restored after."""
-    saved = (torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
-             torch.get_float32_matmul_precision())
-    if t.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = bool(t.cudnn_benchmark)
-        torch.set_float32_matmul_precision("high")  # TF32 matmuls and convolutions
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = saved[0]
-        torch.use_deterministic_algorithms(saved[1])
-        torch.set_float32_matmul_precision(saved[2])
 
 
 def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = None,
@@ -71,214 +51,236 @@ def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = N
     config.yaml and curves.png in the work dir (default ``work_dirs/<config name>``).
     """
     check_run_config(cfg)
-    work = Path(work_dir or cfg.work_dir or f"work_dirs/{cfg.name or 'default'}")
     env = setup(cfg.train.device, cfg.train.dist_backend)
     try:
-        lock = WorkDirLock(work) if env.is_main else contextlib.nullcontext()
-        with lock, StopRequest() as stop, _backend_flags(cfg.train, env.device):
-            return _train(cfg, env, work, None if resume == "none" else resume, init_from, stop_at, stop)
+        lock = WorkDirLock(work_dir_of(cfg, work_dir)) if env.is_main else contextlib.nullcontext()
+        with lock, StopRequest() as stop, backend_flags(cfg.train, env.device):
+            trainer = Trainer(cfg, env, work_dir, None if resume == "none" else resume, init_from, stop)
+            try:
+                return trainer.run(stop_at)
+            except (TrainingInterrupted, NonFiniteLossError) as exc:
+                trainer.log.to_file(f"stopped: {exc}")  # the CLI prints it; train.log keeps it too
+                raise
+            finally:
+                trainer.log.close()
     finally:
         teardown(env)
 
 
-def _train(cfg, env: DistEnv, work_dir, resume, init_from, stop_at, stop: StopRequest) -> Dict[str, Any]:
-    t, device = cfg.train, env.device
-    work = Path(work_dir)
-    say = print if env.is_main else (lambda *a, **k: None)
-    if env.is_main:
-        work.mkdir(parents=True, exist_ok=True)
-        for p in remove_stale_temporaries(work):
-            say(f"removed {p.name}, a partial write left by a killed run (the checkpoints are intact)")
-    seed_everything(t.seed + env.rank)
-    dtype = amp_dtype(t.amp, device)
+def best_text(best: float, iteration: int) -> str:
+    return f"best mIoU {100 * best:.2f} at iteration {iteration}" if best >= 0 else "no validation yet"
 
-    train_set = build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data))
-    val_set = build_dataset(cfg.data, cfg.data.val_split)
-    model = build_model(cfg)
-    ckpt, source = None, None
-    if resume == "auto":
-        found = find_resume_checkpoint(work)
-        if found:
-            source, ckpt = found
-        else:
-            say(f"--resume auto: no checkpoint in {work} yet; starting from iteration 0")
-    elif resume:
-        source, ckpt = Path(resume), load_checkpoint(resume)
-    if ckpt is not None:
-        check_resumable(ckpt, str(source))
-        load_model_state(model, ckpt, str(source))
-        _warn_config_changes(ckpt["config"], to_dict(cfg), say)
-    elif init_from:
-        loaded, skipped = load_compatible(model, load_checkpoint(init_from)["model"])
-        say(f"--init-from {init_from}: {len(loaded)} tensors loaded, {len(skipped)} skipped"
-            + "".join(f"\n  skipped {s}" for s in skipped))
-    if ckpt is None and env.is_main and (moved := move_aside(work)):
-        say(f"note: {work} held files of an earlier run; moved them to {moved} (use --resume auto to continue "
-            f"that run instead)")
-    model = model.to(device)
-    if t.channels_last:
-        model = model.to(memory_format=torch.channels_last)
 
-    auto_weights = None
-    if needs_auto_weights(cfg):
-        from .data.stats import median_frequency_weights, pixel_counts
+class Trainer:
+    """One run: ``__init__`` sets it up; ``run`` loops step -> log -> validate -> save."""
 
-        auto_weights = median_frequency_weights(pixel_counts(train_set))
-        say("class weights (median frequency): " + ", ".join(
-            f"{n} {w:.3f}" for n, w in zip(train_set.class_names, auto_weights)))
-    criterion = build_loss(cfg, auto_weights).to(device)
-    optimizer = build_optimizer(cfg, model)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    start, best, best_iter = 0, -1.0, 0
-    if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        start, best, best_iter = ckpt["iteration"], ckpt["best_score"], ckpt.get("best_iteration", 0)
-    end = min(t.iterations, stop_at or t.iterations)
+    def __init__(self, cfg: Config, env: DistEnv, work_dir, resume, init_from, stop: StopRequest):
+        t, device = cfg.train, env.device
+        self.cfg, self.t, self.env, self.device, self.stop = cfg, t, env, device, stop
+        self.work = work_dir_of(cfg, work_dir)
+        self.log = TrainLogger(self.work, t.progress, env.is_main, t.tensorboard, device)
+        self.say = self.log.info
+        prepare_work_dir(self.work, env, self.say)
+        seed_everything(t.seed + env.rank)
+        self.dtype = amp_dtype(t.amp, device)
+        # rank 0 lists the files and shares the listing
+        self.train_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data)),
+                                    env)
+        self.val_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.val_split), env)
+        self.model = build_model(cfg)
+        self.source, ckpt = find_start(self.model, cfg, self.work, resume, init_from, env, self.say)
+        self.model = self.model.to(device, memory_format=memory_format(t.channels_last))
+        mute_unused_aux_head(self.model, cfg, self.say)
+        self.criterion = build_criterion(cfg, self.train_set, device, self.say, self.work, env)
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+        self.start, self.best, self.best_iter = 0, -1.0, 0
+        if ckpt is not None:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scaler.load_state_dict(ckpt["scaler"])
+            self.start, self.best = ckpt["iteration"], ckpt["best_score"]
+            self.best_iter = ckpt.get("best_iteration", 0)
+        self.schedule = t.iterations  # what the LR schedule spans, and where the run ends
+        self.budget = None
+        if t.time_budget and ckpt is not None:
+            self.schedule = ckpt["scheduler"]["iterations"]  # fixed by the budget when the run began
+        elif t.time_budget:
+            self.budget = TimeBudget(parse_duration(t.time_budget), self.start, t.iterations)
+        self.log.begin(self.schedule, self.start)
+        self.train_model, self.ddp = wrap_for_training(self.model, cfg, env, self.log.info)
+        self._build_loaders()
+        self.meta = checkpoint_meta(cfg, self.train_set.class_names, self.train_set.palette)
+        if env.is_main:
+            (self.work / "config.yaml").write_text(dump(cfg))
+        if ckpt is not None:
+            self._resumed(ckpt)
+        self.say(describe(cfg, env, self.dtype, self.train_set, self.val_set, self.work))
+        self.last_good, self.last_good_iter = (self.source, self.start) if ckpt is not None else (None, 0)
+        self.first_bad = torch.full((), NO_BAD_ITERATION, dtype=torch.int64, device=device)
+        self.sums: Dict[str, torch.Tensor] = {}
+        self.steps, self.busy, self.lr = 0, 0.0, 0.0
 
-    log = TrainLogger(work, t.iterations, start, t.progress, env.is_main, t.tensorboard, device)
-    train_model = prepare_model(model, env, log.info)
-    ddp = train_model if env.distributed else None
-    if t.compile:
-        train_model = torch.compile(train_model)
-    cuda = device.type == "cuda"
-    loader = build_train_loader(train_set, t.batch_size, cfg.data.num_workers, t.seed, env.rank, env.world_size,
-                                start_batch=start * t.accumulate, pin_memory=cuda)
-    val_loader = build_loader(val_set, cfg.eval.batch_size, False, cfg.data.num_workers,
-                              distributed=env.distributed, pin_memory=cuda)
-    normalize = Normalizer(cfg.data.mean, cfg.data.std, device,
-                           memory_format=torch.channels_last if t.channels_last else torch.contiguous_format)
-    meta = checkpoint_meta(cfg, train_set.class_names, train_set.palette)
-    if env.is_main:
-        (work / "config.yaml").write_text(dump(cfg))
-    if ckpt is not None:
-        rngs = ckpt.get("rng") or []
-        if len(rngs) == env.world_size:
-            set_rng_state(rngs[env.rank])
-        else:
-            seed_everything(t.seed + env.rank + start)
-            say(f"the checkpoint holds random states of {len(rngs)} processes, this run has {env.world_size}: "
-                f"dropout randomness will differ from an uninterrupted run (the data order does not)")
-        saved_lr, lr_now = ckpt["scheduler"]["lr"], t.lr * lr_factor(max(start - 1, 0), t)
+    def _build_loaders(self) -> None:
+        cfg, t, env, cuda = self.cfg, self.t, self.env, self.device.type == "cuda"
+        self.loader = build_train_loader(self.train_set, t.batch_size, cfg.data.num_workers, t.seed, env.rank,
+                                         env.world_size, start_batch=self.start * t.accumulate, pin_memory=cuda)
+        self.val_loader = build_eval_loader(self.val_set, cfg.eval.batch_size, cfg.data.num_workers,
+                                            distributed=env.distributed, pin_memory=cuda)
+        self.normalize = Normalizer(cfg.data.mean, cfg.data.std, self.device,
+                                    memory_format=memory_format(t.channels_last))
+
+    def _resumed(self, ckpt: Dict[str, Any]) -> None:
+        t, start = self.t, self.start
+        restore_rng(ckpt, self.env, t.seed, start, self.say)
+        saved_lr, lr_now = ckpt["scheduler"]["lr"], t.lr * lr_factor(max(start - 1, 0), t, self.schedule)
         if start and abs(saved_lr - lr_now) > 1e-9 * max(abs(saved_lr), 1e-12):
-            say(f"note: iteration {start} ran at LR {saved_lr:.3e}; this config's schedule gives {lr_now:.3e} there "
-                f"(train.lr, iterations or the schedule changed), so the LR jumps")
-        say(f"resumed from {source} at iteration {start} (best mIoU {100 * max(best, 0):.2f})")
-    amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 + grad scaler"}[dtype]
-    say(f"training {cfg.name or 'model'} on {env.world_size} x {device} (amp {amp}, channels_last "
-        f"{t.channels_last}, compile {t.compile}): {len(train_set)} train / {len(val_set)} val images, "
-        f"{t.iterations} iterations of {t.batch_size * t.accumulate * env.world_size} images; work dir {work}")
+            self.say(f"note: iteration {start} ran at LR {saved_lr:.3e}; this config's schedule gives {lr_now:.3e} "
+                     f"there (train.lr, iterations or the schedule changed), so the LR jumps")
+        self.say(f"resumed from {self.source} at iteration {start} ({best_text(self.best, self.best_iter)})")
 
-    primary = (lambda it: work / f"iter_{it:07d}.pth") if t.keep_last else (lambda it: work / "last.pth")
-    last_good, last_good_iter = (source, start) if ckpt is not None else (None, 0)
-    first_bad = torch.full((), NO_BAD_ITERATION, dtype=torch.int64, device=device)
-    sums: Dict[str, torch.Tensor] = {}
-    steps, busy, results, lr = 0, 0.0, {}, 0.0
+    def run(self, stop_at: Optional[int] = None) -> Dict[str, Any]:
+        t, results, done = self.t, {}, self.start
+        end = min(self.schedule, stop_at or self.schedule)
+        batches = iter(self.loader)
+        self.train_model.train()
+        try:
+            return self._loop(done, end, stop_at, batches)
+        except Exception as exc:
+            self.save_before_error(exc)
+            raise
 
-    def check_finite() -> None:
-        bad = int(min_over_ranks(first_bad, env))  # the one host sync, at log and save points
-        if bad != NO_BAD_ITERATION:
-            raise NonFiniteLossError(bad, last_good, last_good_iter)
+    def _loop(self, done: int, end: int, stop_at: Optional[int], batches) -> Dict[str, Any]:
+        t, results = self.t, {}
+        while done < end:
+            self.sound = None  # the model and optimizer are between two iterations' states
+            self.lr = self.step(done, batches)
+            done += 1
+            self.sound = done
+            if self.budget is not None and self.fit_budget(done):
+                end = min(self.schedule, stop_at or self.schedule)
+            stopping = any_rank(self.stop.signum is not None, self.env) and done < end
+            if done % t.log_interval == 0 or done == end or stopping:
+                self.log_training(done)
+            improved = False
+            if done % t.val_interval == 0 or done == self.schedule:
+                results = self.validate(done)
+                improved = results["mIoU"] > self.best
+                if improved:
+                    self.best, self.best_iter = results["mIoU"], done
+            checkpoint_due = done % t.checkpoint_interval == 0 or done == end or stopping
+            if checkpoint_due or improved:
+                self.save(done, checkpoint_due, improved)
+            if stopping:
+                if self.env.is_main:
+                    plot_curves(self.log.metrics_path, self.work / "curves.png")
+                raise TrainingInterrupted(done, self.last_good, self.stop.signum or signal.SIGTERM)
+        self.finish(end)
+        return results
 
-    def save(done: int, checkpoint_due: bool, improved: bool) -> None:
-        nonlocal last_good, last_good_iter
-        check_finite()
-        average_buffers(model, env)
-        rngs = gather(rng_state(), env)  # every rank's, so each resumes its own stream
-        if checkpoint_due:
-            last_good, last_good_iter = work / "last.pth", done
-        if not env.is_main:
+    def save_before_error(self, exc: Exception) -> None:
+        """The state is sound between steps: keep the work done so far before an error ends the run
+        (one process only: the others may not reach the collective calls of a save)."""
+        sound = getattr(self, "sound", None)
+        if sound is None or sound <= self.last_good_iter or self.env.distributed or \
+                isinstance(exc, (NonFiniteLossError, CheckpointError, TrainingInterrupted)):
             return
-        state = training_state(model.state_dict(), to_dict(cfg), meta, iteration=done, lr=lr, best_score=best,
-                               best_iteration=best_iter, optimizer=optimizer.state_dict(),
-                               scaler=scaler.state_dict(), rng=rngs, world_size=env.world_size)
+        self.save(sound, True, False)
+        plot_curves(self.log.metrics_path, self.work / "curves.png")
+        self.say(f"saved a checkpoint of iteration {sound} before stopping on the error below; fix it and "
+                 f"continue with --resume auto")
+
+    def fit_budget(self, done: int) -> bool:
+        """True once the budget has fixed the schedule's length (then ``self.schedule`` is it)."""
+        fitted = self.budget.observe(done, self.step_seconds)
+        if self.env.distributed:  # every rank must end at the same iteration: the first rank to decide decides
+            fitted = max_over_ranks(fitted or 0, self.env) or None
+        if fitted is None:
+            return False
+        rate = 1 / self.budget.step_seconds if self.budget.step_seconds > 0 else math.nan
+        self.schedule, self.budget = fitted, None  # fixed for the rest of the run
+        self.log.set_total(fitted)
+        self.say(f"time budget {self.t.time_budget}: {rate:.2f} it/s measured after {done} iterations, so the "
+                 f"schedule spans {fitted} iterations"
+                 + (" (train.iterations, the upper bound)" if fitted == self.t.iterations else ""))
+        return True
+
+    def step(self, it: int, batches) -> float:
+        """One optimizer step (``accumulate`` batches); returns its base LR. Reads nothing back from the device."""
+        t, tic = self.t, time.perf_counter()
+        lr = set_lr(self.optimizer, it, t, self.schedule)
+        for micro in range(t.accumulate):
+            batch = next(batches)
+            images = self.normalize(batch["image"].to(self.device, non_blocking=True))
+            target = batch["mask"].to(self.device, non_blocking=True)
+            quiet = self.ddp is not None and micro < t.accumulate - 1  # reduce gradients once per step
+            with self.ddp.no_sync() if quiet else contextlib.nullcontext():
+                with autocast(self.device, self.dtype):
+                    loss, parts = self.criterion(self.train_model(images), target)
+                self.scaler.scale(loss / t.accumulate).backward()
+            for k, v in (("loss", loss.detach()), *parts.items()):
+                self.sums[k] = self.sums[k] + v if k in self.sums else v
+            finite = torch.isfinite(loss.detach()) | (self.first_bad <= it)
+            self.first_bad = torch.where(finite, self.first_bad, it + 1)
+        if t.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad)
+        self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.budget is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # while the budget measures, time the GPU's work, not the launches
+        self.steps += 1
+        self.step_seconds = time.perf_counter() - tic
+        self.busy += self.step_seconds
+        self.log.step()
+        return lr
+
+    def log_training(self, done: int) -> None:
+        self.check_finite()
+        values = {k: float(v) / (self.steps * self.t.accumulate) for k, v in self.sums.items()}
+        self.log.train(done, values, self.lr, self.steps / self.busy if self.busy > 0 else 0.0)
+        self.sums, self.steps, self.busy = {}, 0, 0.0
+
+    def validate(self, done: int) -> Dict[str, Any]:
+        average_buffers(self.model, self.env)  # every rank validates (and rank 0 saves) the same model
+        results = evaluate(self.model, self.log.track(self.val_loader, "validation"), self.cfg, self.device, inference_dtype(self.cfg, self.device))
+        self.log.val(done, results, self.val_set.class_names, self.best)
+        self.train_model.train()
+        return results
+
+    def check_finite(self) -> None:
+        bad = int(min_over_ranks(self.first_bad, self.env))  # the one host sync, at log and save points
+        if bad != NO_BAD_ITERATION:
+            raise NonFiniteLossError(bad, self.last_good, self.last_good_iter)
+
+    def save(self, done: int, checkpoint_due: bool, improved: bool) -> None:
+        """last.pth / iter_*.pth when due, best.pth when the validation improved (a link when both)."""
+        self.check_finite()
+        average_buffers(self.model, self.env)
+        rngs = gather(rng_state(), self.env)  # every rank's, so each resumes its own stream
         if checkpoint_due:
-            path = save_checkpoint(primary(done), state)
+            self.last_good, self.last_good_iter = self.work / "last.pth", done
+        if not self.env.is_main:
+            return
+        state = training_state(self.model.state_dict(), to_dict(self.cfg), self.meta, iteration=done, lr=self.lr,
+                               schedule_iterations=self.schedule, best_score=self.best,
+                               best_iteration=self.best_iter, optimizer=self.optimizer.state_dict(),
+                               scaler=self.scaler.state_dict(), rng=rngs, world_size=self.env.world_size)
+        work, keep = self.work, self.t.keep_last
+        if checkpoint_due:
+            path = save_checkpoint(work / f"iter_{done:07d}.pth" if keep else work / "last.pth", state)
             if improved:
                 copy_checkpoint(path, work / "best.pth")
-            if t.keep_last:
+            if keep:
                 copy_checkpoint(path, work / "last.pth")
-                prune_checkpoints(work, t.keep_last, upto=done)
+                prune_checkpoints(work, keep, upto=done)
         elif improved:
             save_checkpoint(work / "best.pth", state)
 
-    sound = start  # the iteration whose state the model and optimizer hold; None in the middle of a step
-    try:
-        batches = iter(loader)
-        train_model.train()
-        for it in range(start, end):
-            tic = time.perf_counter()
-            lr = set_lr(optimizer, it, t)
-            for micro in range(t.accumulate):
-                batch = next(batches)
-                images = normalize(batch["image"].to(device, non_blocking=True))
-                target = batch["mask"].to(device, non_blocking=True)
-                quiet = ddp.no_sync() if ddp is not None and micro < t.accumulate - 1 else contextlib.nullcontext()
-                with quiet:
-                    with autocast(device, dtype):
-                        loss, parts = criterion(train_model(images), target)
-                    scaler.scale(loss / t.accumulate).backward()
-                for k, v in (("loss", loss.detach()), *parts.items()):
-                    sums[k] = sums[k] + v if k in sums else v
-                first_bad = torch.where(torch.isfinite(loss.detach()) | (first_bad <= it), first_bad, it + 1)
-            if t.clip_grad:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
-            sound = None
-            scaler.step(optimizer)  # skips the step when fp16 gradients overflowed
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            done, steps = it + 1, steps + 1
-            sound = done
-            busy += time.perf_counter() - tic
-            log.step()
-            stopping = any_rank(stop.signum is not None, env) and done < end
-            if done % t.log_interval == 0 or done == end or stopping:
-                check_finite()
-                values = {k: float(v) / (steps * t.accumulate) for k, v in sums.items()}
-                log.train(done, values, lr, steps / busy if busy > 0 else 0.0)
-                sums, steps, busy = {}, 0, 0.0
-            improved = False
-            if done % t.val_interval == 0 or done == t.iterations:
-                average_buffers(model, env)  # every rank validates (and rank 0 saves) the same model
-                results = evaluate(model, val_loader, cfg, device, inference_dtype(cfg, device))
-                log.val(done, results, val_set.class_names, best)
-                improved = results["mIoU"] > best
-                if improved:
-                    best, best_iter = results["mIoU"], done
-                train_model.train()
-            checkpoint_due = done % t.checkpoint_interval == 0 or done == end or stopping
-            if checkpoint_due or improved:
-                save(done, checkpoint_due, improved)
-            if stopping:
-                if env.is_main:
-                    plot_curves(log.metrics_path, work / "curves.png")
-                raise TrainingInterrupted(done, last_good, stop.signum or signal.SIGTERM)
-
-        if env.is_main:
-            curves = plot_curves(log.metrics_path, work / "curves.png")
-            log.info(f"done: iteration {end}/{t.iterations}; best mIoU {100 * max(best, 0):.2f} at iteration "
-                     f"{best_iter}. Checkpoints: {work / 'last.pth'}, {work / 'best.pth'}; metrics "
-                     f"{log.metrics_path}" + (f"; curves {curves}" if curves else ""))
-    except Exception as exc:
-        # the state is sound between steps: keep the work done so far before the error ends the run
-        if sound is not None and sound > last_good_iter and not env.distributed and \
-                not isinstance(exc, (NonFiniteLossError, CheckpointError, TrainingInterrupted)):
-            save(sound, True, False)
-            plot_curves(log.metrics_path, work / "curves.png")
-            say(f"saved a checkpoint of iteration {sound} before stopping on the error below; fix it and "
-                f"continue with --resume auto", flush=True)
-        raise
-    finally:
-        log.close()
-    return results
-
-
-def _warn_config_changes(old: Dict[str, Any], new: Dict[str, Any], say, prefix: str = "") -> None:
-    """Resuming with a different config is allowed (e.g. more iterations) but said out loud."""
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            _warn_config_changes(a, b, say, f"{prefix}{key}.")
-        elif a != b and f"{prefix}{key}" not in ("work_dir", "name"):
-            say(f"note: {prefix}{key} differs from the checkpoint's config: {a!r} -> {b!r}")
+    def finish(self, end: int) -> None:
+        if not self.env.is_main:
+            return
+        work = self.work
+        curves = plot_curves(self.log.metrics_path, work / "curves.png")
+        self.log.info(f"done: iteration {end}/{self.schedule}; {best_text(self.best, self.best_iter)}. "
+                      f"Checkpoints: {work / 'last.pth'}, {work / 'best.pth'}; metrics {self.log.metrics_path}" + (f"; curves {curves}" if curves else ""))

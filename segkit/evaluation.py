@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 from PIL import Image
 
 from .data import Normalizer
 from .inference import infer
-from .metrics import ConfusionMatrix
+from .metrics import ConfusionMatrix, image_scores
 from .runtime import autocast, inference_channels_last, memory_format
 
 TTA_SCALES = (0.75, 1.0, 1.25)  # --tta when the config sets no scales of its own; with flip, six passes
@@ -86,6 +86,27 @@ class SaveComparisons:
                                  self.class_names, self.palette, self.ignore_index)
             save_rgb(self.out_dir / f"{path.stem}.png", picture)
             self.written += 1
+
+
+class PerImageMetrics:
+    """An ``on_batch`` hook collecting each image's stem, mIoU, per-class IoU and pixel accuracy (aAcc),
+    in ``rows``. Batch padding is ``ignore_index`` in the masks, so it never counts."""
+
+    def __init__(self, dataset, num_classes: int, ignore_index: int):
+        self.dataset, self.num_classes, self.ignore_index = dataset, num_classes, ignore_index
+        self.rows: List[Dict[str, Any]] = []
+
+    def __call__(self, batch: Dict[str, torch.Tensor], pred: torch.Tensor) -> None:
+        for mask, p, index in zip(batch["mask"], pred, batch["index"].tolist()):
+            scores = image_scores(p, mask.to(p.device), self.num_classes, self.ignore_index)
+            self.rows.append({"stem": Path(self.dataset.pairs[index][0]).stem, "mIoU": scores["mIoU"],
+                              "IoU": scores["IoU"], "aAcc": scores["aAcc"]})
+
+
+def each(*hooks: Optional[Callable]) -> Optional[Callable]:
+    """One ``on_batch`` calling every hook given (None ones skipped)."""
+    hooks = tuple(h for h in hooks if h is not None)
+    return (lambda batch, pred: [h(batch, pred) for h in hooks]) if hooks else None
 
 
 def json_ready(value: Any) -> Any:

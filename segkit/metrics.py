@@ -108,3 +108,11 @@ def format_table(results: Dict[str, object], class_names: Sequence[str]) -> str:
     lines.append("-" * (width + 22))
     lines.append("  ".join(f"{k} {pct(results[k]).strip()}" for k in ("mIoU", "mAcc", "mDice", "aAcc", "fwIoU")))
     return "\n".join(lines)
+
+
+def image_scores(pred, target, num_classes: int, ignore_index: int) -> Dict[str, object]:
+    """One image's metrics (arrays or tensors of the same shape): its mIoU over the classes present in
+    its prediction or ground truth, per-class IoU, pixel accuracy (aAcc) and confusion matrix."""
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    cm.update(torch.as_tensor(pred), torch.as_tensor(target))
+    return {k: v for k, v in cm.compute().items() if k in ("mIoU", "IoU", "aAcc", "confusion")}

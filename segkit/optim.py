@@ -5,10 +5,11 @@ checkpoint's iteration gives the same LR as an uninterrupted run.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from .budget import parse_duration
 from .config import ConfigError
 
 
@@ -40,19 +41,20 @@ def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     raise ConfigError(f"unknown optimizer '{t.optimizer}' (train.optimizer); choose sgd or adamw")
 
 
-def lr_factor(it: int, t) -> float:
-    """LR / base LR at 0-based iteration ``it``: poly decay from 1 to ``min_lr / lr`` over
-    ``iterations``, times a linear warm-up from ``warmup_ratio`` to 1 over ``warmup_iters``."""
+def lr_factor(it: int, t, total: Optional[int] = None) -> float:
+    """LR / base LR at 0-based iteration ``it``: poly decay from 1 to ``min_lr / lr`` over ``total``
+    (default ``iterations``), times a linear warm-up from ``warmup_ratio`` to 1 over ``warmup_iters``."""
+    total = total or t.iterations
     floor = min(t.min_lr / t.lr, 1.0) if t.lr > 0 else 0.0
-    factor = floor + (1 - floor) * (1 - min(it, t.iterations) / t.iterations) ** t.poly_power
+    factor = floor + (1 - floor) * (1 - min(it, total) / total) ** t.poly_power
     if it < t.warmup_iters:
         factor *= t.warmup_ratio + (1 - t.warmup_ratio) * it / t.warmup_iters
     return factor
 
 
-def set_lr(optimizer: torch.optim.Optimizer, it: int, t) -> float:
-    """Set every group's LR for iteration ``it``; returns the base LR (multiplier 1)."""
-    base = t.lr * lr_factor(it, t)
+def set_lr(optimizer: torch.optim.Optimizer, it: int, t, total: Optional[int] = None) -> float:
+    """Set every group's LR for iteration ``it`` of ``total``; returns the base LR (multiplier 1)."""
+    base = t.lr * lr_factor(it, t, total)
     for group in optimizer.param_groups:
         group["lr"] = base * group["lr_mult"]
     return base
@@ -70,6 +72,8 @@ def check_train_config(t) -> None:
                 (t.keep_last >= 0, "train.keep_last must be >= 0"),
                 (t.clip_grad is None or t.clip_grad > 0, "train.clip_grad must be > 0 or null"),
                 (t.progress in ("auto", "bar", "log"), "train.progress must be auto, bar or log")]
+    if t.time_budget is not None:
+        parse_duration(t.time_budget)  # raises with the key's name
     bad = [msg for ok, msg in problems if not ok]
     if bad:
         raise ConfigError("; ".join(bad))

@@ -9,6 +9,8 @@
 Normalisation, class names and palette come from the checkpoint; inference runs with the
 checkpoint's ``eval`` settings (the ones its validation used: mode, TTA, ``eval.amp``,
 ``eval.channels_last``) unless ``slide``/``tta`` say otherwise. Imports nothing that trains.
+``backend="onnxruntime"`` runs the same weights exported to ONNX in onnxruntime (CPU), ``"auto"``
+the faster of that and eager PyTorch on this machine (segkit.ort_backend).
 """
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ class Predictor:
     """A model with everything needed to turn images into class-id masks."""
 
     def __init__(self, model: torch.nn.Module, cfg, meta: dict, device: Union[str, torch.device] = "auto",
-                 slide: Optional[bool] = None, tta: bool = False, crop_batch: Optional[int] = None):
+                 slide: Optional[bool] = None, tta: bool = False, crop_batch: Optional[int] = None,
+                 backend: str = "eager", checkpoint: Union[str, Path, None] = None):
         self.device = pick_device(device) if isinstance(device, str) else device
         self.cfg = cfg
         self.class_names: List[str] = list(meta.get("class_names") or cfg.data.class_names
@@ -71,13 +74,49 @@ class Predictor:
         self.model = model.to(self.device).eval()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.backend, self.backend_record = "eager", None
+        if backend != "eager":
+            self._switch_backend(backend, checkpoint, meta)
+
+    def _switch_backend(self, backend: str, checkpoint, meta: dict) -> None:
+        """Run in onnxruntime (``onnxruntime``), or in whichever of it and eager is faster here (``auto``)."""
+        from .ort_backend import BACKENDS, OnnxModel, accepted_int8, cache_stem, cached_onnx, choose
+
+        if backend not in BACKENDS:
+            raise ValueError(f"backend '{backend}': choose one of {', '.join(BACKENDS)}")
+        if self.device.type != "cpu":
+            if backend == "auto":
+                return  # onnxruntime runs here on its CPU provider only; on a GPU eager is the fast one
+            raise ValueError(f"backend onnxruntime runs on the CPU, not {self.device}; use device cpu, or backend eager")
+        if checkpoint is None:
+            raise ValueError(f"backend {backend} caches the exported graph beside the checkpoint; "
+                             "build the Predictor with Predictor.from_checkpoint(path, backend=...)")
+        graphs = {"onnxruntime": OnnxModel(cached_onnx(Path(checkpoint), self.model, meta))}
+        chosen = "onnxruntime"
+        if backend == "auto":
+            stem = cache_stem(Path(checkpoint))
+            int8 = accepted_int8(stem)
+            if int8 is not None:
+                graphs["onnxruntime-int8"] = OnnxModel(int8)
+            size = self.settings["crop"] if self.settings["mode"] == "slide" else list(self.cfg.data.crop_size)
+            self.backend_record = choose(stem, {"eager": self._eager_forward, **graphs}, tuple(size))
+            chosen = self.backend_record["backend"]
+            if chosen == "eager":
+                return
+        self.model, self.dtype, self.channels_last, self.backend = graphs[chosen], None, False, chosen
+
+    def _eager_forward(self, x: torch.Tensor):
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.dtype):
+            return self.model(x.to(self.device))
 
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path], device: str = "auto", **options) -> "Predictor":
         """``options``: slide (bool), tta (bool), crop_batch (windows per forward pass in slide mode,
-        default eval.crop_batch)."""
+        default eval.crop_batch), backend ("eager", "onnxruntime" or "auto"; see segkit.ort_backend)."""
         model, cfg, meta = model_from_checkpoint(path)
-        return cls(model, cfg, meta, device, **options)
+        return cls(model, cfg, meta, device, checkpoint=path, **options)
 
     @torch.no_grad()
     def logits(self, images: Sequence[ImageLike]) -> torch.Tensor:

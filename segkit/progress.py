@@ -1,5 +1,6 @@
-"""What the user sees while training: a progress bar (or log lines), metrics.jsonl, TensorBoard
-events, and at the end a PNG of the curves. Only rank 0 makes any of it.
+"""What the user sees while training: a progress bar (or log lines), train.log (the terminal's
+lines without the bar), metrics.jsonl, TensorBoard events, and at the end a PNG of the curves.
+Only rank 0 makes any of it.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from .metrics import format_table
+from .plots import figure, save_figure
 
 
 def _plain(value: Any) -> Any:
@@ -48,30 +50,68 @@ def truncate_metrics(path: Path, iteration: int) -> None:
 
 
 class TrainLogger:
-    def __init__(self, work: Path, total: int, start: int, mode: str = "auto", enabled: bool = True,
-                 tensorboard: bool = True, device: Optional[torch.device] = None):
-        self.enabled, self.total, self.device = enabled, total, device
-        self.metrics_path = work / "metrics.jsonl"
-        self.file = self.writer = self.bar = None
-        self.use_bar, self.start = False, start
-        if not enabled:
+    """Opens train.log at once, so set-up messages land in it too; ``begin`` opens the rest once the
+    starting iteration is known."""
+
+    def __init__(self, work: Path, mode: str = "auto", enabled: bool = True, tensorboard: bool = True,
+                 device: Optional[torch.device] = None):
+        self.work, self.enabled, self.device, self.tensorboard = work, enabled, device, tensorboard
+        self.metrics_path, self.text_path = work / "metrics.jsonl", work / "train.log"
+        self.file = self.writer = self.bar = self.text = None
+        self.total, self.start = 0, 0
+        self.use_bar = enabled and (mode == "bar" or (mode == "auto" and sys.stderr.isatty()))
+        if enabled:
+            work.mkdir(parents=True, exist_ok=True)
+            self.text = self.text_path.open("a")
+            self.text.write(f"--- {datetime.datetime.now().isoformat(timespec='seconds')}\n")
+
+    def begin(self, total: int, start: int) -> None:
+        """Metrics and TensorBoard from iteration ``start`` on (records past it, from a crashed run, go)."""
+        self.total, self.start = total, start
+        if not self.enabled:
             return
         if start > 0:
             truncate_metrics(self.metrics_path, start)
         self.file = self.metrics_path.open("a")
-        if tensorboard:
+        if self.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard is optional
                 SummaryWriter = None
             if SummaryWriter is not None:
-                self.writer = SummaryWriter(str(work / "tb"), purge_step=start + 1 if start else None)
-        self.use_bar, self.start = mode == "bar" or (mode == "auto" and sys.stderr.isatty()), start
+                self.writer = SummaryWriter(str(self.work / "tb"), purge_step=start + 1 if start else None)
+
+    def set_total(self, total: int) -> None:
+        """A time budget fixed the schedule's length: the bar and the ETA count to it."""
+        self.total = total
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
 
     def info(self, message: str) -> None:
         if self.enabled:
             (self.bar.write if self.bar else print)(message)
             sys.stdout.flush()
+            self.to_file(message)
+
+    def to_file(self, message: str) -> None:
+        """A line for train.log only (the terminal shows it another way, or not at all)."""
+        if self.text is not None:
+            self.text.write(message + "\n")
+            self.text.flush()
+
+    def track(self, loader, what: str):
+        """``loader``, with a second bar while it runs (validation); the main bar's clock stops meanwhile,
+        so its rate and ETA stay those of training."""
+        if not (self.enabled and self.use_bar):
+            if self.enabled and hasattr(loader, "__len__"):
+                print(f"{what}: {len(loader)} batches", flush=True)
+            yield from loader
+            return
+        with tqdm(loader, desc=what, unit="batch", leave=False, dynamic_ncols=True) as inner:
+            yield from inner
+        if self.bar is not None:
+            self.bar.unpause()
 
     def step(self) -> None:
         if self.use_bar and self.enabled:
@@ -95,12 +135,14 @@ class TrainLogger:
                 self.writer.add_scalar(f"train/{k}", v, it)
             self.writer.add_scalar("train/lr", lr, it)
         mem_text = f" mem {mem:.2f}G" if mem else ""
+        eta = datetime.timedelta(seconds=round((self.total - it) / rate)) if rate > 0 else "?"
+        line = (f"iter {it}/{self.total}  loss {values['loss']:.4f}  lr {lr:.3e}  {rate:.2f} it/s  "
+                f"eta {eta}{mem_text}")  # the ETA counts training steps only, not validations
+        self.to_file(line)
         if self.bar is not None:
             self.bar.set_postfix_str(f"loss {values['loss']:.4f} lr {lr:.2e}{mem_text}", refresh=False)
         else:
-            eta = datetime.timedelta(seconds=round((self.total - it) / rate)) if rate > 0 else "?"
-            print(f"iter {it}/{self.total}  loss {values['loss']:.4f}  lr {lr:.3e}  {rate:.2f} it/s  "
-                  f"eta {eta}{mem_text}", flush=True)
+            print(line, flush=True)
 
     def val(self, it: int, results: Dict[str, Any], class_names: Sequence[str], best: float) -> None:
         if not self.enabled:
@@ -118,10 +160,10 @@ class TrainLogger:
         self.file.flush()
 
     def close(self) -> None:
-        for handle in (self.bar, self.writer, self.file):
+        for handle in (self.bar, self.writer, self.file, self.text):
             if handle is not None:
                 handle.close()
-        self.bar = self.writer = self.file = None
+        self.bar = self.writer = self.file = self.text = None
 
 
 def plot_curves(metrics_path: Path, out: Path) -> Optional[Path]:
@@ -131,12 +173,7 @@ def plot_curves(metrics_path: Path, out: Path) -> Optional[Path]:
     val = [r for r in records if "val" in r and r["val"].get("mIoU") is not None]
     if not train:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = figure(3, figsize=(13, 3.6))
     axes[0].plot([r["iter"] for r in train], [r["loss"] for r in train])
     axes[0].set(title="training loss", xlabel="iteration")
     axes[1].plot([r["iter"] for r in train], [r["lr"] for r in train])
@@ -145,7 +182,4 @@ def plot_curves(metrics_path: Path, out: Path) -> Optional[Path]:
     axes[2].set(title="validation mIoU (%)", xlabel="iteration")
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)

@@ -1,8 +1,8 @@
 """Pictures of masks for region labeling: colours, overlays, outlines, class names on regions, legends.
 
 All images are RGB uint8 H x W x 3 and masks integer H x W class ids. Pixels whose id is not a
-class (``ignore_index``, e.g. 255) are left uncoloured. Drawing is OpenCV; the two charts of
-``tools/eval.py`` (confusion matrix, per-class IoU) are matplotlib, imported only when used.
+class (``ignore_index``, e.g. 255) are left uncoloured. Drawing is OpenCV; the matplotlib charts are
+in ``segkit.plots``.
 """
 from __future__ import annotations
 
@@ -56,13 +56,25 @@ def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: flo
     is_class = (mask >= 0) & (mask < len(palette))
     blended = image.astype(np.float32) * (1 - alpha) + colourise(mask, palette).astype(np.float32) * alpha
     out = np.where(is_class[..., None], np.rint(blended), image)
-    return out.astype(np.uint8)
+    # np.where keeps a square view's channel-first strides (a tensor's permute); OpenCV draws on C order only
+    return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+def hatched_overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """``overlay``, with a white diagonal hatch over the pixels of no class (ignored), so they stand out."""
+    out = overlay(image, mask, palette, alpha)
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    out[~((mask >= 0) & (mask < len(palette))) & ((yy + xx) % 8 < 2)] = 255
+    return out
 
 
 def draw_outlines(canvas: np.ndarray, mask: np.ndarray, colour: Tuple[int, int, int] = (255, 255, 255),
-                  thickness: int = 1) -> np.ndarray:
-    """Draw the outline of every region (connected pixels of one class) on ``canvas``, in place."""
+                  thickness: int = 1, num_classes: Optional[int] = None) -> np.ndarray:
+    """Draw the outline of every region (connected pixels of one class) on ``canvas``, in place; with
+    ``num_classes``, only regions of ids 0..num_classes-1 (not ignored or hidden pixels)."""
     for cls in np.unique(mask):
+        if num_classes is not None and not 0 <= cls < num_classes:
+            continue
         region = (mask == cls).astype(np.uint8)
         contours, _ = cv2.findContours(region, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(canvas, contours, -1, colour, thickness, lineType=cv2.LINE_8)
@@ -81,7 +93,7 @@ def _thickness(scale: float) -> int:
     return max(1, round(scale * 2))
 
 
-def _text(canvas: np.ndarray, text: str, org: Tuple[int, int], scale: float) -> None:
+def draw_text(canvas: np.ndarray, text: str, org: Tuple[int, int], scale: float) -> None:
     """White text with a dark edge, readable on any colour. The edge is the same text shifted by a
     pixel each way, not a thicker stroke: Hershey glyphs advance further the thicker they are, so
     a thick outline drifts off the thin text (a stray letter at the end of a long word)."""
@@ -114,13 +126,13 @@ def label_points(mask: np.ndarray, num_classes: int, min_area: int) -> List[Tupl
 
 
 def label_regions(canvas: np.ndarray, mask: np.ndarray, class_names: Sequence[str],
-                  min_area: Optional[int] = None) -> np.ndarray:
+                  min_area: Optional[int] = None, avoid: Sequence[Box] = ()) -> np.ndarray:
     """Write the class name on every region large enough, centred on a point inside it; a label
-    that would cover one already written (larger regions go first) is skipped. In place."""
+    that would cover one already written (larger regions go first) or an ``avoid`` box is skipped. In place."""
     h, w = mask.shape[:2]
     min_area = min_area if min_area is not None else max(64, h * w // 400)
     scale = font_scale(canvas.shape)
-    taken: List[Box] = []
+    taken: List[Box] = list(avoid)
     for cls, x, y, _ in label_points(mask, len(class_names), min_area):
         text = _ascii(class_names[cls])
         (tw, th), base = cv2.getTextSize(text, FONT, scale, _thickness(scale))
@@ -131,7 +143,7 @@ def label_regions(canvas: np.ndarray, mask: np.ndarray, class_names: Sequence[st
         if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
             continue
         taken.append(box)
-        _text(canvas, text, (x0, y0), scale)
+        draw_text(canvas, text, (x0, y0), scale)
     return canvas
 
 
@@ -156,23 +168,69 @@ def add_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequence
     return out
 
 
+def draw_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequence[str], palette: np.ndarray,
+                mask: Optional[np.ndarray] = None) -> Optional[Box]:
+    """In place: a swatch and name per class on a light panel inside the corner of ``canvas`` that
+    hides the fewest pixels of ``mask``'s classes but its commonest, so the picture keeps the input's size. Rows that do
+    not fit the height are summed up in a last "+N more" row. Returns the panel's box (x0, y0, x1, y1)."""
+    classes = [int(c) for c in classes]
+    h, w = canvas.shape[:2]
+    scale = font_scale(canvas.shape) * 0.8
+    row, pad = cv2.getTextSize("Ag", FONT, scale, 1)[0][1] + 8, 4
+    fit = max(1, (h - 2 * pad) // row)
+    if not classes:
+        return None
+    rows = [(c, _ascii(class_names[c])) for c in classes]
+    if len(rows) > fit:
+        rows = rows[:fit - 1] + [(None, f"+{len(rows) - fit + 1} more")]
+    width = min(w, pad * 3 + row + max(cv2.getTextSize(n, FONT, scale, 1)[0][0] for _, n in rows))
+    height = min(h, pad * 2 + row * len(rows))
+    corners = [(w - width, 0), (0, 0), (w - width, h - height), (0, h - height)]
+    if mask is not None:  # hide the fewest pixels of classes other than the commonest (the background)
+        is_class = (mask >= 0) & (mask < len(palette))
+        counts = np.bincount(mask[is_class].ravel())
+        if np.count_nonzero(counts) > 1:
+            is_class &= mask != counts.argmax()
+        corners.sort(key=lambda c: int(is_class[c[1]:c[1] + height, c[0]:c[0] + width].sum()))
+    x0, y0 = corners[0]
+    panel = canvas[y0:y0 + height, x0:x0 + width]
+    panel[:] = np.rint(panel * 0.25 + 255 * 0.75).astype(np.uint8)  # the picture shows faintly through
+    for i, (cls, name) in enumerate(rows):
+        x, y = x0 + pad, y0 + pad + i * row
+        if cls is not None:
+            cv2.rectangle(canvas, (x, y + 2), (x + row - 6, y + row - 4), tuple(int(v) for v in palette[cls]), -1)
+            cv2.rectangle(canvas, (x, y + 2), (x + row - 6, y + row - 4), (0, 0, 0), 1)
+        cv2.putText(canvas, name, (x + row, y + row - 7), FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return x0, y0, x0 + width, y0 + height
+
+
+def hide_classes(mask: np.ndarray, skip: Iterable[int]) -> np.ndarray:
+    """``mask`` with the pixels of the ``skip`` classes set to -1 (no class): not painted, outlined or named."""
+    skip = [int(c) for c in skip]
+    return np.where(np.isin(mask, skip), -1, mask) if skip else mask
+
+
 def present_classes(*masks: np.ndarray, num_classes: int) -> List[int]:
     ids = np.unique(np.concatenate([np.unique(m) for m in masks]))
     return [int(c) for c in ids if 0 <= c < num_classes]
 
 
 def render(image: np.ndarray, mask: np.ndarray, class_names: Sequence[str], palette=None, alpha: float = 0.5,
-           outlines: bool = True, labels: bool = True, legend: bool = True, min_area: Optional[int] = None) -> np.ndarray:
-    """The region-labeling picture: colour overlay, region outlines, class names on the regions,
-    and a legend of the classes present."""
+           outlines: bool = True, labels: bool = True, legend: bool = True, min_area: Optional[int] = None,
+           skip: Iterable[int] = ()) -> np.ndarray:
+    """The region-labeling picture at the image's size, so it lays over the image: colour overlay,
+    region outlines, class names on the regions and a legend of the classes present inside a corner.
+    ``skip`` classes (e.g. background) are left as the image: no colour, outline, name or legend row."""
     colours = palette_array(len(class_names), palette)
-    canvas = overlay(image, mask, colours, alpha)
+    shown = hide_classes(mask, skip)
+    canvas = overlay(image, shown, colours, alpha)
     if outlines:
-        draw_outlines(canvas, mask)
+        draw_outlines(canvas, shown, num_classes=len(class_names))
+    box = None
+    if legend:  # before the labels, which then keep off its panel
+        box = draw_legend(canvas, present_classes(shown, num_classes=len(class_names)), class_names, colours, shown)
     if labels:
-        label_regions(canvas, mask, class_names, min_area)
-    if legend:
-        canvas = add_legend(canvas, present_classes(mask, num_classes=len(class_names)), class_names, colours)
+        label_regions(canvas, shown, class_names, min_area, avoid=[box] if box else [])
     return canvas
 
 
@@ -188,6 +246,7 @@ def comparison(image: np.ndarray, target: np.ndarray, pred: np.ndarray, class_na
                ignore_index: int, alpha: float = 0.6) -> np.ndarray:
     """image | ground truth | prediction | error map, titled, with one legend for both masks."""
     colours = palette_array(len(class_names), palette)
+    image = np.ascontiguousarray(image)  # e.g. a batch tensor's permute(1, 2, 0) view
     tiles = [image.copy()]
     for mask in (target, pred):
         tile = overlay(image, mask, colours, alpha)
@@ -212,13 +271,14 @@ def save_rgb(path, image: np.ndarray) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+        raise OSError(f"could not write {path}; use a .png or .jpg path in a writable folder")
     return path
 
 
-def save_index_png(path, mask: np.ndarray, palette: np.ndarray) -> Path:
+def save_index_png(path, mask: np.ndarray, palette: np.ndarray, compress_level: int = 6) -> Path:
     """A palette ('P') PNG whose pixel values are the class ids, so tools read ids and viewers see colours.
-    More than 256 classes do not fit a palette: those are written as 16-bit grey PNGs."""
+    More than 256 classes do not fit a palette: those are written as 16-bit grey PNGs. ``compress_level``
+    (zlib, 0-9) trades size for speed: the studio saves at 1 on every stroke."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if len(palette) > 256 or int(mask.max(initial=0)) > 255:
@@ -228,67 +288,5 @@ def save_index_png(path, mask: np.ndarray, palette: np.ndarray) -> Path:
     flat = np.zeros((256, 3), np.uint8)
     flat[: len(palette)] = palette
     im.putpalette(flat.reshape(-1).tolist())
-    im.save(path)
-    return path
-
-
-def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path) -> Path:
-    """Confusion matrix normalised per ground-truth row (the diagonal is each class's accuracy)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    m = np.asarray(matrix, dtype=np.float64)
-    rows = m.sum(1, keepdims=True)
-    norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    n = len(class_names)
-    size = max(4.0, 0.45 * n + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), class_names, rotation=60, ha="right")
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("ground truth")
-    if n <= 30:
-        for i in range(n):
-            for j in range(n):
-                if norm[i, j] >= 0.005:
-                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_title("confusion matrix (rows normalised)")
-    return _save_figure(fig, path)
-
-
-def plot_iou(iou: Sequence[float], class_names: Sequence[str], path, miou: Optional[float] = None) -> Path:
-    """Horizontal bars of per-class IoU (%); classes with undefined IoU are marked n/a."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = np.asarray(iou, dtype=np.float64) * 100
-    n = len(class_names)
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.3 * n + 1)))
-    ax.barh(range(n), np.nan_to_num(values), color="tab:blue")
-    for i, v in enumerate(values):
-        ax.text((0 if np.isnan(v) else v) + 1, i, "n/a" if np.isnan(v) else f"{v:.1f}", va="center", fontsize=8)
-    if miou is not None and miou == miou:
-        ax.axvline(miou * 100, color="tab:red", linestyle="--", label=f"mIoU {miou * 100:.2f}")
-        ax.legend(loc="lower right")
-    ax.set_yticks(range(n), class_names)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 105)
-    ax.set_xlabel("IoU (%)")
-    ax.set_title("per-class IoU")
-    return _save_figure(fig, path)
-
-
-def _save_figure(fig, path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    im.save(path, compress_level=compress_level)
     return path

@@ -57,3 +57,34 @@ def data_cfg(**fields):
     for key, value in fields.items():
         setattr(cfg, key, value)
     return cfg
+
+
+def write_grey_gif(path: Path, values: np.ndarray) -> Path:
+    """0..255 values -> a GIF whose palette is the grey ramp, so readers see the values themselves (as DRIVE's)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(values.astype(np.uint8), mode="P")
+    im.putpalette([v for i in range(256) for v in (i, i, i)])
+    im.save(path, optimize=False)
+    return path
+
+
+def drive_set(root: Path, n: int = 6, h: int = 40, w: int = 48, first: int = 21, seed: int = 0,
+              split: str = "training") -> Path:
+    """A DRIVE-like layout, nothing renamed: training/images/NN_training.tif, training/1st_manual/NN_manual1.gif
+    (vessels 255, background 0) and training/mask/NN_training_mask.gif (field of view 255, outside 0);
+    ``split="test"`` writes test/images/NN_test.tif and so on."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    fov = ((yy - h / 2) ** 2 / (h / 2 - 2) ** 2 + (xx - w / 2) ** 2 / (w / 2 - 2) ** 2 <= 1)
+    for i in range(first, first + n):
+        vessels = np.zeros((h, w), np.uint8)
+        for _ in range(3):
+            x0, x1 = rng.integers(0, w, 2)
+            cv2.line(vessels, (int(x0), 0), (int(x1), h - 1), 255, 2)
+        vessels[~fov] = 0
+        image = np.where(vessels[..., None] > 0, 60, 170).astype(np.uint8) + rng.integers(0, 40, (h, w, 3), dtype=np.uint8)
+        image[~fov] = 0
+        write_image(root / split / "images" / f"{i:02d}_{split}.tif", image)
+        write_grey_gif(root / split / "1st_manual" / f"{i:02d}_manual1.gif", vessels)
+        write_grey_gif(root / split / "mask" / f"{i:02d}_{split}_mask.gif", fov.astype(np.uint8) * 255)
+    return root

@@ -1,5 +1,7 @@
 """ResNetBackbone: the feature contract, parity with torchvision, dilation rules, norms, freezing, bad arguments."""
+import ast
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,8 +10,8 @@ import torchvision
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.ops import FrozenBatchNorm2d
 
-from segkit.config import ConfigError
-from segkit.models import ResNetBackbone, load_backbone_weights
+from segkit.config import ConfigError, load_config
+from segkit.models import ResNetBackbone, build_backbone, load_backbone_weights
 from segkit.models.backbone import ARCHS, FEATURE_NAMES
 from tests.model_helpers import randomise_norm_stats
 
@@ -143,24 +145,44 @@ def test_frozen_stages_keep_weights_and_statistics(deep_stem):
     assert backbone.layer3.training and backbone.layer3[0].conv1.weight.grad is not None
 
 
-# ------------------------------------------------------------------ bad arguments name the key
-@pytest.mark.parametrize("kwargs,key", [
-    ({"name": "resnet42"}, "model.backbone.name"),
-    ({"output_stride": 12}, "model.backbone.output_stride"),
-    ({"multi_grid": [1, 2]}, "model.backbone.multi_grid"),
-    ({"multi_grid": [0, 1, 2]}, "model.backbone.multi_grid"),
-    ({"frozen_stages": 5}, "model.backbone.frozen_stages"),
-    ({"norm": "layernorm"}, "model.backbone.norm"),
-    ({"norm": "gn", "norm_groups": 24}, "model.backbone.norm_groups"),
-    ({"in_channels": 0}, "model.backbone.in_channels"),
-])
-def test_bad_arguments_fail_naming_the_key(kwargs, key):
+# ------------------------------------------------------------------ bad arguments: plain errors, keys from the config layer
+BAD_ARGUMENTS = [
+    ({"name": "resnet42"}, "name"),
+    ({"output_stride": 12}, "output_stride must be 8, 16 or 32"),
+    ({"multi_grid": [1, 2]}, "multi_grid"),
+    ({"multi_grid": [0, 1, 2]}, "multi_grid"),
+    ({"frozen_stages": 5}, "frozen_stages"),
+    ({"norm": "layernorm"}, "norm"),
+    ({"norm": "gn", "norm_groups": 24}, "norm_groups"),
+    ({"in_channels": 0}, "in_channels"),
+]
+
+
+@pytest.mark.parametrize("kwargs,argument", BAD_ARGUMENTS)
+def test_bad_arguments_are_plain_errors_naming_the_argument(kwargs, argument):
     kwargs = {"name": "resnet50", **kwargs}
-    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=f"^{argument}") as err:
         with torch.device("meta"):
             ResNetBackbone(**kwargs)
+    assert not isinstance(err.value, ConfigError) and "model.backbone" not in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs,argument", BAD_ARGUMENTS)
+def test_the_config_layer_adds_the_key(kwargs, argument):
+    cfg = load_config("sample/fcn_r18", [f"model.backbone.{k}={v}" for k, v in {"name": "resnet50", **kwargs}.items()])
+    with pytest.raises(ConfigError, match=rf"model\.backbone\.{argument.split()[0]}"):
+        with torch.device("meta"):
+            build_backbone(cfg.model.backbone)
+
+
+def test_the_backbone_imports_nothing_from_the_config_layer():
+    # the package's __init__ (build_model) is config-aware; the reusable module itself is not
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "segkit/models/backbone.py").read_text())
+    imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not {m for m in imported if "config" in m or m.startswith(("omegaconf", "segkit"))}, imported
 
 
 def test_unknown_backbone_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="resnet18, resnet34, resnet50"):
+    with pytest.raises(ValueError, match="resnet18, resnet34, resnet50"):
         ResNetBackbone("resnet42")

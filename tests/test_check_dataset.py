@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.data_files import folder_set, write_image, write_mask
 
@@ -73,3 +74,63 @@ def test_the_cli_runs_from_a_checkout(tmp_path):
                           "--workers", "0"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "OK: every pair reads" in run.stdout
+
+
+def test_sizes_mean_std_and_a_hint_that_reads(tmp_path, capsys):
+    root = tmp_path / "data"
+    for i, (h, w) in enumerate([(8, 10), (12, 16), (20, 30)]):
+        write_image(root / "images" / "train" / f"{i}.png", np.full((h, w, 3), (51, 102, 255), np.uint8))
+        write_mask(root / "masks" / "train" / f"{i}.png", np.full((h, w), i % 3 if i < 2 else 7))
+    assert check_dataset.main([_config(tmp_path, root), "--workers", "0", "--splits", "train"]) == 1
+    out = capsys.readouterr().out
+    assert "image sizes (W x H): min 10x8, median 16x12, max 30x20" in out
+    assert "data.mean=[0.2, 0.4, 1.0] data.std=[0.0, 0.0, 0.0]" in out
+    assert "Fix: map each value with data.label_map, e.g. {7: 255}" in out and "Fix: or" not in out
+
+
+def test_make_split_writes_lists_once_and_the_check_uses_them(tmp_path, capsys):
+    root = folder_set(tmp_path / "data", splits=(("all", 10),))
+    config = _config(tmp_path, root, image_dir="images/all", mask_dir="masks/all", split_file="splits/{split}.txt")
+    assert check_dataset.main([config, "--workers", "0", "--make-split", "0.2"]) == 0
+    out = capsys.readouterr().out
+    val = (root / "splits" / "val.txt").read_text().split()
+    train = (root / "splits" / "train.txt").read_text().split()
+    assert len(val) == 2 and len(train) == 8 and not set(val) & set(train)
+    assert "split 'train': 8 image/mask pairs" in out and "split 'val': 2 image/mask pairs" in out
+    assert check_dataset.main([config, "--make-split", "0.2"]) == 2  # never overwrites a list
+    assert "exists already" in capsys.readouterr().err
+    assert (root / "splits" / "val.txt").read_text().split() == val
+
+
+def test_libpng_warnings_become_a_warning_naming_the_file(tmp_path):
+    import struct
+    import zlib
+
+    root = folder_set(tmp_path / "data", splits=(("train", 2), ("val", 1)))
+    png = (root / "images" / "train" / "train_1.png").read_bytes()
+    body = b"x\x00\x00" + zlib.compress(b"not a profile")
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    (root / "images" / "train" / "train_1.png").write_bytes(png[:33] + chunk + png[33:])  # after IHDR
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "check_dataset.py"), _config(tmp_path, root),
+                          "--workers", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "libpng" not in run.stderr
+    assert "warning: train_1.png / train_1.png: the decoder says 'libpng warning: iCCP" in run.stdout
+
+
+def test_check_prints_the_class_weights_training_uses(sample_root, tmp_path, capsys):
+    from segkit.config import load_config
+    from segkit.engine import train
+
+    config = _config(tmp_path, sample_root, num_classes=6)
+    assert check_dataset.main([config, "--workers", "0", "--splits", "train"]) == 0
+    printed = [float(line.rsplit("weight ", 1)[1]) for line in capsys.readouterr().out.splitlines()
+               if "images   weight" in line]
+    cfg = load_config(str(ROOT / "configs/sample/fcn_r18.yaml"), [
+        f"data.root={sample_root}", "loss.terms=[{name: ce, class_weights: auto}]", "train.iterations=1",
+        "train.batch_size=2", "data.num_workers=0", "train.device=cpu", "data.crop_size=[32,32]",
+        "train.val_interval=1", "train.checkpoint_interval=1", "train.log_interval=1"])
+    train(cfg, str(tmp_path / "work"))
+    used = capsys.readouterr().out.split("class weights (median frequency): ")[1].splitlines()[0]
+    assert len(printed) == 6 and [float(w.rsplit(" ", 1)[1]) for w in used.split(", ")] == pytest.approx(printed, abs=1e-3)
+    assert (tmp_path / "work" / "class_weights.json").is_file()  # a resume or a rerun reads them from there

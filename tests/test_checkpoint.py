@@ -110,3 +110,16 @@ def test_compare_state_dicts_names_shape_clashes_missing_and_unexpected():
     diff = compare_state_dicts(own, {"a": torch.zeros(2), "b": torch.zeros(4), "d": torch.zeros(1)})
     assert diff.shape_clash == ["b"] and diff.missing == ["c"] and diff.unexpected == ["d"]
     assert list(diff.fitting()) == ["a"] and diff.shapes("b", "model ") == "(4,) vs model (3,)"
+
+
+def test_rng_states_of_more_gpus_than_visible_restore_what_fits(monkeypatch):
+    """Regression: set_rng_state_all raised IndexError when the checkpoint had more CUDA states than GPUs."""
+    restored, said = [], []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device: restored.append(device))
+    state = rng_state()
+    state["cuda"] = [torch.zeros(16, dtype=torch.uint8) for _ in range(4)]
+    set_rng_state(state, said.append)
+    assert restored == [0, 1]
+    assert len(said) == 1 and "4 GPUs, 2 visible" in said[0]

@@ -1,12 +1,11 @@
-"""build_loader, pad_collate, ShardSampler and normalize."""
+"""The training and evaluation loaders (the ones train() and eval use), pad_collate, ShardSampler and normalize."""
 import cv2
-import numpy as np
-import pytest
 import torch
 import torch.distributed as dist
-from torch.utils.data import DistributedSampler
 
-from segkit.data import ShardSampler, build_dataset, build_loader, normalize, pad_collate, train_transform
+from segkit.data import (ShardSampler, build_dataset, build_eval_loader, build_train_loader, normalize, pad_collate,
+                         train_transform)
+from segkit.data.loaders import TrainSampler
 from tests.data_files import data_cfg, folder_set
 
 
@@ -40,18 +39,19 @@ def _images(loader, n):
 
 def test_workers_draw_different_augmentations_reproducibly(tmp_path):
     dataset = _repeated_image_dataset(tmp_path)
-    first = _images(build_loader(dataset, 1, True, num_workers=2, seed=3), 4)
+    first = _images(build_train_loader(dataset, 1, num_workers=2, seed=3), 4)
     # batches 0 and 1 come from workers 0 and 1: a forked worker used to copy its parent's albumentations
     # generator, so both drew the same augmentations
     assert not torch.equal(first[0], first[1])
-    assert all(torch.equal(a, b) for a, b in zip(first, _images(build_loader(dataset, 1, True, num_workers=2, seed=3), 4)))
-    assert not all(torch.equal(a, b) for a, b in zip(first, _images(build_loader(dataset, 1, True, num_workers=2, seed=4), 4)))
-    single = _images(build_loader(dataset, 1, True, num_workers=0, seed=3), 2)
-    assert all(torch.equal(a, b) for a, b in zip(single, _images(build_loader(dataset, 1, True, num_workers=0, seed=3), 2)))
+    assert all(torch.equal(a, b) for a, b in zip(first, _images(build_train_loader(dataset, 1, num_workers=2, seed=3), 4)))
+    assert not all(torch.equal(a, b) for a, b in zip(first, _images(build_train_loader(dataset, 1, num_workers=2, seed=4), 4)))
+    # each sample carries its own augmentation seed: the stream does not depend on the number of workers
+    assert all(torch.equal(a, b) for a, b in zip(first, _images(build_train_loader(dataset, 1, num_workers=0, seed=3), 4)))
 
 
 class _ThreadReport(torch.utils.data.Dataset):
     ignore_index = 255
+    transform = None
 
     def __len__(self):
         return 2
@@ -61,11 +61,12 @@ class _ThreadReport(torch.utils.data.Dataset):
 
 
 def test_loader_settings_and_opencv_single_threaded_in_workers():
-    loader = build_loader(_ThreadReport(), 2, False, num_workers=1, pin_memory=False)
+    loader = build_eval_loader(_ThreadReport(), 2, num_workers=1, pin_memory=False)
     assert loader.persistent_workers and not loader.drop_last
     assert next(iter(loader))["index"].tolist() == [1, 1]  # cv2.setNumThreads(0): no thread pool in a worker
-    train = build_loader(_ThreadReport(), 1, True, num_workers=0)
-    assert train.drop_last and not train.persistent_workers
+    train = build_train_loader(_ThreadReport(), 1, num_workers=1, seed=0)
+    assert train.drop_last and isinstance(train.sampler, TrainSampler)
+    assert next(iter(train))["index"].tolist() == [1]
 
 
 def test_shard_sampler_gives_each_image_to_exactly_one_rank():
@@ -75,11 +76,13 @@ def test_shard_sampler_gives_each_image_to_exactly_one_rank():
 
 
 def test_distributed_loaders_use_the_right_samplers(tmp_path):
+    dataset = _repeated_image_dataset(tmp_path)
+    ranks = [build_train_loader(dataset, 2, 0, seed=1, rank=r, world_size=2).sampler for r in (0, 1)]
+    assert all(isinstance(s, TrainSampler) for s in ranks)
+    assert not set(ranks[0].epoch(0)[0]) & set(ranks[1].epoch(0)[0])  # the processes share an epoch out
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
     try:
-        dataset = _repeated_image_dataset(tmp_path)
-        assert isinstance(build_loader(dataset, 2, True, distributed=True).sampler, DistributedSampler)
-        assert isinstance(build_loader(dataset, 2, False, distributed=True).sampler, ShardSampler)
+        assert isinstance(build_eval_loader(dataset, 2, distributed=True).sampler, ShardSampler)
     finally:
         dist.destroy_process_group()
 

@@ -4,7 +4,7 @@ import pytest
 
 from segkit.config import load_config
 from segkit.data import build_dataset
-from segkit.data.stats import class_statistics, median_frequency_weights, pixel_counts
+from segkit.data.stats import class_statistics, median_frequency_weights
 from tests.data_files import data_cfg, write_image, write_mask
 
 
@@ -25,7 +25,6 @@ def test_class_statistics_count_mapped_labels_with_workers(tmp_path):
     pixels, images, image_pixels = class_statistics(ds, num_workers=2)
     assert pixels.tolist() == [6, 3, 2]  # 255 is ignored, 7 is class 2
     assert images.tolist() == [2, 2, 1] and image_pixels.tolist() == [8, 8, 4]  # whole images, ignored pixels too
-    assert pixel_counts(ds).tolist() == [6, 3, 2]
 
 
 def test_camvid_frequencies_and_segnet_weights(camvid_root):
@@ -43,3 +42,24 @@ def test_camvid_frequencies_and_segnet_weights(camvid_root):
     others = [0, 1, 2, 3, 4, 5, 7, 8, 9]
     assert np.allclose(weights[others], segnet[others], rtol=0.16)
     assert set(np.argsort(weights)[-3:]) == {2, 9, 10} and weights[3] == weights.min()  # Road, the most common
+
+
+def test_auto_class_weights_are_cached_in_the_work_dir_per_file_list_and_mapping(tmp_path, monkeypatch):
+    from segkit.data import stats
+    from tests.data_files import folder_set
+
+    folder_set(tmp_path / "data", splits=(("train", 4),))
+    ds = build_dataset(data_cfg(root=str(tmp_path / "data")), "train")
+    work = tmp_path / "work"
+    work.mkdir()
+    weights, cached = stats.cached_class_weights(ds, work)
+    assert not cached and weights == stats.class_weights(ds) and (work / stats.CACHE_FILE).is_file()
+    monkeypatch.setattr(stats, "class_weights", lambda *a, **k: pytest.fail("recomputed"))
+    assert stats.cached_class_weights(ds, work) == (weights, True)
+    monkeypatch.undo()
+    fewer = build_dataset(data_cfg(root=str(tmp_path / "data")), "train")
+    fewer.pairs = fewer.pairs[:3]
+    assert stats.cached_class_weights(fewer, work)[1] is False  # another file list
+    remapped = build_dataset(data_cfg(root=str(tmp_path / "data"), label_map={2: 255}), "train")
+    again, cached = stats.cached_class_weights(remapped, work)
+    assert not cached and again[2] == 0.0  # another label mapping: class 2 is now ignored

@@ -11,7 +11,7 @@ import torch
 
 from segkit import metrics
 from segkit.checkpoint import load_checkpoint, model_from_checkpoint
-from segkit.data import build_dataset, build_loader
+from segkit.data import build_dataset, build_eval_loader
 from segkit.evaluation import evaluate
 from tests.train_helpers import ROOT, tiny_overrides
 
@@ -52,9 +52,44 @@ def test_two_process_ddp_matches_single_process_evaluation(tmp_path, monkeypatch
     compute = metrics.ConfusionMatrix.compute
     monkeypatch.setattr(metrics.ConfusionMatrix, "compute", lambda self: seen.append(self.matrix.clone()) or compute(self))
     model, cfg, _ = model_from_checkpoint(work / "last.pth")
-    loader = build_loader(build_dataset(cfg.data, cfg.data.val_split), 1, False)
+    loader = build_eval_loader(build_dataset(cfg.data, cfg.data.val_split), 1)
     single = evaluate(model, loader, cfg, torch.device("cpu"))
     assert torch.equal(seen[-1], ranks[0]["matrix"])
     assert int(seen[-1].sum()) == len(list(val.iterdir())) * 128 * 128  # every val pixel, counted once
     assert single["mIoU"] == ranks[0]["results"]["mIoU"]
     assert load_checkpoint(work / "last.pth")["world_size"] == 2
+
+
+def test_ddp_with_an_aux_head_of_weight_zero_trains(tmp_path):
+    """Regression: the aux head ran without a loss, its parameters got no gradient and DDP stopped at
+    iteration 2 with "Expected to have finished reduction in the prior iteration"."""
+    from segkit.data.sample import generate
+
+    sample_root = generate(tmp_path / "data", splits={"train": 8, "val": 2})
+    work = tmp_path / "ddp"
+    work.mkdir()
+    overrides = tiny_overrides(sample_root, 3, "model.aux_head=true", "loss.aux_weight=0")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [_torchrun(), "--standalone", "--nproc_per_node=2", str(ROOT / "tests" / "ddp_train_worker.py"),
+           str(work), *overrides]
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert load_checkpoint(work / "last.pth")["iteration"] == 3
+
+
+def test_ddp_ranks_agree_on_the_time_budget_schedule(tmp_path):
+    """Each rank measures its own step time; they must still end at one iteration, or the collectives hang."""
+    from segkit.data.sample import generate
+
+    sample_root = generate(tmp_path / "data", splits={"train": 8, "val": 2})
+    work = tmp_path / "ddp"
+    work.mkdir()
+    overrides = tiny_overrides(sample_root, 200, "train.time_budget=2s", "train.val_interval=200",
+                               "train.checkpoint_interval=200", "train.log_interval=200")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [_torchrun(), "--standalone", "--nproc_per_node=2", str(ROOT / "tests" / "ddp_train_worker.py"),
+           str(work), *overrides]
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    ckpt = load_checkpoint(work / "last.pth")
+    assert "time budget 2s" in run.stdout and ckpt["iteration"] == ckpt["scheduler"]["iterations"] >= 6

@@ -166,3 +166,25 @@ def test_torchvision_segmentation_models_are_the_same_architecture(name, config)
 def test_conversion_rejects_other_state_dicts():
     with pytest.raises(ValueError, match="'decode_head.conv_seg.weight' is not from a torchvision"):
         convert_torchvision_segmentation({"decode_head.conv_seg.weight": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("decoder,option,user", [
+    ("deeplabv3plus", "model.decoder.unet_channels=[1,2,3]", "unet"),
+    ("unet", "model.decoder.skip_channels=32", "deeplabv3plus"),
+    ("fcn", "model.decoder.separable=true", "deeplabv3 and deeplabv3plus"),
+    ("deeplabv3", "model.decoder.num_convs=2", "fcn"),
+])
+def test_an_option_of_another_decoder_is_an_error_naming_its_decoder(decoder, option, user):
+    cfg = _cfg("model.backbone.name=resnet18", f"model.decoder.name={decoder}", option)
+    key = option.split("=")[0].replace(".", r"\.")
+    with pytest.raises(ConfigError, match=rf"{key}=.* is an option of the {user} decoder, not of "
+                                          rf"model\.decoder\.name={decoder}"):
+        with torch.device("meta"):
+            build_model(cfg)
+
+
+def test_shared_options_and_defaults_pass_for_every_decoder():
+    for decoder in ("fcn", "deeplabv3", "deeplabv3plus", "unet"):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_model(_cfg("model.backbone.name=resnet18", f"model.decoder.name={decoder}", "model.decoder.dropout=0.2"))

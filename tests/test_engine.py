@@ -12,7 +12,7 @@ from segkit.engine import train
 from segkit.runtime import seed_everything
 from segkit.models import build_model
 from segkit.optim import build_optimizer, lr_factor
-from segkit.sampling import TrainSampler
+from segkit.data.loaders import TrainSampler
 from tests.train_helpers import read_log, tiny_config
 
 
@@ -94,7 +94,7 @@ def test_run_leaves_a_complete_work_dir(sample_root, tmp_path, capsys):
                                 "train.keep_last=2", "model.aux_head=true", "train.tensorboard=true"), str(tmp_path))
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["best.pth", "config.yaml", "curves.png", "iter_0000003.pth", "iter_0000004.pth",
-                     "last.pth", "metrics.jsonl", "tb"]
+                     "last.pth", "metrics.jsonl", "tb", "train.log"]
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     ckpt = load_checkpoint(tmp_path / "last.pth")
     assert ckpt["iteration"] == 4 and ckpt["best_score"] == max(ckpt["best_score"], results["mIoU"])
@@ -108,6 +108,9 @@ def test_run_leaves_a_complete_work_dir(sample_root, tmp_path, capsys):
     assert [r["iter"] for r in records if "val" in r] == [2, 4]
     out = capsys.readouterr().out
     assert "iter 4/4" in out and "eta" in out and "mIoU" in out and "curves.png" in out
+    text = (tmp_path / "train.log").read_text()  # the terminal's lines, kept in the work dir
+    for line in ("training ", "iter 4/4", "validation at iteration 2:", "done: iteration 4/4"):
+        assert line in text and line in out
     model, _, _ = model_from_checkpoint(tmp_path / "best.pth")
     assert not model.training
 
@@ -122,3 +125,20 @@ def test_init_from_another_class_count(sample_root, tmp_path, capsys):
     assert torch.equal(six["backbone.conv1.weight"], seven["backbone.conv1.weight"])  # lr=0 keeps what was loaded
     head = [k for k in six if six[k].shape != seven[k].shape]
     assert head and all(seven[k].shape[0] == 7 for k in head)
+
+
+def test_aux_head_of_weight_zero_neither_runs_nor_trains(sample_root, tmp_path):
+    from segkit.models import build_model
+
+    cfg = tiny_config(sample_root, 2, "model.aux_head=true", "loss.aux_weight=0")
+    train(cfg, str(tmp_path))
+    seed_everything(cfg.train.seed)  # the same seed builds the same initial weights
+    before = build_model(cfg).state_dict()
+    after = load_checkpoint(tmp_path / "last.pth")["model"]
+    aux = [k for k in after if k.startswith("aux_head.") and after[k].is_floating_point()]
+    assert aux and all(torch.equal(before[k], after[k]) for k in aux)
+    optimized = sum(len(g["params"]) for g in load_checkpoint(tmp_path / "last.pth")["optimizer"]["param_groups"])
+    model = build_model(cfg)
+    assert optimized == sum(1 for n, p in model.named_parameters() if not n.startswith("aux_head."))
+    model.use_aux = False
+    assert set(model.train()(torch.zeros(2, 3, 64, 64))) == {"out"}

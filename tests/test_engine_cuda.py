@@ -53,3 +53,18 @@ def test_asking_for_cuda_without_it_is_a_clear_error():
     with pytest.raises(ConfigError, match="train.device=cuda but CUDA is not available") as info:
         resolve_device("cuda")
     assert isinstance(info.value, RuntimeError)  # what callers of resolve_device catch
+
+
+def test_auto_amp_on_a_gpu_that_only_emulates_bf16_is_fp16(monkeypatch):
+    """Regression: is_bf16_supported() counts emulation, so auto picked slow emulated bf16 on pre-Ampere GPUs."""
+    asked = []
+
+    def emulates_only(including_emulation=True):
+        asked.append(including_emulation)
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", emulates_only)
+    assert amp_dtype("auto", torch.device("cuda")) is torch.float16  # and the engine adds the grad scaler
+    assert asked == [False]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert amp_dtype("auto", torch.device("cuda")) is torch.bfloat16

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from segkit.data import read_image, read_mask
 from segkit.exports.coco import CocoExport, decode_coco
 from segkit.exports.labelstudio import LabelStudioExport, brush_rle
 from segkit.exports.regions import region_polygons, unique_file_names
@@ -118,7 +119,7 @@ def clients_python() -> Path:
 def in_clients(python: Path, code: str, *args) -> dict:
     """Run ``code`` in the clients venv (segkit importable, torch not); it prints one JSON object."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    run = subprocess.run([str(python), "-c", textwrap.dedent(code), *map(str, args)], capture_output=True,
+    run = subprocess.run([str(python), "-c", textwrap.dedent(code), *map(str, args)], check=False, capture_output=True,
                          text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -170,36 +171,48 @@ def test_label_studio_decoders_read_our_brush_masks_and_the_sdk_accepts_the_task
     mask = vessel_mask()
     mask[0, :] = 2  # a run longer than 256 values (16-bit length field)
     export = LabelStudioExport(NAMES, PALETTE, skip=[0])
-    assert export.encode is brush_rle  # label_studio_sdk is not in segkit's venv: our encoder is tested here
+    assert export.encode is brush_rle  # no Label Studio package in segkit's venv: our encoder is tested here
     export.add("v.png", mask)
-    path = export.save(tmp_path / "tasks.json")
+    polygons = LabelStudioExport(NAMES, PALETTE, skip=[0], polygons=True)
+    polygons.add("v.png", mask)
     got = in_clients(clients_python, """
         import json, sys
         import numpy as np
         from label_studio_converter.brush import decode_rle as converter_decode
         from label_studio_sdk.converter.brush import decode_rle as sdk_decode
         from label_studio_sdk.label_interface import LabelInterface
-        task = json.load(open(sys.argv[1]))[0]
-        interface = LabelInterface(open(sys.argv[1].replace(".json", ".label_config.xml")).read())
-        sums = [[int(decode(r["value"]["rle"]).reshape(-1, 4)[:, 3].astype(bool).sum()) for r in
-                 task["predictions"][0]["result"]] for decode in (converter_decode, sdk_decode)]
-        print(json.dumps({"sums": sums, "errors": interface.validate_prediction(task["predictions"][0],
-                                                                                return_errors=True)}))
-        """, path)
+        from segkit.exports.labelstudio import brush_encoder
+        out = {"encoder": brush_encoder().__module__}
+        for path in sys.argv[1:]:
+            task = json.load(open(path))[0]
+            interface = LabelInterface(open(path.replace(".json", ".label_config.xml")).read())
+            out[path] = interface.validate_prediction(task["predictions"][0], return_errors=True)
+        results = json.load(open(sys.argv[1]))[0]["predictions"][0]["result"]
+        out["sums"] = [[int(decode(r["value"]["rle"]).reshape(-1, 4)[:, 3].astype(bool).sum()) for r in results]
+                       for decode in (converter_decode, sdk_decode)]
+        print(json.dumps(out))
+        """, export.save(tmp_path / "brush.json"), polygons.save(tmp_path / "polygons.json"))
     want = [int((mask == 1).sum()), int((mask == 2).sum())]
-    assert got == {"sums": [want, want], "errors": []}
+    assert got == {"encoder": "label_studio_sdk.converter.brush", "sums": [want, want],
+                   str(tmp_path / "brush.json"): [], str(tmp_path / "polygons.json"): []}
+    points = [p for r in polygons.tasks[0]["predictions"][0]["result"] for p in r["value"]["points"]]
+    assert all(0 <= x <= 100 and 0 <= y <= 100 for x, y in points)
 
 
 def test_infer_exports_same_named_camvid_images_as_a_datumaro_data_set_and_label_studio_tasks(
         camvid_run, camvid_root, clients_python, tmp_path, capsys):
-    image = sorted((camvid_root / "test").iterdir())[0]
+    image = min((camvid_root / "test").iterdir())
     for folder in ("a", "b"):
         (tmp_path / "in" / folder).mkdir(parents=True)
         shutil.copy(image, tmp_path / "in" / folder / "img.png")
     argv = [str(tmp_path / "in" / "a"), str(tmp_path / "in" / "b"), "--checkpoint", str(camvid_run / "last.pth"),
             "--out", str(tmp_path / "out"), "--export", "coco", str(tmp_path / "set"), "--export", "labelstudio",
-            str(tmp_path / "ls.json"), "--skip-classes", "Sky"]
+            str(tmp_path / "ls.json"), "--skip-classes", "Sky", "--no-outlines", "--no-labels", "--no-legend"]
     assert load_tool("infer").main(argv) == 0
+    sky = read_mask(tmp_path / "out" / "img_mask.png") == 0
+    overlay = read_image(tmp_path / "out" / "img_overlay.png")
+    assert sky.any() and overlay.shape == (360, 480, 3)
+    assert (overlay[sky] == read_image(image)[sky]).all()  # not painted, outlined, named or under a legend
     assert "Label Studio's COCO importers read polygons only" in capsys.readouterr().out
     tasks = json.loads((tmp_path / "ls.json").read_text())
     assert [t["data"]["image"] for t in tasks] == ["/data/local-files/?d=a/img.png", "/data/local-files/?d=b/img.png"]
@@ -213,3 +226,13 @@ def test_infer_exports_same_named_camvid_images_as_a_datumaro_data_set_and_label
                           "sizes": sorted({item.media.data.shape[:2] for item in dataset})}))
         """, tmp_path / "set")
     assert got["items"] == ["a/img", "b/img"] and got["sizes"] == [[360, 480]] and "Sky" not in got["labels"]
+
+
+def test_infer_refuses_an_unknown_format_or_class_before_predicting(camvid_run, camvid_root, tmp_path, capsys):
+    image = str(min((camvid_root / "test").iterdir()))
+    tool, ckpt = load_tool("infer"), ["--checkpoint", str(camvid_run / "last.pth"), "--out", str(tmp_path / "o")]
+    assert tool.main([image, *ckpt, "--export", "yolo", str(tmp_path / "y.txt")]) == 2
+    assert "--export yolo: the formats are coco, labelstudio" in capsys.readouterr().err
+    assert tool.main([image, *ckpt, "--skip-classes", "background"]) == 2
+    assert "'background' is not a class; the classes are Sky, Building" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing half-written

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from segkit import engine
+from segkit import train_setup
 from segkit.checkpoint import load_checkpoint
 from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
 from tests.train_helpers import ROOT, read_log, tiny_config, tiny_overrides, train_command
@@ -83,8 +83,8 @@ def test_sigterm_then_sigkill_then_resume_finishes(sample_root, tmp_path):
 
 
 def _hook_loss(monkeypatch, hook):
-    """Wrap the engine's loss: ``hook(call_number, total) -> total`` runs on every call."""
-    real = engine.build_loss
+    """Wrap the training loss: ``hook(call_number, total) -> total`` runs on every call."""
+    real = train_setup.build_loss
 
     class Hooked(torch.nn.Module):
         def __init__(self, criterion):
@@ -96,7 +96,7 @@ def _hook_loss(monkeypatch, hook):
             total, parts = self.criterion(outputs, target)
             return hook(self.calls, total), parts
 
-    monkeypatch.setattr(engine, "build_loss", lambda cfg, weights=None: Hooked(real(cfg, weights)))
+    monkeypatch.setattr(train_setup, "build_loss", lambda cfg, weights=None: Hooked(real(cfg, weights)))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGUSR1], ids=["ctrl-c", "slurm-usr1"])
@@ -126,6 +126,7 @@ def test_non_finite_loss_stops_with_iteration_and_last_good_checkpoint(sample_ro
     ckpt = load_checkpoint(tmp_path / "last.pth")  # never overwritten with NaN weights
     assert ckpt["iteration"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert "stopped: the loss is not finite (NaN or inf) at iteration 3" in (tmp_path / "train.log").read_text()
 
 
 def _train_records(work):

@@ -28,7 +28,8 @@ def _md5(path):
 
 
 def _listing(work):
-    return sorted((str(p.relative_to(work)), _md5(p)) for p in work.rglob("*") if p.is_file())
+    """Every file and its md5, but train.log: the run's own log, which records the refusal."""
+    return sorted((str(p.relative_to(work)), _md5(p)) for p in work.rglob("*") if p.is_file() and p.name != "train.log")
 
 
 def _numpy_checkpoint(path):
@@ -49,7 +50,7 @@ def test_resume_auto_stops_on_an_unreadable_last_pth_and_changes_nothing(sample_
     assert code == 2
     assert f"--resume auto cannot use {work / 'last.pth'}" in err and "Unsupported global" in err
     assert "--resume none" in err and "Nothing was changed" in err
-    assert _listing(work) == before  # md5 of last.pth unchanged, nothing added (the lock is gone too)
+    assert _listing(work) == before  # md5 of last.pth unchanged, nothing else added (the lock is gone too)
 
 
 def test_a_fresh_start_moves_the_old_run_aside(sample_root, tmp_path, capsys):

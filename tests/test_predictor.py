@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from segkit.checkpoint import CheckpointError
-from segkit.data import build_dataset, build_loader, read_image
+from segkit.data import build_dataset, build_eval_loader, read_image
 from segkit.evaluation import evaluate
 from segkit.predictor import Predictor, to_rgb
 from segkit.runtime import inference_dtype
@@ -50,7 +50,7 @@ def test_predictor_agrees_with_the_evaluation_path(predictor, camvid_small):
     dataset.pairs = dataset.pairs[:2]  # two full-size images are enough, and keep the test quick
     preds = []
     cpu = torch.device("cpu")  # called as tools/eval.py calls it: the checkpoint's autocast choice
-    evaluate(predictor.model, build_loader(dataset, 1, False), cfg, cpu, inference_dtype(cfg, cpu),
+    evaluate(predictor.model, build_eval_loader(dataset, 1), cfg, cpu, inference_dtype(cfg, cpu),
              on_batch=lambda batch, pred: preds.append(pred[0].numpy()))
     images = [dataset.read(i)[0] for i in range(len(dataset))]
     mine = list(predictor.predict_many(images, batch_size=1))

@@ -59,7 +59,8 @@ def test_resume_after_crash_drops_log_records_past_the_checkpoint(sample_root, t
 def test_resume_refuses_a_checkpoint_for_another_model(sample_root, sample_run, tmp_path):
     from segkit.checkpoint import CheckpointError
 
-    other = tiny_config(sample_root, 2, "model.decoder.name=fcn")  # sample_run trained a DeepLabV3+
+    # sample_run trained a DeepLabV3+; its skip_channels goes back to the default, as fcn does not take it
+    other = tiny_config(sample_root, 2, "model.decoder.name=fcn", "model.decoder.skip_channels=48")
     with pytest.raises(CheckpointError, match="does not fit this model.*--init-from"):
         train(other, str(tmp_path / "b"), resume=str(sample_run / "last.pth"))
 
@@ -83,3 +84,12 @@ def test_resume_says_when_the_schedule_gives_another_lr(sample_root, tmp_path, c
     capsys.readouterr()
     train(tiny_config(sample_root, 4, "train.checkpoint_interval=2", "train.lr=0.02"), str(work), resume="auto")
     assert "iteration 2 ran at LR" in capsys.readouterr().out
+
+
+def test_resume_before_any_validation_says_so(sample_root, tmp_path, capsys):
+    work = tmp_path / "w"
+    cfg = tiny_config(sample_root, 4, "train.checkpoint_interval=1", "train.val_interval=4")
+    train(cfg, str(work), stop_at=1)
+    train(cfg, str(work), resume="auto", stop_at=2)
+    out = capsys.readouterr().out
+    assert "at iteration 1 (no validation yet)" in out and "best mIoU 0.00" not in out

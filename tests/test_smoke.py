@@ -4,7 +4,7 @@ import torch
 
 from segkit.checkpoint import model_from_checkpoint
 from segkit.config import load_config
-from segkit.data import build_dataset, build_loader
+from segkit.data import build_dataset, build_eval_loader
 from segkit.engine import train
 from segkit.runtime import inference_dtype
 from segkit.evaluation import evaluate
@@ -19,7 +19,7 @@ def test_train_checkpoint_evaluate_agree(sample_root, tmp_path):
     results = train(cfg, str(tmp_path))
     model, ckpt_cfg, meta = model_from_checkpoint(tmp_path / "last.pth")
     assert meta["class_names"] == list(cfg.data.class_names)
-    loader = build_loader(build_dataset(ckpt_cfg.data, ckpt_cfg.data.val_split), 1, False)
+    loader = build_eval_loader(build_dataset(ckpt_cfg.data, ckpt_cfg.data.val_split), 1)
     cpu = torch.device("cpu")
     again = evaluate(model, loader, ckpt_cfg, cpu, inference_dtype(ckpt_cfg, cpu))  # as tools/eval.py does
     assert again["mIoU"] == results["mIoU"]

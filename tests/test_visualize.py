@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from segkit import visualize as V
-from segkit.data import read_mask
+from segkit.data import read_image, read_mask
 from tests.tool_loader import load_tool
 
 NAMES = ["background", "ring", "box", "unused"]
@@ -44,11 +44,11 @@ def test_overlay_blends_classes_and_leaves_ignored_pixels():
     assert tuple(out[110, 150]) == (90, 90, 90)  # ignore: the image as it was
 
 
-def test_legend_lists_only_the_classes_present():
+def test_legend_lists_only_the_classes_present_inside_the_picture():
     image, mask = scene()
     out = V.render(image, mask, NAMES, PALETTE, labels=False, outlines=False)
-    panel = out[:, image.shape[1]:]
-    colours = {tuple(c) for c in panel.reshape(-1, 3)}
+    assert out.shape == image.shape  # lays over the image in other tools
+    colours = {tuple(c) for c in out.reshape(-1, 3)}  # pure palette colours appear only as swatches
     assert (250, 10, 10) in colours and (10, 250, 10) in colours
     assert (10, 10, 250) not in colours  # "unused" is absent from the mask
 
@@ -84,7 +84,7 @@ def test_tools_visualize_draws_an_image_and_a_mask_file(tmp_path, capsys):
     tool = load_tool("visualize")
     assert tool.main([str(tmp_path / "img.png"), str(tmp_path / "mask.png"), "--classes", ",".join(NAMES),
                       "--out", str(out)]) == 0
-    assert cv2.imread(str(out)).shape[0] == 120 and str(out) in capsys.readouterr().out
+    assert cv2.imread(str(out)).shape == (120, 160, 3) and str(out) in capsys.readouterr().out
     assert tool.main([str(tmp_path / "img.png"), str(tmp_path / "nope.png")]) != 0
     assert "nope.png" in capsys.readouterr().err
 
@@ -112,3 +112,61 @@ def test_label_edge_hugs_the_letters(name):
     light_cols, dark_cols = np.nonzero((grey > 160).any(0))[0], np.nonzero((grey < 60).any(0))[0]
     assert light_cols.size and dark_cols.size
     assert dark_cols.max() <= light_cols.max() + 2 and dark_cols.min() >= light_cols.min() - 2
+
+
+def vessels():
+    """A dark fundus-like image with one-pixel and three-pixel vessels (class 1) on background (0)."""
+    mask = np.zeros((120, 160), np.uint8)
+    cv2.line(mask, (70, 115), (150, 15), 1, 1)  # every corner but the bottom-left holds a vessel
+    cv2.polylines(mask, [np.array([[10, 20], [60, 40], [90, 90], [155, 100]], np.int32)], False, 1, 3)
+    return np.full((120, 160, 3), 40, np.uint8), mask.astype(np.int64)
+
+
+def test_skipped_background_is_neither_painted_nor_named():
+    image, mask = vessels()
+    kwargs = {"class_names": ["background", "vessel"], "palette": PALETTE[:2], "outlines": False,
+              "legend": False, "min_area": 2000}  # only the background is large enough for a name
+    plain = V.render(image, mask, skip=[0], **kwargs)
+    assert (plain[mask == 0] == 40).all()  # not painted, and no "background" written anywhere on it
+    named = V.render(image, mask, **kwargs)
+    assert (named[mask == 0] > 200).all(axis=-1).any()  # the control: unskipped, its name is written
+
+
+def test_thin_vessels_keep_their_colour_without_outlines_and_the_legend_avoids_them():
+    image, mask = vessels()
+    kwargs = {"labels": False, "skip": [0]}
+    outlined = V.render(image, mask, ["background", "vessel"], PALETTE[:2], **kwargs)
+    assert (outlined[mask == 1] == 255).all(axis=-1).mean() > 0.4  # outlines whiten half the vessel pixels
+    bare = V.render(image, mask, ["background", "vessel"], PALETTE[:2], outlines=False, **kwargs)
+    want = np.rint(np.array([40, 40, 40]) * 0.5 + np.array(PALETTE[1]) * 0.5)
+    assert (bare[mask == 1] == want).all()  # every vessel pixel shows its class colour: none under the legend
+    panel = (bare >= 190).all(axis=-1) & (mask == 0)
+    assert panel.any()  # the legend is drawn, inside the picture
+    painted = V.render(image, mask, ["background", "vessel"], PALETTE[:2], outlines=False, labels=False)
+    # background painted too: the panel still goes to the one corner without vessels, the bottom-left
+    assert (painted[118, 1] >= 190).all() and (painted[1, 158] < 190).all()
+
+
+def test_visualize_skips_classes_by_name_and_names_the_choices_when_wrong(tmp_path, capsys):
+    image, mask = vessels()
+    cv2.imwrite(str(tmp_path / "img.png"), image)
+    V.save_index_png(tmp_path / "mask.png", mask, V.palette_array(2, PALETTE[:2]))
+    tool = load_tool("visualize")
+    base = [str(tmp_path / "img.png"), str(tmp_path / "mask.png"), "--classes", "background,vessel"]
+    assert tool.main(base + ["--skip-classes", "background", "--no-outlines", "--no-labels", "--no-legend",
+                             "--out", str(tmp_path / "v.png")]) == 0
+    out = cv2.imread(str(tmp_path / "v.png"))
+    assert out.shape == image.shape and (out[mask == 0] == 40).all()
+    assert tool.main(base + ["--skip-classes", "sky"]) == 2
+    assert "'sky' is not a class; the classes are background, vessel" in capsys.readouterr().err
+
+
+def test_isbi_membranes_stay_visible_with_the_cells_skipped(isbi_root):
+    """Real thin structures: ISBI 2012 membranes (label 0) between cells (255)."""
+    image = read_image(isbi_root / "image" / "0.png")
+    mask = (read_mask(isbi_root / "label" / "0.png") == 255).astype(np.int64)  # 0 membrane, 1 cell
+    out = V.render(image, mask, ["membrane", "cell"], [[255, 0, 0], [0, 0, 255]], outlines=False, skip=[1])
+    assert out.shape == image.shape == (512, 512, 3)
+    cell = mask == 1
+    assert (out[cell] == image[cell]).all(axis=-1).mean() > 0.97  # as the image, but for the small legend
+    assert (out[~cell] != image[~cell]).any(axis=-1).mean() > 0.97  # every membrane pixel painted

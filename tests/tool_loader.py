@@ -4,7 +4,7 @@ tools/<name>.py in a checkout is a thin wrapper over the same function."""
 import importlib
 
 MODULES = {"train": "train", "eval": "eval", "infer": "infer", "visualize": "visualize", "export": "export",
-           "check_dataset": "check", "browse_dataset": "browse", "model_info": "info"}
+           "check_dataset": "check", "browse_dataset": "browse", "model_info": "info", "studio": "studio"}
 
 
 def load_tool(name: str):

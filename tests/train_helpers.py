@@ -20,7 +20,7 @@ def tiny_overrides(sample_root, iterations: int = 4, *extra: str) -> list:
     values = {
         "data.root": str(sample_root), "data.num_workers": 0, "data.crop_size": "[64,64]",
         "model.decoder.channels": 64, "model.decoder.skip_channels": 16,
-        "train.iterations": iterations, "train.batch_size": 2, "train.warmup_iters": 1,
+        "train.iterations": iterations, "train.time_budget": "null", "train.batch_size": 2, "train.warmup_iters": 1,
         "train.optimizer": "sgd", "train.lr": 0.01, "train.min_lr": 1e-4, "train.amp": "none",
         "train.log_interval": 1, "train.val_interval": iterations, "train.checkpoint_interval": iterations,
         "train.tensorboard": "false", "train.progress": "log", "eval.batch_size": 3,

@@ -19,6 +19,7 @@ COMMANDS = {
     "info": ("segkit.cli.info", "parameters, GFLOPs and feature shapes of a config's model"),
     "sample-data": ("segkit.data.sample", "write the built-in sample data set (default data/sample)"),
     "configs": ("segkit.cli.configs", "list the configs shipped with segkit"),
+    "studio": ("segkit.cli.studio", "label regions in the browser: review predictions, correct them, save masks"),
 }
 
 

@@ -1,4 +1,6 @@
-"""Draw ground-truth overlays: python tools/browse_dataset.py CONFIG [key=value ...] [--augment] [--num 16]
+"""Draw ground-truth overlays: segkit browse CONFIG [key=value ...] [--augment] [--num 16]
+
+(python tools/browse_dataset.py in a checkout.)
 
 Writes a grid of N samples of a split with their masks blended over the images (ignored pixels
 hatched white), optionally after the training augmentation, so you see exactly what the model sees.
@@ -11,7 +13,7 @@ from pathlib import Path
 from segkit.cli.common import add_config_args, overrides_of
 from segkit.config import ConfigError, load_config
 from segkit.data import DataError
-from segkit.data.browse import browse_dataset
+from segkit.browse import browse_dataset
 
 
 def main(argv=None) -> int:

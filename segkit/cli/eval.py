@@ -1,7 +1,7 @@
 """Evaluate a checkpoint: per-class table, JSON results, confusion matrix and IoU charts.
 
     segkit eval CHECKPOINT [key=value ...] [--config CFG] [--split val] [--slide] [--tta]
-                [--out results.json] [--show-dir DIR]
+                [--out results.json] [--show-dir DIR] [--report DIR]
     segkit eval CONFIG CHECKPOINT ...     (mmsegmentation's order: the same as --config CONFIG)
     python tools/eval.py CHECKPOINT ...   (the same, from a checkout)
 
@@ -22,12 +22,13 @@ from segkit.checkpoint import CheckpointError, model_from_checkpoint
 from segkit.cli.arg_types import output_folder
 from segkit.cli.common import add_override_args, overrides_of
 from segkit.config import ConfigError, apply_overrides, find_config, load_config, to_dict
-from segkit.data import DataError, build_dataset, build_loader
-from segkit.evaluation import SaveComparisons, apply_inference_options, evaluate, json_ready
+from segkit.data import DataError, build_dataset, build_eval_loader
+from segkit.evaluation import PerImageMetrics, SaveComparisons, apply_inference_options, each, evaluate, json_ready
 from segkit.faults import one_line
 from segkit.metrics import format_table
+from segkit.plots import plot_confusion, plot_iou
+from segkit.report import write_report
 from segkit.runtime import inference_channels_last, inference_dtype, pick_device
-from segkit.visualize import plot_confusion, plot_iou
 
 
 def parse_args(argv=None):
@@ -40,7 +41,10 @@ def parse_args(argv=None):
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
     parser.add_argument("--out", help="results JSON (default <checkpoint dir>/eval_<split>.json); the two "
                                       "charts go beside it")
-    parser.add_argument("--show-dir", type=output_folder, help="write image | ground truth | prediction | errors for every image here")
+    parser.add_argument("--show-dir", type=output_folder,
+                        help="write image | ground truth | prediction | errors for every image here")
+    parser.add_argument("--report", metavar="DIR", help="a static HTML report here (DIR/index.html, worst image "
+                                                        "first, with each image's comparison picture)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_intermixed_args(argv)  # overrides may come after the flags
     if looks_like_config(args.checkpoint):
@@ -89,13 +93,16 @@ def main(argv=None) -> int:
     model = model.to(device)
     if inference_channels_last(cfg):
         model = model.to(memory_format=torch.channels_last)
-    loader = build_loader(dataset, cfg.eval.batch_size, False, cfg.data.num_workers, pin_memory=device.type == "cuda")
+    loader = build_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, pin_memory=device.type == "cuda")
     class_names = meta.get("class_names") or dataset.class_names
     palette = meta.get("palette") or dataset.palette
     show = SaveComparisons(dataset, args.show_dir, class_names, palette, cfg.data.ignore_index) if args.show_dir else None
+    pictures = (SaveComparisons(dataset, Path(args.report) / "images", class_names, palette, cfg.data.ignore_index)
+                if args.report else None)
+    per_image = PerImageMetrics(dataset, cfg.data.num_classes, cfg.data.ignore_index)
     try:
         results = evaluate(model, tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr), cfg, device,
-                           inference_dtype(cfg, device), on_batch=show)
+                           inference_dtype(cfg, device), on_batch=each(show, pictures, per_image))
     except DataError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -104,12 +111,15 @@ def main(argv=None) -> int:
     out = Path(args.out or Path(args.checkpoint).parent / f"eval_{split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"checkpoint": str(args.checkpoint), "split": split, "images": len(dataset), "class_names": class_names,
-              "eval": to_dict(cfg.eval), **results}
+              "eval": to_dict(cfg.eval), **results, "per_image": per_image.rows}
     out.write_text(json.dumps(json_ready(report), indent=1))
     confusion = plot_confusion(results["confusion"], class_names, out.with_name(f"{out.stem}_confusion.png"))
     iou = plot_iou(results["IoU"], class_names, out.with_name(f"{out.stem}_iou.png"), results["mIoU"])
     print(f"results: {out}\ncharts: {confusion}, {iou}")
     if show:
         print(f"{show.written} comparisons (image | ground truth | prediction | errors): {args.show_dir}")
+    if args.report:
+        title = f"{Path(args.checkpoint).name} on {split} ({len(dataset)} images)"
+        print(f"report (worst image first): {write_report(args.report, per_image.rows, results, class_names, title)}")
     return 0
 

@@ -1,15 +1,18 @@
 """Segment images with a trained checkpoint: an index mask and a labelled overlay per image.
 
-    python tools/infer.py INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--alpha A]
-                          [--device D] [--export coco|labelstudio OUT.json] [--coco-polygons]
-                          [--skip-classes background,...]
+    segkit infer INPUT... [--checkpoint CKPT] [--out DIR] [--slide] [--tta] [--device D]
+                  [--backend eager|onnxruntime|auto] [--export coco|labelstudio OUT] [--coco-polygons]
+                  [--skip-classes background,...] [--alpha A] [--no-outlines] [--no-labels] [--no-legend]
+                  [--min-area N]
+    python tools/infer.py INPUT ...   (the same, from a checkout)
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
 <out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
-(colours, region outlines, class names, legend); inputs sharing a stem keep their extension in it
-(shot_png_mask.png, shot_jpg_mask.png), as the exports keep names apart. Files that cannot be read are reported and
-skipped; the exit code is 1 if any were. Without --checkpoint the newest best.pth under
-work_dirs/ is used. --export writes the predictions for annotation tools (see segkit/exports/).
+(colours, region outlines, class names, a legend inside a corner; the input's size); inputs
+sharing a stem keep their extension in it (shot_png_mask.png, shot_jpg_mask.png), as the exports
+keep names apart. Files that cannot be read are reported and skipped; the exit code is 1 if any
+were. Without --checkpoint the newest best.pth under work_dirs/ is used. --export writes the
+predictions for annotation tools (see segkit/exports/).
 """
 import argparse
 import glob
@@ -28,10 +31,11 @@ from segkit.config import ConfigError
 from segkit.data import DataError, read_image
 from segkit.exports.coco import DATASET_IMAGES, CocoExport
 from segkit.exports.labelstudio import DEFAULT_IMAGE_ROOT, LabelStudioExport
-from segkit.cli.arg_types import opacity, output_folder, positive_int
+from segkit.cli.arg_types import output_folder, positive_int
 from segkit.exports.regions import unique_file_names, unique_output_stems
 from segkit.predictor import Predictor
-from segkit.visualize import class_ids, palette_array, render, save_index_png, save_rgb
+from segkit.cli.visualize import add_overlay_options, overlay_options
+from segkit.visualize import palette_array, render, save_index_png, save_rgb
 
 NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: `make demo` "
                  "(or python tools/train.py configs/sample/deeplabv3plus_r18.yaml), or pass --checkpoint PATH.")
@@ -41,6 +45,16 @@ def newest_checkpoint() -> Path | None:
     """The most recently written work_dirs/**/best.pth under the current directory."""
     found = {p.resolve() for p in (Path.cwd() / "work_dirs").glob("**/best.pth")}
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def checkpoint_to_use(given) -> Path | None:
+    """``given`` (--checkpoint), else the newest one under work_dirs/; None, after saying why, if neither."""
+    checkpoint = given or newest_checkpoint()
+    if checkpoint is None:
+        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
+    elif not given:
+        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
+    return checkpoint
 
 
 def expand(inputs) -> tuple[list[Path], list[str]]:
@@ -72,8 +86,10 @@ def parse_args(argv=None):
     parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="slide window (default eval.crop_size)")
     parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide step (default eval.stride)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
-    parser.add_argument("--alpha", type=opacity, default=0.5, help="opacity of the class colours in the overlay")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--backend", default="eager", choices=["eager", "onnxruntime", "auto"],
+                        help="eager PyTorch; onnxruntime (CPU; the checkpoint exported once, cached beside it); "
+                             "auto: the faster of the two on this machine, measured once and cached")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="images of one size per forward pass")
     parser.add_argument("--export", nargs=2, action="append", default=[], metavar=("FORMAT", "PATH"),
                         help="also write the predictions (repeatable): 'coco out.json' (RLE masks, category_id = "
@@ -84,17 +100,15 @@ def parse_args(argv=None):
                              "for polygon-only importers such as Label Studio's COCO importer")
     parser.add_argument("--image-root", default=DEFAULT_IMAGE_ROOT,
                         help=f"URL prefix of the images in the labelstudio export (default {DEFAULT_IMAGE_ROOT})")
-    parser.add_argument("--skip-classes", default="", help="comma-separated class names or ids left out of "
-                                                           "the exports, e.g. background")
+    add_overlay_options(parser)  # its --skip-classes also leaves those classes out of the exports
     return parser.parse_args(argv)
 
 
 EXPORTS = ("coco", "labelstudio")
 
 
-def build_exports(args, predictor) -> list:
-    """(format, path, exporter) for each --export, skipping --skip-classes."""
-    skip = class_ids(args.skip_classes, predictor.class_names)
+def build_exports(args, predictor, skip) -> list:
+    """(format, path, exporter) for each --export, leaving out the ``skip`` classes."""
     made = []
     for kind, path in args.export:
         if kind == "coco":
@@ -121,26 +135,31 @@ def save_exports(exports, exported, names, polygons: bool) -> None:
                   "--export labelstudio, or --coco-polygons)")
 
 
+def setup(args, checkpoint):
+    """(predictor, render keywords, exports) for the arguments; bad ones raise a one-line error."""
+    bad = [kind for kind, _ in args.export if kind not in EXPORTS]
+    if bad:
+        raise ValueError(f"--export {bad[0]}: the formats are {', '.join(EXPORTS)}")
+    predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None, tta=args.tta,
+                                          backend=args.backend)
+    predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
+    drawing = overlay_options(args, predictor.class_names)
+    return predictor, drawing, build_exports(args, predictor, drawing["skip"])
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for kind, _ in args.export:
-        if kind not in EXPORTS:
-            print(f"error: --export {kind}: the formats are {', '.join(EXPORTS)}", file=sys.stderr)
-            return 2
-    checkpoint = args.checkpoint or newest_checkpoint()
+    checkpoint = checkpoint_to_use(args.checkpoint)
     if checkpoint is None:
-        print(f"error: {NO_CHECKPOINT}", file=sys.stderr)
         return 2
-    if not args.checkpoint:
-        print(f"using the newest checkpoint under work_dirs/: {checkpoint}")
     try:
-        predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None,
-                                              tta=args.tta)
-        exports = build_exports(args, predictor)
+        predictor, drawing, exports = setup(args, checkpoint)
     except (CheckpointError, ConfigError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
+    if args.backend != "eager":
+        record = predictor.backend_record
+        print(f"backend: {predictor.backend}" + (f" (auto: {record['seconds']} s per image here, cached)" if record else ""))
 
     files, failures = expand(args.inputs)
     for problem in failures:
@@ -169,7 +188,7 @@ def main(argv=None) -> int:
             path, image = waiting.popleft()
             stem = stems[path]
             save_index_png(out / f"{stem}_mask.png", mask, palette)
-            save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, args.alpha))
+            save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, **drawing))
             for _, _, exporter in exports:
                 exporter.add(export_names[path], mask, confidence)
             exported.append(path)

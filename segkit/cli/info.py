@@ -1,5 +1,5 @@
 """Parameters, GFLOPs and feature shapes of a config's model:
-python tools/model_info.py CONFIG [key=value ...] [--size H W]"""
+segkit info CONFIG [key=value ...] [--size H W]   (python tools/model_info.py in a checkout)"""
 import argparse
 import sys
 from pathlib import Path

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from ..config_checks import ignore_index_problem
-from .io import DataError, Issue, read_image
+from .datasets import OUTSIDE
+from .io import DataError, Issue
 from .readers import build_dataset
-from .stats import class_statistics, histogram, median_frequency_weights
+from .scan import PairScanner, mean_std, size_summary
+from .stats import class_statistics, class_weights
 
 
 @dataclass
@@ -31,35 +33,13 @@ class SplitCheck:
     class_images: Optional[np.ndarray] = None
     weights: Optional[List[float]] = None
     dataset: Optional[object] = None
+    sizes: List[tuple] = field(default_factory=list)  # image H, W of each pair read
+    mean: Optional[List[float]] = None  # RGB, 0..1 (the training split only)
+    std: Optional[List[float]] = None
 
     @property
     def ok(self) -> bool:
         return self.pairs > 0 and not any(i.fatal for i in self.issues)
-
-
-class _Scan(Dataset):
-    """Reads pair i fully; returns its problems and the raw-value histogram of its mask."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        problems, hist, image_shape = [], None, None
-        try:
-            image_shape = read_image(self.dataset.pairs[index][0]).shape[:2]
-        except DataError as exc:
-            problems.append(str(exc))
-        try:
-            raw = self.dataset.raw_mask(index)
-            hist = histogram(raw)
-            if image_shape is not None and raw.shape[:2] != image_shape:
-                problems.append(self.dataset.size_mismatch(index, image_shape, raw.shape[:2]))
-        except DataError as exc:
-            problems.append(str(exc))
-        return problems, hist
 
 
 def _as_is(item):
@@ -75,17 +55,9 @@ def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> 
         result.issues.append(Issue(str(exc)))
         return result
     result.pairs = len(dataset)
-    histograms = []
-    loader = DataLoader(_Scan(dataset), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
-    for problems, hist in loader:
-        result.issues.extend(Issue(p) for p in problems)
-        if hist is not None:
-            histograms.append(hist)
-            for value, count in zip(*hist):
-                result.raw_pixels[int(value)] = result.raw_pixels.get(int(value), 0) + int(count)
-                result.raw_images[int(value)] = result.raw_images.get(int(value), 0) + 1
-    result.class_pixels, result.class_images, image_pixels = class_statistics(dataset, histograms)
-    result.weights = median_frequency_weights(result.class_pixels, image_pixels)
+    histograms = _scan(dataset, result, num_workers, train)
+    result.class_pixels, result.class_images, _ = class_statistics(dataset, histograms)
+    result.weights = class_weights(dataset, histograms)
     invalid = [v for v in result.raw_pixels if _meaning(dataset, v)[1]]
     if invalid:
         result.issues.append(Issue(_invalid_message(dataset, sorted(invalid), sorted(result.raw_pixels))))
@@ -99,8 +71,30 @@ def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> 
     return result
 
 
+def _scan(dataset, result: SplitCheck, num_workers: int, image_stats: bool) -> list:
+    """Read every pair: problems into ``result``, raw-value counts, sizes, mean/std; the mask histograms."""
+    histograms, sums, sq_sums, pixels = [], np.zeros(3), np.zeros(3), 0
+    loader = DataLoader(PairScanner(dataset, image_stats), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
+    for scan in loader:
+        result.issues.extend(Issue(message, fatal) for message, fatal in scan.problems)
+        if scan.size is not None:
+            result.sizes.append(scan.size)
+        if scan.channel_sum is not None:
+            sums, sq_sums, pixels = sums + scan.channel_sum, sq_sums + scan.channel_sq_sum, pixels + np.prod(scan.size)
+        if scan.hist is not None:
+            histograms.append(scan.hist)
+            for value, count in zip(*scan.hist):
+                result.raw_pixels[int(value)] = result.raw_pixels.get(int(value), 0) + int(count)
+                result.raw_images[int(value)] = result.raw_images.get(int(value), 0) + 1
+    if pixels:
+        result.mean, result.std = mean_std(sums, sq_sums, int(pixels))
+    return histograms
+
+
 def _meaning(dataset, value: int):
     """(what raw ``value`` becomes, whether that is invalid)."""
+    if value == OUTSIDE and dataset.ignore_masks is not None:
+        return "ignored (outside the ignore mask)", False
     target = int(dataset.lut[value]) if 0 <= value < len(dataset.lut) else None
     if target == dataset.ignore_index:
         return f"ignored (ignore_index={dataset.ignore_index})", False
@@ -117,9 +111,10 @@ def _invalid_message(dataset, invalid: List[int], found: List[int]) -> str:
         hints.append("classes are numbered from 1: set data.reduce_zero_label=true (or label_map {v: v-1})")
     if set(found) == {0, 255} or set(found) == {0, 1, 255}:
         hints.append("for binary masks saved as 0/255, set data.label_map={255: 1}")
-    hints.append(f"or map each value with data.label_map, e.g. {{{invalid[0]}: {dataset.ignore_index}}} to ignore it")
+    hints.append(f"map each value with data.label_map, e.g. {{{invalid[0]}: {dataset.ignore_index}}} to ignore it")
     return (f"mask value(s) {invalid[:20]} are neither a class (0..{dataset.num_classes - 1}) nor "
-            f"ignore_index={dataset.ignore_index}: training would stop at the first such mask. Fix: " + "; ".join(hints))
+            f"ignore_index={dataset.ignore_index}: training would stop at the first such mask. Fix: "
+            + "; or ".join(hints))
 
 
 def _pct(part: float, whole: float) -> str:
@@ -133,6 +128,11 @@ def format_split(result: SplitCheck, is_train: bool) -> List[str]:
     dataset = result.dataset
     if dataset is None or not result.raw_pixels:
         return lines
+    if result.sizes:
+        lines.append(f"  image sizes (W x H): {size_summary(result.sizes)}")
+    if result.mean is not None:
+        lines.append(f"  channel mean/std (RGB, 0..1) of this split, for the config: data.mean={result.mean} "
+                     f"data.std={result.std}")
     total = sum(result.raw_pixels.values())
     lines.append(f"  label values found ({len(result.raw_pixels)}), as stored in the masks -> what segkit makes of them:")
     for value in sorted(result.raw_pixels)[:60]:
@@ -147,7 +147,7 @@ def format_split(result: SplitCheck, is_train: bool) -> List[str]:
         for c, name in enumerate(dataset.class_names):
             lines.append(f"    {c:>3} {name[:24]:<24} {_pct(result.class_pixels[c], result.class_pixels.sum()):>8} "
                          f"{result.class_images[c]:>6}/{n_images} images   weight {result.weights[c]:.4f}")
-        lines.append("  to use them: loss.terms=[{name: ce, class_weights: auto}] (computed like this at train time)")
+        lines.append("  to use them: loss.terms=[{name: ce, class_weights: auto}] (training computes these same numbers)")
     return lines
 
 

@@ -18,8 +18,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .datasets import LUT_SIZE, SegDataset, name_list
+from .datasets import LUT_SIZE, SegDataset
 from .io import ROOT_HINT, DataError, Issue, report
+from .pairing import name_list
 
 VOID = LUT_SIZE - 1  # raw value of crowd and contested pixels; no COCO category has this id
 COCO_LAYOUT = """

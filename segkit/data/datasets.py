@@ -14,10 +14,12 @@ import torch
 from torch.utils.data import Dataset
 
 from .classes import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: F401  (imported from here by bench/quality.py)
-from .io import IMAGE_SUFFIXES, MASK_SUFFIXES, DataError, Issue, read_image, read_mask, report
+from .io import DataError, read_image, read_mask
+from .filetable import PairList
+from .pairing import Pair
 
-Pair = Tuple[Path, Path]
 LUT_SIZE = 65536  # raw mask values are 8- or 16-bit
+OUTSIDE = -1  # the raw value of pixels outside an image's ignore mask (data.ignore_mask_dir): always ignored
 
 
 def default_palette(n: int) -> List[List[int]]:
@@ -41,13 +43,16 @@ class SegDataset(Dataset):
     every value when ``unmapped_ignored``, as Cityscapes' label ids need), then ``reduce_zero_label``
     (ADE20K: 0 -> ignore, v -> v-1, ignore stays), then ``label_map`` (raw value -> class id, last word).
     ``read(i)`` gives the untransformed (image, mask); ``transform`` is an albumentations pipeline.
+    ``ignore_masks[i]``: a mask whose zero pixels become ``ignore_index`` in pair i (a field of view).
     """
 
     def __init__(self, pairs: Sequence[Pair], num_classes: int, class_names: Sequence[str] = (),
                  palette: Sequence[Sequence[int]] = (), ignore_index: int = 255,
                  label_map: Optional[Dict[int, int]] = None, reduce_zero_label: bool = False,
-                 transform: Optional[Callable] = None, name: str = "dataset", unmapped_ignored: bool = False):
-        self.pairs = list(pairs)
+                 transform: Optional[Callable] = None, name: str = "dataset", unmapped_ignored: bool = False,
+                 ignore_masks: Optional[Sequence[Optional[Path]]] = None):
+        self.pairs = pairs if isinstance(pairs, PairList) else list(pairs)  # PairList: compact at 1M pairs
+        self.ignore_masks = ignore_masks if ignore_masks is not None and len(ignore_masks) else None
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.class_names = list(class_names) or [f"class_{i}" for i in range(num_classes)]
         if len(self.class_names) != num_classes:
@@ -84,14 +89,29 @@ class SegDataset(Dataset):
         return len(self.pairs)
 
     def raw_mask(self, index: int) -> np.ndarray:
-        """The mask's values as stored, before label mapping."""
-        return read_mask(self.pairs[index][1])
+        """The mask's values as stored, before label mapping; ``OUTSIDE`` where the ignore mask is 0."""
+        raw = read_mask(self.pairs[index][1])
+        if self.ignore_masks is None or self.ignore_masks[index] is None:
+            return raw
+        keep = read_mask(self.ignore_masks[index])
+        if keep.shape != raw.shape:
+            (kh, kw), (mh, mw) = keep.shape[:2], raw.shape[:2]
+            raise DataError(f"ignore mask {self.ignore_masks[index]} is {kw}x{kh} but mask {self.pairs[index][1]} is "
+                            f"{mw}x{mh} (W x H): they must match (data.ignore_mask_dir).")
+        raw = raw.astype(np.int32)
+        raw[keep == 0] = OUTSIDE
+        return raw
 
     def map_labels(self, raw: np.ndarray, source: object = "") -> np.ndarray:
         """Raw values -> int64 class ids; a value that is neither a class nor ignore_index is an error."""
         if raw.size == 0:
             return raw.astype(np.int64)
         lo, hi = int(raw.min()), int(raw.max())
+        if lo == OUTSIDE and self.ignore_masks is not None:
+            outside = raw == OUTSIDE
+            mapped = self.map_labels(np.where(outside, int(np.argmax(self._valid)), raw), source)  # any valid value
+            mapped[outside] = self.ignore_index
+            return mapped
         if lo < 0 or hi >= LUT_SIZE:
             raise DataError(f"mask {source} has values outside 0..{LUT_SIZE - 1} ({lo}..{hi}); "
                             f"class ids must fit in 16 bits")
@@ -135,83 +155,3 @@ class SegDataset(Dataset):
         return {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
                 "mask": torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64)),
                 "index": index}
-
-
-# --------------------------------------------------------------------------- pairing files by name
-def name_list(items: Sequence[str], issues: Optional[List[Issue]]) -> str:
-    """The first few names (many more when collecting issues for check_dataset, whose job is to list them)."""
-    limit = 8 if issues is None else 50
-    return ", ".join(items[:limit]) + (f" ... ({len(items) - limit} more)" if len(items) > limit else "")
-
-
-def list_files(directory: Path, suffixes: Sequence[str], name_suffix: str = "", recursive: bool = False,
-               issues: Optional[List[Issue]] = None) -> Dict[str, Path]:
-    """``key -> path`` for the files in ``directory`` with one of ``suffixes`` whose stem ends with
-    ``name_suffix`` (dropped from the key). Recursive keys keep the sub-folder: ``city/name``."""
-    found: Dict[str, Path] = {}
-    for p in sorted(directory.rglob("*") if recursive else directory.iterdir()):
-        if not p.is_file() or p.suffix.lower() not in suffixes or not p.stem.endswith(name_suffix):
-            continue
-        stem = p.stem[: len(p.stem) - len(name_suffix)]
-        key = (p.parent.relative_to(directory) / stem).as_posix()
-        if key in found:
-            report(issues, f"two files in {directory} share the name '{stem}': {found[key].name} and {p.name}; "
-                           f"segkit pairs images and masks by name, so rename or remove one.")
-            continue
-        found[key] = p
-    return found
-
-
-def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optional[Sequence[str]] = None,
-                 layout_hint: str = "", image_suffix: str = "", mask_suffix: str = "", recursive: bool = False,
-                 image_suffixes: Sequence[str] = (), issues: Optional[List[Issue]] = None) -> List[Pair]:
-    """Pair ``image_dir/<stem><image_suffix>.<ext>`` with ``<mask_dir>/<stem><mask_suffix>.<ext>`` (the
-    first of ``mask_dirs`` holding it). Every problem is reported: a missing or empty folder, an image
-    with no mask, a listed stem with no file. Masks with no image are listed as a warning only."""
-    mask_dirs = [mask_dirs] if isinstance(mask_dirs, Path) else list(mask_dirs)
-    present = [d for d in mask_dirs if d.is_dir()]
-    if not image_dir.is_dir():
-        report(issues, f"image folder not found: {image_dir}.{layout_hint}")
-        return []
-    if not present:
-        report(issues, f"mask folder not found: {' or '.join(map(str, mask_dirs))}.{layout_hint}")
-        return []
-    images = list_files(image_dir, image_suffixes or IMAGE_SUFFIXES, image_suffix, recursive, issues)
-    masks: Dict[str, Path] = {}
-    for d in reversed(present):  # the first folder wins
-        masks.update(list_files(d, MASK_SUFFIXES, mask_suffix, recursive, issues))
-    if not images:
-        report(issues, f"no images ({', '.join(image_suffixes or IMAGE_SUFFIXES)}) in {image_dir}.{layout_hint}")
-        return []
-    if not masks:
-        report(issues, f"no masks ({', '.join(MASK_SUFFIXES)}) in {', '.join(map(str, present))}.{layout_hint}")
-        return []
-    if stems is not None:
-        missing = [s for s in stems if s not in images or s not in masks]
-        if missing:
-            report(issues, f"the split list names {len(missing)} file(s) with no image in {image_dir} or no mask in "
-                           f"{', '.join(map(str, present))}: {name_list(missing, issues)}. "
-                           f"Fix the list or restore the files.")
-        return [(images[s], masks[s]) for s in stems if s in images and s in masks]
-    unpaired = sorted(set(images) - set(masks))
-    if unpaired:
-        report(issues, f"{len(unpaired)} image(s) in {image_dir} have no mask in {', '.join(map(str, present))}: "
-                       f"{name_list(unpaired, issues)}. "
-                       f"Add the masks, remove the images, or name the images to use in a split list.")
-    orphans = sorted(set(masks) - set(images))
-    if orphans:
-        report(issues, f"{len(orphans)} mask(s) have no image in {image_dir} (not used): {name_list(orphans, issues)}",
-           fatal=False)
-    return [(images[s], masks[s]) for s in sorted(images) if s in masks]
-
-
-def read_split_file(path: Path, issues: Optional[List[Issue]] = None) -> Optional[List[str]]:
-    """One stem per line (a file name is cut to its stem); blank lines and ``#`` comments skipped."""
-    if not path.is_file():
-        report(issues, f"split list not found: {path}")
-        return None
-    stems = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if not stems:
-        report(issues, f"split list {path} is empty: list one image name (stem) per line")
-        return None
-    return [s[: -len(Path(s).suffix)] if Path(s).suffix.lower() in IMAGE_SUFFIXES else s for s in stems]

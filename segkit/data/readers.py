@@ -8,19 +8,21 @@ Every reader takes ``issues``: None raises on the first problem, a list collects
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from .classes import (ADE20K_CLASSES, CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE,
                       CITYSCAPES_TRAIN_IDS, VOC_CLASSES)
 from .coco import coco_dataset
-from .datasets import Pair, SegDataset, pair_by_stem, read_split_file
-from .io import ROOT_HINT, DataError, Issue, report
+from .datasets import SegDataset
+from .io import MASK_SUFFIXES, ROOT_HINT, DataError, Issue, report
+from .pairing import NameRule, Pair, folder_rules, ignore_masks, pair_by_stem, read_split_file
 
 FOLDER_LAYOUT = """
 Expected layout (data.format=folder):
   <root>/<image_dir>/<stem>.jpg|png|...   e.g. data/mine/images/train/0001.jpg
   <root>/<mask_dir>/<stem>.png            e.g. data/mine/masks/train/0001.png  (class ids, not colours)
-with data.image_dir='images/{split}' and data.mask_dir='masks/{split}' by default."""
+with data.image_dir='images/{split}' and data.mask_dir='masks/{split}' by default. Names that differ
+(21_training.tif / 21_manual1.gif): data.image_suffix=_training data.mask_suffix=_manual1, or data.pair_pattern."""
 CAMVID_LAYOUT = "\nExpected the SegNet CamVid layout: <root>/{train,val,test}/*.png|jpg and <root>/{train,val,test}annot/*.png"
 VOC_LAYOUT = """
 Expected <root> = VOCdevkit/VOC2012 holding JPEGImages/*.jpg, SegmentationClass/*.png (palette PNGs),
@@ -49,8 +51,9 @@ def folder_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[
         stems = read_split_file(path, issues)
         if stems is None:
             return []
+    image_rule, mask_rule, _ = folder_rules(cfg)
     return pair_by_stem(root / cfg.image_dir.format(split=split), root / cfg.mask_dir.format(split=split), stems,
-                        FOLDER_LAYOUT, issues=issues)
+                        FOLDER_LAYOUT, image_rule, mask_rule, propose=True, issues=issues)
 
 
 def camvid_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
@@ -72,7 +75,7 @@ def voc_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pai
     if stems is None:
         return []
     return pair_by_stem(root / "JPEGImages", [root / "SegmentationClass", root / "SegmentationClassAug"], stems,
-                        VOC_LAYOUT, image_suffixes=(".jpg",), issues=issues)
+                        VOC_LAYOUT, NameRule(extensions=(".jpg",)), issues=issues)
 
 
 def cityscapes_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
@@ -81,8 +84,8 @@ def cityscapes_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> L
         report(issues, f"Cityscapes root not found: {root} {ROOT_HINT}.{CITYSCAPES_LAYOUT}")
         return []
     return pair_by_stem(root / "leftImg8bit" / split, root / "gtFine" / split, None, CITYSCAPES_LAYOUT,
-                        image_suffix="_leftImg8bit", mask_suffix="_gtFine_labelIds", recursive=True,
-                        image_suffixes=(".png",), issues=issues)
+                        NameRule("_leftImg8bit", extensions=(".png",)), NameRule("_gtFine_labelIds", extensions=MASK_SUFFIXES),
+                        recursive=True, issues=issues)
 
 
 def ade20k_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
@@ -93,13 +96,34 @@ def ade20k_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[
     return pair_by_stem(root / "images" / folder, root / "annotations" / folder, None, ADE20K_LAYOUT, issues=issues)
 
 
-def joined_pairs(pairs_fn: Callable, cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
-    """The pairs of ``a+b+...``, in order, each image once (the first split's mask wins)."""
-    pairs: Dict[Path, Pair] = {}
-    for part in split.split("+"):
-        for pair in pairs_fn(cfg, part.strip(), issues):
-            pairs.setdefault(pair[0], pair)
-    return list(pairs.values())
+def split_ignore_masks(cfg, split: str, pairs: Sequence[Pair],
+                       issues: Optional[List[Issue]] = None) -> Optional[Sequence[Optional[Path]]]:
+    """Each pair's ignore mask (data.ignore_mask_dir, folder format); None without that option."""
+    if not cfg.ignore_mask_dir or not len(pairs):
+        return None
+    image_rule, _, ignore_rule = folder_rules(cfg)
+    return ignore_masks(Path(cfg.root) / cfg.ignore_mask_dir.format(split=split), ignore_rule, image_rule, pairs, issues)
+
+
+def joined_pairs(pairs_fn: Callable, cfg, split: str,
+                 issues: Optional[List[Issue]] = None) -> Tuple[Sequence[Pair], Optional[Sequence[Optional[Path]]]]:
+    """The pairs of ``a+b+...``, in order, each image once (the first split's mask wins), and their ignore masks.
+    One split stays the reader's compact listing; only a join builds a list."""
+    parts = [part.strip() for part in split.split("+")]
+    if len(parts) == 1:
+        found = pairs_fn(cfg, parts[0], issues)
+        return found, split_ignore_masks(cfg, parts[0], found, issues)
+    pairs: Dict[Path, Tuple[Pair, Optional[Path]]] = {}
+    for part in parts:
+        found = pairs_fn(cfg, part, issues)
+        ignores = split_ignore_masks(cfg, part, found, issues) or [None] * len(found)
+        for pair, ignore in zip(found, ignores):
+            pairs.setdefault(pair[0], (pair, ignore))
+    ignores = [i for _, i in pairs.values()]
+    return [p for p, _ in pairs.values()], ignores if any(ignores) else None
+
+
+FOLDER_ONLY = ("image_suffix", "mask_suffix", "pair_pattern", "ignore_mask_dir", "ignore_mask_suffix")
 
 
 def _path_dataset(pairs_fn: Callable, class_names: List[str], palette: List[List[int]],
@@ -113,25 +137,51 @@ def _path_dataset(pairs_fn: Callable, class_names: List[str], palette: List[List
                             f"{cfg.num_classes}; set data.num_classes={len(class_names)}, or name your classes in "
                             f"data.class_names")
         names = list(cfg.class_names) or class_names
-        pairs = joined_pairs(pairs_fn, cfg, split, issues)
+        used = [k for k in FOLDER_ONLY if getattr(cfg, k)]
+        if used and cfg.format != "folder":
+            raise DataError(f"data.{used[0]} applies to data.format=folder only; the {cfg.format} reader knows its "
+                            f"layout: remove data.{used[0]}")
+        pairs, ignores = joined_pairs(pairs_fn, cfg, split, issues)
         colours = [list(c) for c in cfg.palette] or (palette if len(palette) == cfg.num_classes else [])
         return SegDataset(pairs, cfg.num_classes, names, colours, cfg.ignore_index,
                           {**(label_map or {}), **dict(cfg.label_map)}, cfg.reduce_zero_label, transform,
-                          name=f"{cfg.format}:{cfg.root}:{split}", unmapped_ignored=unmapped_ignored)
+                          name=f"{cfg.format}:{cfg.root}:{split}", unmapped_ignored=unmapped_ignored,
+                          ignore_masks=ignores)
 
     return build
 
 
+# format -> (class names, palette) it brings where the config names none; COCO's names come from its JSON
+FORMAT_CLASSES: Dict[str, Tuple[List[str], List[List[int]]]] = {
+    "folder": ([], []),
+    "camvid": (CAMVID_CLASSES, CAMVID_PALETTE),
+    "voc": (VOC_CLASSES, []),
+    "cityscapes": (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE),
+    "ade20k": (ADE20K_CLASSES, []),
+    "coco": ([], []),
+}
+
 # format -> build(cfg, split, transform, issues) -> SegDataset
 READERS: Dict[str, Callable] = {
-    "folder": _path_dataset(folder_pairs, [], []),
-    "camvid": _path_dataset(camvid_pairs, CAMVID_CLASSES, CAMVID_PALETTE),
-    "voc": _path_dataset(voc_pairs, VOC_CLASSES, []),
-    "cityscapes": _path_dataset(cityscapes_pairs, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAIN_IDS,
+    "folder": _path_dataset(folder_pairs, *FORMAT_CLASSES["folder"]),
+    "camvid": _path_dataset(camvid_pairs, *FORMAT_CLASSES["camvid"]),
+    "voc": _path_dataset(voc_pairs, *FORMAT_CLASSES["voc"]),
+    "cityscapes": _path_dataset(cityscapes_pairs, *FORMAT_CLASSES["cityscapes"], CITYSCAPES_TRAIN_IDS,
                                 unmapped_ignored=True),
-    "ade20k": _path_dataset(ade20k_pairs, ADE20K_CLASSES, []),  # with data.reduce_zero_label=true
+    "ade20k": _path_dataset(ade20k_pairs, *FORMAT_CLASSES["ade20k"]),  # with data.reduce_zero_label=true
     "coco": coco_dataset,
 }
+
+
+def format_classes(cfg) -> Tuple[List[str], List[List[int]]]:
+    """Class names and palette of a ``DataConfig``'s data set without listing its files: the config's,
+    else its format's (where the counts agree), else ``class_<i>`` and no palette."""
+    if cfg.format not in FORMAT_CLASSES:
+        raise DataError(f"unknown data format '{cfg.format}' (data.format); choose one of {', '.join(READERS)}")
+    names, palette = FORMAT_CLASSES[cfg.format]
+    names = list(cfg.class_names) or (list(names) if len(names) == cfg.num_classes else
+                                      [f"class_{i}" for i in range(cfg.num_classes)])
+    return names, [list(c) for c in cfg.palette] or (list(palette) if len(palette) == cfg.num_classes else [])
 
 
 def build_dataset(cfg, split: str, transform: Optional[Callable] = None,

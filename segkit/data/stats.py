@@ -5,12 +5,17 @@ values of each mask, which the data set's lookup table turns into class counts.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from pathlib import Path
 from typing import List, Sequence, Tuple
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 Histogram = Tuple[np.ndarray, np.ndarray]  # (raw values present, pixels of each)
+CACHE_FILE = "class_weights.json"  # in the work dir: `class_weights: auto` reads every mask once per split
 
 
 def histogram(raw: np.ndarray) -> Histogram:
@@ -63,9 +68,46 @@ def class_statistics(dataset, histograms: Sequence[Histogram] | None = None,
     return pixels, images, image_pixels
 
 
-def pixel_counts(dataset, num_workers: int = 0) -> np.ndarray:
-    """Pixels of each class over the whole data set (untransformed masks; ignore_index skipped)."""
-    return class_statistics(dataset, num_workers=num_workers)[0]
+def class_weights(dataset, histograms: Sequence[Histogram] | None = None, num_workers: int = 0) -> List[float]:
+    """The weights of ``class_weights: auto`` and of ``segkit check``: median frequency, SegNet's definition."""
+    pixels, _, image_pixels = class_statistics(dataset, histograms, num_workers)
+    return median_frequency_weights(pixels, image_pixels)
+
+
+def split_fingerprint(dataset) -> str:
+    """A hash of what the weights depend on: the split's file list (names, not contents) and the label mapping."""
+    digest = hashlib.sha1()
+    pairs = dataset.pairs
+    if hasattr(pairs, "images"):  # a PairList: hash its arrays, not a million Paths
+        for table in (pairs.images, pairs.masks):
+            digest.update("\0".join(map(str, table.dirs)).encode())
+            digest.update(table.folder.tobytes())
+            digest.update(b"\0".join(table.names.tolist()))
+    else:
+        digest.update("\0".join(f"{image}\0{mask}" for image, mask in pairs).encode())
+    if dataset.ignore_masks is not None:
+        digest.update("\0".join(str(p) for p in dataset.ignore_masks).encode())
+    digest.update(dataset.lut.tobytes())
+    digest.update(f"{dataset.num_classes}/{dataset.ignore_index}".encode())
+    return digest.hexdigest()
+
+
+def cached_class_weights(dataset, work_dir: Path, num_workers: int = 0) -> Tuple[List[float], bool]:
+    """``class_weights(dataset)``, read from ``work_dir/class_weights.json`` when that holds the weights of
+    this very split (same file list and label mapping), else computed and written there. (weights, cached)."""
+    path = Path(work_dir) / CACHE_FILE
+    key = split_fingerprint(dataset)
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cached = {}
+    if isinstance(cached, dict) and cached.get("split") == key and len(cached.get("weights", [])) == dataset.num_classes:
+        return [float(w) for w in cached["weights"]], True
+    weights = class_weights(dataset, num_workers=num_workers)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"split": key, "dataset": dataset.name, "weights": weights}))
+    os.replace(tmp, path)  # a reader sees the old file or the new one
+    return weights, False
 
 
 def median_frequency_weights(counts: Sequence[int], image_pixels: Sequence[int] | None = None) -> List[float]:

@@ -50,7 +50,7 @@ def photometric_distortion() -> List[A.BasicTransform]:
 
 def train_transform(cfg, seed: Optional[int] = None) -> A.Compose:
     """Random scale, crop (padded with ignore_index in the mask), flip, photometric distortion.
-    ``seed`` fixes the draws in this process; loader workers reseed their copy (``build_loader``)."""
+    ``seed`` fixes the draws in this process; the training loader reseeds it per sample (``build_train_loader``)."""
     crop_h, crop_w = cfg.crop_size
     steps = [
         random_scale(cfg),

@@ -1,2 +1,3 @@
-"""Getting predictions and models out of segkit: ``coco`` (predicted masks for annotation tools) and
-``model`` (ONNX / TorchScript graphs)."""
+"""Getting predictions and models out of segkit: ``coco`` and ``labelstudio`` (predicted masks for
+annotation tools, sharing ``regions``: polygons and distinct image names) and ``model`` (ONNX /
+TorchScript graphs)."""

@@ -1,14 +1,15 @@
 """Predicted masks as Label Studio tasks with pre-annotations (``predictions``), ready for its JSON import.
 
 One task per image; one result per (image, class present) as a brush mask (``brushlabels``, Label
-Studio's own brush RLE: label_studio_sdk's ``mask2rle`` where that package is installed, else
-``brush_rle`` below, which writes the same format), or,
+Studio's own brush RLE: its packages' ``mask2rle`` where one is installed, else ``brush_rle``
+below, which writes the same format), or,
 with ``polygons=True``, one ``polygonlabels`` result per connected region (cv2 contours, points in
 percent of the image size). ``labeling_config`` is the matching labeling interface (XML) to paste
 into the project's settings; ``from_name``/``to_name`` tie the results to it.
 """
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -40,13 +41,15 @@ def brush_rle(mask: np.ndarray) -> List[int]:
 
 
 def brush_encoder():
-    """label_studio_sdk's encoder when installed (it cannot share segkit's venv: it pins opencv < 4.13;
-    label-studio-converter installs a top-level ``tests`` package), else ``brush_rle``."""
-    try:
-        from label_studio_sdk.converter.brush import mask2rle
-    except ImportError:
-        return brush_rle
-    return mask2rle
+    """Label Studio's own encoder where one of its packages is installed, else ``brush_rle``. Neither
+    is a segkit dependency: label_studio_sdk pins opencv < 4.13, and label-studio-converter installs
+    a top-level ``tests`` package that shadows a project's own."""
+    for module in ("label_studio_sdk.converter.brush", "label_studio_converter.brush"):
+        try:
+            return importlib.import_module(module).mask2rle
+        except ImportError:
+            continue
+    return brush_rle
 
 
 class LabelStudioExport:

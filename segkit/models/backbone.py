@@ -7,7 +7,8 @@ so ``torchvision.models.resnet50()`` weights load as they are, with only ``fc.*`
 ``forward`` returns an ordered dict ``stem, layer1..layer4``; ``feature_info`` gives each
 feature's name, channels and true stride at any output stride (8, 16 or 32).
 
-Bad arguments raise ``ConfigError`` (a ``ValueError``) naming the ``model.backbone.*`` key.
+Bad arguments raise a plain ``ValueError`` that starts with the argument's name (``output_stride must be
+8, 16 or 32``); ``build_backbone`` adds the config key (``model.backbone.output_stride``).
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import torch
 import torch.nn as nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from ..config import ConfigError
 
 FEATURE_NAMES = ("stem", "layer1", "layer2", "layer3", "layer4")
 NORMS = ("bn", "syncbn", "gn", "frozen_bn")
@@ -49,17 +49,17 @@ def make_norm(kind: str, groups: int = 32) -> Callable[[int], nn.Module]:
         return FrozenBatchNorm2d
     if kind == "gn":
         if groups < 1:
-            raise ConfigError(f"model.backbone.norm_groups must be >= 1, got {groups}")
+            raise ValueError(f"norm_groups must be >= 1, got {groups}")
 
         def group_norm(channels: int) -> nn.Module:
             if channels % groups:  # no silent fallback: the user asked for this many groups
                 divisors = [g for g in (32, 16, 8, 4, 2, 1) if g < groups and channels % g == 0]
-                raise ConfigError(f"model.backbone.norm=gn: a layer with {channels} channels does not split into "
-                                  f"model.backbone.norm_groups={groups} groups; use a norm_groups that divides "
-                                  f"every layer's channels (e.g. {divisors[0]}), or change that layer's width")
+                raise ValueError(f"norm_groups={groups} does not divide a layer of {channels} channels (norm=gn); "
+                                 f"use a norm_groups that divides every layer's channels (e.g. {divisors[0]}), "
+                                 f"or change that layer's width")
             return nn.GroupNorm(groups, channels)
         return group_norm
-    raise ConfigError(f"unknown norm '{kind}' (model.backbone.norm); choose one of {', '.join(NORMS)}")
+    raise ValueError(f"norm '{kind}' is not one of {', '.join(NORMS)}")
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -156,20 +156,20 @@ class ResNetBackbone(nn.Module):
                  frozen_stages: int = -1, in_channels: int = 3, zero_init_residual: bool = False):
         super().__init__()
         if name not in ARCHS:
-            raise ConfigError(f"unknown backbone '{name}' (model.backbone.name); choose one of {', '.join(ARCHS)}")
+            raise ValueError(f"name '{name}' is not a known backbone; choose one of {', '.join(ARCHS)}")
         if output_stride not in (8, 16, 32):
-            raise ConfigError(f"model.backbone.output_stride must be 8, 16 or 32, got {output_stride}")
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         if not -1 <= frozen_stages <= 4:
-            raise ConfigError(f"model.backbone.frozen_stages must be -1 (none), 0 (stem) or 1..4, got {frozen_stages}")
+            raise ValueError(f"frozen_stages must be -1 (none), 0 (stem) or 1..4, got {frozen_stages}")
         if in_channels < 1:
-            raise ConfigError(f"model.backbone.in_channels must be >= 1, got {in_channels}")
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
         block, layers, groups, base_width = ARCHS[name]
         if multi_grid is not None:
             if len(multi_grid) != layers[3]:
-                raise ConfigError(f"model.backbone.multi_grid {list(multi_grid)} gives {len(multi_grid)} rates but "
+                raise ValueError(f"multi_grid {list(multi_grid)} gives {len(multi_grid)} rates but "
                                   f"layer4 of {name} has {layers[3]} blocks; give exactly {layers[3]} (e.g. [1, 2, 4])")
             if min(multi_grid) < 1:
-                raise ConfigError(f"model.backbone.multi_grid rates must be >= 1, got {list(multi_grid)}")
+                raise ValueError(f"multi_grid rates must be >= 1, got {list(multi_grid)}")
         self.name, self.output_stride, self.deep_stem = name, output_stride, deep_stem
         self.in_channels, self.frozen_stages = in_channels, frozen_stages
         self._norm = make_norm(norm, norm_groups)

@@ -59,6 +59,8 @@ class ASPP(nn.Module):
 
 
 class DeepLabV3Decoder(nn.Module):
+    CONFIG_OPTIONS = ("channels", "aspp_rates", "dropout", "separable")  # the model.decoder.* keys it takes
+
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  channels: Optional[int] = None, aspp_rates: Optional[Sequence[int]] = None,
                  dropout: Optional[float] = None, separable: bool = False, norm: Norm = nn.BatchNorm2d):
@@ -80,6 +82,7 @@ class DeepLabV3Decoder(nn.Module):
 class DeepLabV3PlusDecoder(nn.Module):
     """ASPP on ``in_feature``, upsampled to a low-level ``skip_feature`` (layer1, stride 4) projected
     to ``skip_channels``; two 3x3 blocks refine the concatenation before the classifier."""
+    CONFIG_OPTIONS = ("channels", "skip_channels", "aspp_rates", "dropout", "separable")  # model.decoder.* keys
 
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  skip_feature: str = "layer1", channels: Optional[int] = None, skip_channels: int = 48,

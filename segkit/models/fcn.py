@@ -15,6 +15,8 @@ from .layers import ConvNormAct, Norm, check_dropout, check_widths
 
 
 class FCNDecoder(nn.Module):
+    CONFIG_OPTIONS = ("channels", "num_convs", "dropout")  # the model.decoder.* keys it takes
+
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  channels: Optional[int] = None, num_convs: int = 1, dropout: Optional[float] = None,
                  norm: Norm = nn.BatchNorm2d):

@@ -10,7 +10,10 @@ import torch.nn.functional as F
 
 class Segmenter(nn.Module):
     """``forward(x)`` returns ``{"out": logits N x C x H x W}`` at the input's size, whatever it is
-    (odd sizes included), plus ``"aux"`` (the auxiliary head's logits) in training mode."""
+    (odd sizes included), plus ``"aux"`` (the auxiliary head's logits) in training mode while
+    ``use_aux`` (training sets it off when the aux loss weight is 0)."""
+
+    use_aux = True
 
     def __init__(self, backbone: nn.Module, decoder: nn.Module, aux_head: Optional[nn.Module] = None,
                  num_classes: Optional[int] = None):
@@ -24,6 +27,6 @@ class Segmenter(nn.Module):
         size = x.shape[-2:]
         features = self.backbone(x)
         out = {"out": F.interpolate(self.decoder(features), size=size, mode="bilinear", align_corners=False)}
-        if self.aux_head is not None and self.training:  # the aux head only feeds the loss
+        if self.aux_head is not None and self.training and self.use_aux:  # the aux head only feeds the loss
             out["aux"] = F.interpolate(self.aux_head(features), size=size, mode="bilinear", align_corners=False)
         return out

@@ -39,6 +39,8 @@ class UNetBlock(nn.Module):
 
 
 class UNetDecoder(nn.Module):
+    CONFIG_OPTIONS = ("unet_channels", "dropout")  # the model.decoder.* keys it takes
+
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  skip_features: Sequence[str] = SKIPS, channels: Sequence[int] = (256, 128, 64, 32, 16),
                  dropout: Optional[float] = None, norm: Norm = nn.BatchNorm2d):

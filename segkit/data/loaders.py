@@ -1,4 +1,6 @@
-"""The training data stream, a pure function of (seed, position), so a resumed run sees exactly
+"""The two loaders, one for training and one for evaluation.
+
+Training: the data stream is a pure function of (seed, position), so a resumed run sees exactly
 the batches and augmentations an uninterrupted one would, whatever the number of workers.
 
 - ``TrainSampler`` is endless: epoch e is a permutation drawn from (seed, e), sharded over the
@@ -7,18 +9,20 @@ the batches and augmentations an uninterrupted one would, whatever the number of
 - Every sample carries its own augmentation seed (drawn with the permutation), and
   ``SeededSamples`` hands it to the albumentations pipeline before the sample is made. Compose
   otherwise seeds itself from the OS, and forked workers would all share one stream.
+
+Evaluation: in order, persistent workers, and under DDP each image on exactly one rank (``ShardSampler``).
 """
 from __future__ import annotations
 
 import random
-from typing import Iterator, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .data import DataError, pad_collate
-from .faults import ignore_stop_signals
+from ..faults import ignore_stop_signals
+from .io import DataError
 
 
 class TrainSampler(Sampler):
@@ -72,18 +76,74 @@ class SeededSamples(Dataset):
         return self.dataset[index]
 
 
-def _worker_init(worker_id: int) -> None:
+class pad_collate:
+    """Stack samples of different sizes: images padded with 0, masks with ``ignore_index``,
+    so padding never counts in the loss or the metric."""
+
+    def __init__(self, ignore_index: int):
+        self.ignore_index = ignore_index
+
+    def __call__(self, batch: List[Dict]) -> Dict[str, torch.Tensor]:
+        index = torch.tensor([b["index"] for b in batch])
+        if len({tuple(b["image"].shape) for b in batch}) == 1:  # training crops: nothing to pad
+            return {"image": torch.stack([b["image"] for b in batch]),
+                    "mask": torch.stack([b["mask"] for b in batch]), "index": index}
+        h = max(b["image"].shape[1] for b in batch)
+        w = max(b["image"].shape[2] for b in batch)
+        images = torch.zeros(len(batch), 3, h, w, dtype=torch.uint8)
+        masks = torch.full((len(batch), h, w), self.ignore_index, dtype=torch.int64)
+        for i, b in enumerate(batch):
+            _, bh, bw = b["image"].shape
+            images[i, :, :bh, :bw] = b["image"]
+            masks[i, :bh, :bw] = b["mask"]
+        return {"image": images, "mask": masks, "index": index}
+
+
+class ShardSampler(Sampler):
+    """Evaluation under DDP: rank r takes samples r, r + world, ... Unlike DistributedSampler it never
+    pads with repeats, so the all-reduced confusion matrix counts every image exactly once."""
+
+    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None):
+        import torch.distributed as dist
+
+        self.num_replicas = num_replicas if num_replicas is not None else dist.get_world_size()
+        self.rank = rank if rank is not None else dist.get_rank()
+        self.indices = list(range(self.rank, len(dataset), self.num_replicas))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _opencv_single_threaded(worker_id: int) -> None:
     import cv2
 
     cv2.setNumThreads(0)  # workers already run in parallel
+
+
+def _worker_init(worker_id: int) -> None:
+    """Training and validation workers alike: a stop signal may come during either."""
+    _opencv_single_threaded(worker_id)
     ignore_stop_signals()  # Ctrl-C and scancel reach the whole process group
 
 
 def build_train_loader(dataset, batch_size: int, num_workers: int, seed: int, rank: int = 0,
                        world_size: int = 1, start_batch: int = 0, pin_memory: bool = False) -> DataLoader:
+    """The loader ``train()`` uses: endless, from batch ``start_batch`` of this process on, last partial batch dropped."""
     sampler = TrainSampler(len(dataset), batch_size, seed, rank, world_size, start_batch)
     return DataLoader(SeededSamples(dataset), batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=True, worker_init_fn=_worker_init,
                       collate_fn=pad_collate(dataset.ignore_index),
                       generator=torch.Generator().manual_seed(seed),  # leaves the global RNG alone
                       persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
+
+
+def build_eval_loader(dataset, batch_size: int, num_workers: int = 0, distributed: bool = False,
+                      pin_memory: bool = False) -> DataLoader:
+    """In order, every image once (under DDP: on exactly one rank), samples of any size padded by the collate."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                      sampler=ShardSampler(dataset) if distributed else None, num_workers=num_workers,
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0,
+                      worker_init_fn=_worker_init, collate_fn=pad_collate(dataset.ignore_index))

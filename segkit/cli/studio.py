@@ -1,0 +1,101 @@
+"""Review a model's predictions in the browser and correct them region by region.
+
+    segkit studio IMAGES... [--checkpoint CKPT] [--masks DIR] [--port 8765] [--host 127.0.0.1]
+    segkit studio IMAGES... --masks DIR --export coco OUT.json     # the labels as COCO, no server
+
+IMAGES: files, folders or globs, as for `segkit infer`. Labels are read from and saved to
+<masks>/<stem>.png (palette PNGs of class ids, the layout `data.format=folder` trains on), with
+<masks>/labelled.txt listing the labelled stems; the model's own prediction is never written.
+"""
+import argparse
+import ipaddress
+import sys
+import threading
+from pathlib import Path
+
+from segkit.checkpoint import CheckpointError
+from segkit.cli.infer import checkpoint_to_use, expand
+from segkit.config import ConfigError
+from segkit.data import DataError, read_mask
+from segkit.exports.coco import CocoExport
+from segkit.predictor import Predictor
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("inputs", nargs="+", metavar="IMAGES", help="image files, folders or globs")
+    parser.add_argument("--checkpoint", help="segkit checkpoint (default: newest work_dirs/**/best.pth)")
+    parser.add_argument("--masks", default="masks", help="folder of labels: read where present, corrections "
+                                                         "saved here (default ./masks)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--cache", type=int, default=16, help="images whose model outputs stay in memory")
+    parser.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
+                        help="write the labels under --masks as 'coco out.json' (category_id = class id + 1) and exit")
+    return parser.parse_args(argv)
+
+
+def export_labels(files, masks: Path, class_names, out: str) -> int:
+    coco = CocoExport(class_names)
+    for path in files:
+        label = masks / f"{path.stem}.png"
+        if label.is_file():
+            coco.add(path.name, read_mask(label))
+    print(f"COCO labels: {coco.save(out)} ({len(coco.images)} image(s), {len(coco.annotations)} masks)")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.export and args.export[0] != "coco":
+        print(f"error: --export {args.export[0]}: the studio exports coco", file=sys.stderr)
+        return 2
+    checkpoint = checkpoint_to_use(args.checkpoint)
+    if checkpoint is None:
+        return 2
+    files, problems = expand(args.inputs)
+    for problem in problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    if not files:
+        print("error: no images to review (IMAGES names no file)", file=sys.stderr)
+        return 2
+    try:
+        predictor = Predictor.from_checkpoint(checkpoint, args.device)
+        if args.export:
+            return export_labels(files, Path(args.masks), predictor.class_names, args.export[1])
+        try:
+            from segkit.studio import Studio, create_app  # the web stack only when serving
+        except ImportError as exc:
+            print(f"error: segkit studio needs fastapi and uvicorn ({exc}): pip install 'segkit[studio]'",
+                  file=sys.stderr)
+            return 2
+        studio = Studio(predictor, files, Path(args.masks), args.cache, Path(checkpoint))
+    except (CheckpointError, ConfigError, DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return serve(studio, create_app(studio), args.host, args.port)
+
+
+def serve(studio, app, host: str, port: int) -> int:
+    import uvicorn
+
+    if not _loopback(host):
+        print(f"warning: listening on {host}: anyone who can reach this machine can read these images and "
+              f"change the labels (there is no login)", file=sys.stderr)
+    stop = threading.Event()
+    threading.Thread(target=studio.score_all, args=(stop,), daemon=True, name="studio-scoring").start()
+    print(f"segkit studio: {len(studio.images)} image(s), labels in {studio.masks_dir}\n"
+          f"  open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/  (Ctrl+C stops)", flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

@@ -1,0 +1,156 @@
+"""Inference in ONNX Runtime for ``Predictor(..., backend="onnxruntime" | "auto")``.
+
+The checkpoint is exported once (``segkit.exports.model.export_onnx``) and the .onnx cached next to it as
+``<stem>.<sha256[:12]>.<layout>.onnx``: a retrained checkpoint has another hash, so a stale graph
+is never run. Where the checkpoint's folder is not writable the cache goes to
+``$XDG_CACHE_HOME/segkit`` (default ``~/.cache/segkit``).
+
+``auto`` times eager PyTorch (the checkpoint's autocast and memory format) against onnxruntime (and
+the INT8 graph, where ``bench/int8.py`` accepted it: val mIoU within 0.5 of fp32) on one image of the
+model's input size, in interleaved rounds, and keeps the fastest; the choice is
+cached beside the .onnx as ``<stem>.<sha>.auto.json`` per machine (CPU name and thread count), so
+only the first run on a machine pays for the measurement. On a GPU ``auto`` is eager: this backend
+runs onnxruntime's CPU provider only.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+BACKENDS = ("eager", "onnxruntime", "auto")
+LAYOUT = "nchw-float32"  # the graph's input: normalised float N x 3 x H x W, batch/height/width dynamic
+
+
+def file_hash(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def cache_stem(checkpoint: Path) -> Path:
+    """``<folder>/<stem>.<hash>``: beside the checkpoint where that folder is writable, else in the user cache."""
+    checkpoint = Path(checkpoint)
+    name = f"{checkpoint.stem}.{file_hash(checkpoint)}"
+    if os.access(checkpoint.parent, os.W_OK):
+        return checkpoint.parent / name
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segkit"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache / name
+
+
+def cached_onnx(checkpoint: Path, model: torch.nn.Module, meta: dict) -> Path:
+    """The checkpoint's .onnx, exported now if not cached yet (written to a temporary name, then renamed,
+    so a run that stops half-way or a second process never sees a partial file)."""
+    from .exports.model import export_onnx
+
+    stem = cache_stem(checkpoint)
+    path = stem.with_name(f"{stem.name}.{LAYOUT}.onnx")
+    if path.is_file():
+        return path
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    # channels-last weights make torch.export guard the batch size; the graph is the same either way
+    plain = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+    try:
+        try:
+            export_onnx(plain, partial, meta)
+        except ImportError:  # no onnxscript: the older exporter needs nothing more than torch and onnx
+            export_onnx(plain, partial, meta, dynamo=False)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+class OnnxModel(torch.nn.Module):
+    """An onnxruntime session behind the module interface ``segkit.inference.infer`` calls:
+    normalised float N x 3 x H x W in, ``{"out": logits}`` out (CPU tensors)."""
+
+    def __init__(self, path: Path, threads: Optional[int] = None):
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ImportError(f"the onnxruntime backend needs onnxruntime: pip install 'segkit[onnx]' ({exc})") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+
+    def forward(self, image: torch.Tensor) -> Dict[str, torch.Tensor]:
+        x = np.ascontiguousarray(image.detach().float().cpu().numpy())
+        return {"out": torch.from_numpy(self.session.run(None, {self.input: x})[0])}
+
+
+def machine_key() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}; {torch.get_num_threads()} threads; torch {torch.__version__}"
+
+
+def race(candidates: Dict[str, Callable[[], object]], rounds: int = 3) -> Dict[str, float]:
+    """Median seconds per call of each candidate after one warm-up call, timed in turns (order reversed
+    every other round) so a busy machine slows them alike."""
+    for fn in candidates.values():
+        fn()
+    times: Dict[str, list] = {name: [] for name in candidates}
+    names = list(candidates)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            candidates[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def accepted_int8(stem: Path) -> Optional[Path]:
+    """The INT8 graph that ``bench/int8.py`` accepted for this checkpoint (val mIoU within 0.5 of fp32),
+    recorded in ``<stem>.int8.json``; None where there is none or it was rejected."""
+    try:
+        record = json.loads(stem.with_name(f"{stem.name}.int8.json").read_text())
+    except (OSError, ValueError):
+        return None
+    graph = Path(record.get("graph") or "")
+    return graph if record.get("accepted") is True and graph.is_file() else None
+
+
+def choose(stem: Path, candidates: Dict[str, Callable[[torch.Tensor], object]],
+           size: Tuple[int, int]) -> Dict[str, object]:
+    """{"backend": the fastest candidate, seconds of each, ...}, measured once per machine (and set of
+    candidates) and cached in ``<stem>.auto.json``."""
+    record_path = stem.with_name(f"{stem.name}.auto.json")
+    key = machine_key()
+    try:
+        record = json.loads(record_path.read_text())
+        if (record.get("machine"), record.get("size"), sorted(record.get("seconds", {}))) == \
+                (key, list(size), sorted(candidates)):
+            return record
+    except (OSError, ValueError):
+        pass  # not measured yet on this machine, or an unreadable record: measure again
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        seconds = race({name: (lambda fn=fn: fn(x)) for name, fn in candidates.items()})
+    record = {"backend": min(seconds, key=seconds.get), "seconds": seconds, "machine": key, "size": list(size),
+              "rule": "fastest on one image of this size, interleaved medians of 3; INT8 only where accepted"}
+    try:
+        record_path.write_text(json.dumps(record, indent=1))
+    except OSError:
+        pass  # a read-only cache only costs the measurement next time
+    return record
