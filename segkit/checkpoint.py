@@ -7,6 +7,7 @@ class names, palette and normalisation (``meta``), plus the training state for r
 """
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
@@ -28,6 +29,10 @@ FORMAT = "segkit-checkpoint-v1"
 
 class CheckpointError(ValueError):
     """A file that cannot be used as a segkit checkpoint; the message says why and what to do."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (disk full, read-only, permissions); the previous file is intact."""
 
 
 def checkpoint_meta(cfg: Config, class_names: Sequence[str], palette: Sequence[Sequence[int]]) -> Dict[str, Any]:
@@ -56,21 +61,41 @@ def training_state(model: Mapping[str, torch.Tensor], config: Dict[str, Any], me
 
 def save_checkpoint(path: Union[str, Path], state: Dict[str, Any]) -> Path:
     """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``:
-    a crash at any moment leaves the previous file or the new one, never a partial one."""
+    a crash at any moment leaves the previous file or the new one, never a partial one. The new
+    file is a new inode, never a write through a link, with the permissions the umask allows."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 whatever the umask
         with os.fdopen(fd, "wb") as f:
             torch.save({"format": FORMAT, **state}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise CheckpointWriteError(_write_failure(path, exc)) from exc
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink()
     _fsync_dir(path.parent)
     return path
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def _write_failure(path: Path, exc: OSError) -> str:
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}.get(
+        exc.errno, exc.strerror or str(exc))
+    kept = f"the previous {path.name} is unchanged" if path.exists() else "nothing was written"
+    return (f"cannot write checkpoint {path}: {what} (OSError {exc.errno}); {kept}. Free space or fix the "
+            f"permissions (or choose another --work-dir), then continue with --resume auto.")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -87,23 +112,21 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def link_checkpoint(src: Union[str, Path], dst: Union[str, Path]) -> Path:
-    """Make ``dst`` the same checkpoint as ``src``, atomically: a hard link where the file
-    system has them (no second write), else a copy; then renamed over ``dst``."""
+def copy_checkpoint(src: Union[str, Path], dst: Union[str, Path]) -> Path:
+    """Make ``dst`` a copy of ``src``, atomically (a temporary file renamed over ``dst``). Never a
+    hard link: a user who rewrites best.pth (say, without the optimizer) must not change last.pth.
+    The kernel's copy may share blocks copy-on-write (reflink) where the file system can."""
     src, dst = Path(src), Path(dst)
-    tmp = dst.parent / f".{dst.name}.{os.getpid()}.link.tmp"
-    tmp.unlink(missing_ok=True)
+    tmp = dst.parent / f".{dst.name}.{os.getpid()}.copy.tmp"
     try:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, dst)
-    except BaseException:
+    except OSError as exc:
+        raise CheckpointWriteError(_write_failure(dst, exc)) from exc
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
     _fsync_dir(dst.parent)
     return dst
 
@@ -134,14 +157,18 @@ def remove_stale_temporaries(work_dir: Union[str, Path]) -> List[Path]:
 
 
 def find_resume_checkpoint(work_dir: Union[str, Path]) -> Optional[Tuple[Path, Dict[str, Any]]]:
-    """``--resume auto``: last.pth, else the newest readable iter_*.pth; None when there is none."""
+    """``--resume auto``: last.pth, else the newest iter_*.pth; None when there is none. A file
+    there that cannot be read stops the run: resuming past it, or starting over it, would lose work."""
     work = Path(work_dir)
     for path in [work / "last.pth"] + iteration_checkpoints(work)[::-1]:
         if path.is_file():
             try:
                 return path, load_checkpoint(path)
             except CheckpointError as exc:
-                print(f"warning: skipping {path}: {exc}", flush=True)
+                raise CheckpointError(
+                    f"--resume auto cannot use {path}: {exc} Nothing was changed. Move that file out of {work} "
+                    f"to resume from an older checkpoint, or start a new run with --resume none (the old "
+                    f"run's files are then moved to {work}/previous/).") from exc
     return None
 
 
@@ -152,7 +179,10 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        detail = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), str(exc)[:200])
+        detail = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), None)
+        if detail is None:  # random bytes or a damaged pickle, not a refused class
+            raise CheckpointError(f"{path} cannot be read as a PyTorch checkpoint ({_unpickling_detail(exc)}): it is "
+                                  f"corrupt or not a checkpoint. Use another copy (e.g. last.pth).") from exc
         raise CheckpointError(f"{path} holds Python objects that weights_only=True refuses ({detail}); "
                               f"segkit checkpoints hold only tensors and plain containers. Is it from another tool?") from exc
     except Exception as exc:
@@ -163,6 +193,11 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
         raise CheckpointError(f"{path} is not a segkit checkpoint (found {keys}). For plain backbone weights "
                               f"(torchvision/ImageNet) set model.backbone.pretrained={path} instead.")
     return ckpt
+
+
+def _unpickling_detail(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith("Unsupported")), lines[0][:120] if lines else "unreadable")
 
 
 def check_resumable(ckpt: Dict[str, Any], source: str) -> None:

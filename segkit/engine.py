@@ -16,19 +16,22 @@ from typing import Any, Dict, Optional
 import torch
 
 from .budget import TimeBudget, parse_duration
-from .checkpoint import checkpoint_meta, link_checkpoint, prune_checkpoints, rng_state, save_checkpoint, training_state
+from .checkpoint import (CheckpointError, checkpoint_meta, copy_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
+                         training_state)
 from .config import Config, dump, to_dict
+from .config_checks import check_run_config
 from .data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
 from .distributed import (DistEnv, any_rank, average_buffers, from_rank0, gather, max_over_ranks, min_over_ranks, setup,
                           teardown)
 from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
 from .models import build_model
-from .optim import build_optimizer, check_train_config, lr_factor, set_lr
+from .optim import build_optimizer, lr_factor, set_lr
 from .progress import TrainLogger, plot_curves
 from .runtime import amp_dtype, autocast, inference_dtype, memory_format, resolve_device, seed_everything
 from .train_setup import (backend_flags, build_criterion, describe, find_start, mute_unused_aux_head,
                           prepare_work_dir, restore_rng, work_dir_of, wrap_for_training)
+from .workdir import WorkDirLock
 
 __all__ = ["train", "amp_dtype", "resolve_device", "seed_everything", "build_optimizer", "TrainingInterrupted",
            "NonFiniteLossError"]
@@ -39,17 +42,20 @@ def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = N
           init_from: Optional[str] = None, stop_at: Optional[int] = None) -> Dict[str, Any]:
     """Train ``cfg``; returns the last validation results (empty if none ran).
 
-    ``resume``: a checkpoint path, or "auto" for the work dir's newest (a fresh start if none).
+    ``resume``: a checkpoint path, or "auto" for the work dir's newest (a fresh start if none; an
+    unreadable one stops the run), or "none" for a fresh start. A fresh start moves an earlier run's
+    files into ``<work dir>/previous/<time>/``. One run at a time holds the work dir (``segkit.lock``).
     ``init_from``: a checkpoint whose compatible weights start a new run (another class count).
     ``stop_at``: end this run at that iteration with a checkpoint, as if stopped (the schedule
     still spans ``train.iterations``). Writes last.pth, best.pth, iter_*.pth, metrics.jsonl,
     config.yaml and curves.png in the work dir (default ``work_dirs/<config name>``).
     """
-    check_train_config(cfg.train)
+    check_run_config(cfg)
     env = setup(cfg.train.device, cfg.train.dist_backend)
     try:
-        with StopRequest() as stop, backend_flags(cfg.train, env.device):
-            trainer = Trainer(cfg, env, work_dir, resume, init_from, stop)
+        lock = WorkDirLock(work_dir_of(cfg, work_dir)) if env.is_main else contextlib.nullcontext()
+        with lock, StopRequest() as stop, backend_flags(cfg.train, env.device):
+            trainer = Trainer(cfg, env, work_dir, None if resume == "none" else resume, init_from, stop)
             try:
                 return trainer.run(stop_at)
             except (TrainingInterrupted, NonFiniteLossError) as exc:
@@ -137,9 +143,19 @@ class Trainer:
         end = min(self.schedule, stop_at or self.schedule)
         batches = iter(self.loader)
         self.train_model.train()
+        try:
+            return self._loop(done, end, stop_at, batches)
+        except Exception as exc:
+            self.save_before_error(exc)
+            raise
+
+    def _loop(self, done: int, end: int, stop_at: Optional[int], batches) -> Dict[str, Any]:
+        t, results = self.t, {}
         while done < end:
+            self.sound = None  # the model and optimizer are between two iterations' states
             self.lr = self.step(done, batches)
             done += 1
+            self.sound = done
             if self.budget is not None and self.fit_budget(done):
                 end = min(self.schedule, stop_at or self.schedule)
             stopping = any_rank(self.stop.signum is not None, self.env) and done < end
@@ -155,9 +171,23 @@ class Trainer:
             if checkpoint_due or improved:
                 self.save(done, checkpoint_due, improved)
             if stopping:
+                if self.env.is_main:
+                    plot_curves(self.log.metrics_path, self.work / "curves.png")
                 raise TrainingInterrupted(done, self.last_good, self.stop.signum or signal.SIGTERM)
         self.finish(end)
         return results
+
+    def save_before_error(self, exc: Exception) -> None:
+        """The state is sound between steps: keep the work done so far before an error ends the run
+        (one process only: the others may not reach the collective calls of a save)."""
+        sound = getattr(self, "sound", None)
+        if sound is None or sound <= self.last_good_iter or self.env.distributed or \
+                isinstance(exc, (NonFiniteLossError, CheckpointError, TrainingInterrupted)):
+            return
+        self.save(sound, True, False)
+        plot_curves(self.log.metrics_path, self.work / "curves.png")
+        self.say(f"saved a checkpoint of iteration {sound} before stopping on the error below; fix it and "
+                 f"continue with --resume auto")
 
     def fit_budget(self, done: int) -> bool:
         """True once the budget has fixed the schedule's length (then ``self.schedule`` is it)."""
@@ -240,9 +270,9 @@ class Trainer:
         if checkpoint_due:
             path = save_checkpoint(work / f"iter_{done:07d}.pth" if keep else work / "last.pth", state)
             if improved:
-                link_checkpoint(path, work / "best.pth")
+                copy_checkpoint(path, work / "best.pth")
             if keep:
-                link_checkpoint(path, work / "last.pth")
+                copy_checkpoint(path, work / "last.pth")
                 prune_checkpoints(work, keep, upto=done)
         elif improved:
             save_checkpoint(work / "best.pth", state)

@@ -1,17 +1,45 @@
-"""Faults a training run survives: SIGINT/SIGTERM (save, then stop), a non-finite loss (stop,
-naming the last good checkpoint). kill -9 needs nothing here: checkpoints are written
-atomically, and ``--resume auto`` continues from the newest.
+"""Faults a training run survives: SIGINT/SIGTERM (save, then stop), SIGUSR1 (Slurm's pre-timeout
+warning: save, then stop for a requeue), a non-finite loss (stop, naming the last good
+checkpoint). kill -9 needs nothing here: checkpoints are written atomically, and ``--resume auto``
+continues from the newest.
 """
 from __future__ import annotations
 
+import os
+import re
 import signal
 import threading
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 
+# Slurm (scancel, time limits), systemd and Kubernetes signal every process of the job at once
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
+
+
+def ignore_stop_signals() -> None:
+    """For data loader workers: the main process saves a checkpoint and then stops them itself; a
+    worker that died first would break the batch it is making and the run with it. A SIGTERM from
+    the main process itself (the loader ending a worker that did not exit when asked) is obeyed."""
+    for sig in STOP_SIGNALS:
+        if sig != signal.SIGTERM:
+            signal.signal(sig, signal.SIG_IGN)
+    if not hasattr(signal, "sigwaitinfo"):  # no sender to tell apart (Windows): ignore it too
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return
+    # blocked in this thread before any other starts, so every thread inherits it; one thread reads it
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    threading.Thread(target=_obey_sigterm_from, args=(os.getppid(),), name="segkit-sigterm", daemon=True).start()
+
+
+def _obey_sigterm_from(parent: int) -> None:
+    while True:
+        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+            os._exit(128 + signal.SIGTERM)
+
+
 class TrainingInterrupted(Exception):
-    """SIGINT/SIGTERM: a checkpoint was saved and the run stopped; ``--resume auto`` continues it."""
+    """SIGINT/SIGTERM/SIGUSR1: a checkpoint was saved and the run stopped; ``--resume auto`` continues it."""
 
     def __init__(self, iteration: int, checkpoint: Optional[Path], signum: int):
         self.iteration, self.checkpoint, self.signum = iteration, checkpoint, signum
@@ -31,7 +59,7 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class StopRequest:
-    """SIGINT/SIGTERM ask the loop to save a checkpoint and stop after the current iteration;
+    """SIGINT/SIGTERM/SIGUSR1 ask the loop to save a checkpoint and stop after the current iteration;
     a second Ctrl-C stops at once. Handlers are restored on exit (train() is also a library call)."""
 
     def __init__(self):
@@ -40,7 +68,7 @@ class StopRequest:
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -48,9 +76,23 @@ class StopRequest:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
-        print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration "
+        then = " and exiting for a requeue" if signum == getattr(signal, "SIGUSR1", None) else ""
+        print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration{then} "
               f"(Ctrl-C again to quit without it)", flush=True)
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` for a one-line error. A data loader worker's error comes back to the
+    main process with the worker's whole traceback in its message; keep the original message (its
+    last line) and say which worker."""
+    text = str(exc)
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not text.startswith("Caught ") or "Original Traceback" not in text or len(lines) < 2:
+        return text
+    where = lines[0].split(" in ", 1)[-1].rstrip(".")  # "DataLoader worker process 0"
+    message = re.sub(r"^[\w.]+(Error|Exception): ", "", lines[-1].strip())
+    return f"{message} (raised in {where})"

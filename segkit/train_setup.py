@@ -18,6 +18,7 @@ from .config import Config, to_dict
 from .distributed import DistEnv, from_rank0, prepare_model
 from .losses import build_loss, needs_auto_weights
 from .runtime import seed_everything
+from .workdir import move_aside
 
 Say = Callable[[str], None]
 
@@ -65,9 +66,6 @@ def find_start(model: torch.nn.Module, cfg: Config, work: Path, resume: Optional
             say(f"--resume auto: no checkpoint in {work} yet; starting from iteration 0")
     elif resume:
         source, ckpt = Path(resume), load_checkpoint(resume)
-    if ckpt is None and env.is_main and (work / "last.pth").exists():
-        say(f"note: {work} holds checkpoints of an earlier run; this new run replaces them "
-            f"(use --resume auto to continue that run instead)")
     if ckpt is not None:
         check_resumable(ckpt, str(source))
         load_model_state(model, ckpt, str(source))
@@ -76,6 +74,9 @@ def find_start(model: torch.nn.Module, cfg: Config, work: Path, resume: Optional
         loaded, skipped = load_compatible(model, load_checkpoint(init_from)["model"])
         say(f"--init-from {init_from}: {len(loaded)} tensors loaded, {len(skipped)} skipped"
             + "".join(f"\n  skipped {s}" for s in skipped))
+    if ckpt is None and env.is_main and (moved := move_aside(work)):
+        say(f"note: {work} held files of an earlier run; moved them to {moved} (use --resume auto to continue "
+            f"that run instead)")
     return source, ckpt
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from segkit.checkpoint import (CheckpointError, find_resume_checkpoint, iteration_checkpoints, link_checkpoint,
+from segkit.checkpoint import (CheckpointError, copy_checkpoint, find_resume_checkpoint, iteration_checkpoints,
                                load_checkpoint, load_compatible, prune_checkpoints, remove_stale_temporaries,
                                rng_state, save_checkpoint, set_rng_state)
 
@@ -18,10 +18,10 @@ def test_save_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
 
     def crash(obj, f, *args, **kwargs):
         f.write(b"partial bytes")
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoint .*last\.pth: .*the previous last\.pth is unchanged"):
         save_checkpoint(path, {"iteration": 2, "model": {"w": torch.zeros(3)}})
     assert load_checkpoint(path)["iteration"] == 1  # the previous file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]  # and no temporary is left
@@ -48,26 +48,29 @@ def test_rng_state_round_trips():
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
 
 
-def test_link_prune_and_auto_resume(tmp_path):
+def test_copy_prune_and_auto_resume(tmp_path):
     for it in (10, 20, 30):
         path = save_checkpoint(tmp_path / f"iter_{it:07d}.pth", {"iteration": it})
-        link_checkpoint(path, tmp_path / "last.pth")
+        copy_checkpoint(path, tmp_path / "last.pth")
     prune_checkpoints(tmp_path, keep=2, upto=30)
     assert [p.name for p in iteration_checkpoints(tmp_path)] == ["iter_0000020.pth", "iter_0000030.pth"]
     found_path, ckpt = find_resume_checkpoint(tmp_path)
     assert found_path.name == "last.pth" and ckpt["iteration"] == 30
-    # a damaged last.pth (e.g. copied by hand) falls back to the newest iteration file
-    (tmp_path / "last.pth").unlink()
+    # a damaged last.pth stops the lookup naming it: falling back would train over it
     (tmp_path / "last.pth").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match=r"--resume auto cannot use .*last\.pth: .*Nothing was changed"):
+        find_resume_checkpoint(tmp_path)
+    (tmp_path / "last.pth").unlink()
     found_path, ckpt = find_resume_checkpoint(tmp_path)
     assert found_path.name == "iter_0000030.pth" and ckpt["iteration"] == 30
     assert find_resume_checkpoint(tmp_path / "empty") is None
 
 
-def test_link_is_a_new_name_not_a_shared_file(tmp_path):
-    """Overwriting last.pth later must not change best.pth, even when they were hard links."""
+def test_copy_is_a_distinct_file(tmp_path):
+    """Overwriting last.pth later, or rewriting best.pth in place, must not change the other."""
     first = save_checkpoint(tmp_path / "last.pth", {"iteration": 1})
-    link_checkpoint(first, tmp_path / "best.pth")
+    copy_checkpoint(first, tmp_path / "best.pth")
+    assert not os.path.samefile(first, tmp_path / "best.pth")
     save_checkpoint(tmp_path / "last.pth", {"iteration": 2})
     assert load_checkpoint(tmp_path / "best.pth")["iteration"] == 1
     assert load_checkpoint(tmp_path / "last.pth")["iteration"] == 2

@@ -19,10 +19,12 @@ import torch
 from tqdm import tqdm
 
 from segkit.checkpoint import CheckpointError, model_from_checkpoint
+from segkit.cli.arg_types import output_folder
 from segkit.cli.common import add_override_args, overrides_of
 from segkit.config import ConfigError, apply_overrides, find_config, load_config, to_dict
 from segkit.data import DataError, build_dataset, build_eval_loader
 from segkit.evaluation import PerImageMetrics, SaveComparisons, apply_inference_options, each, evaluate, json_ready
+from segkit.faults import one_line
 from segkit.metrics import format_table
 from segkit.plots import plot_confusion, plot_iou
 from segkit.report import write_report
@@ -39,7 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
     parser.add_argument("--out", help="results JSON (default <checkpoint dir>/eval_<split>.json); the two "
                                       "charts go beside it")
-    parser.add_argument("--show-dir", help="write image | ground truth | prediction | errors for every image here")
+    parser.add_argument("--show-dir", type=output_folder,
+                        help="write image | ground truth | prediction | errors for every image here")
     parser.add_argument("--report", metavar="DIR", help="a static HTML report here (DIR/index.html, worst image "
                                                         "first, with each image's comparison picture)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -75,8 +78,9 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             cfg.data.mean, cfg.data.std = list(ckpt_cfg.data.mean), list(ckpt_cfg.data.std)
         if cfg.data.num_classes != ckpt_cfg.data.num_classes:
-            raise ConfigError(f"{args.config}: data.num_classes={cfg.data.num_classes} but the checkpoint predicts "
-                              f"{ckpt_cfg.data.num_classes} classes")
+            raise ConfigError(f"{args.config or 'the overrides'}: data.num_classes={cfg.data.num_classes} but the "
+                              f"checkpoint predicts {ckpt_cfg.data.num_classes} classes; leave data.num_classes out "
+                              f"(the checkpoint sets it), or evaluate a checkpoint trained for that many")
         apply_inference_options(cfg, True if args.slide else None, args.tta)
         split = args.split or cfg.data.val_split
         dataset = build_dataset(cfg.data, split)
@@ -100,7 +104,7 @@ def main(argv=None) -> int:
         results = evaluate(model, tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr), cfg, device,
                            inference_dtype(cfg, device), on_batch=each(show, pictures, per_image))
     except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
     print(format_table(results, class_names))

@@ -8,9 +8,11 @@
 
 INPUT: image files, folders (every file in them) or globs ("data/*.jpg"). For each image:
 <out>/<stem>_mask.png (palette PNG of class ids, the input's size) and <out>/<stem>_overlay.png
-(colours, region outlines, class names, a legend inside a corner; the input's size). Files
-that cannot be read are reported and skipped; the exit code is 1 if any were. Without
---checkpoint the newest best.pth under work_dirs/ is used. --export writes the predictions for annotation tools (see segkit/exports/).
+(colours, region outlines, class names, a legend inside a corner; the input's size); inputs
+sharing a stem keep their extension in it (shot_png_mask.png, shot_jpg_mask.png), as the exports
+keep names apart. Files that cannot be read are reported and skipped; the exit code is 1 if any
+were. Without --checkpoint the newest best.pth under work_dirs/ is used. --export writes the
+predictions for annotation tools (see segkit/exports/).
 """
 import argparse
 import glob
@@ -29,7 +31,8 @@ from segkit.config import ConfigError
 from segkit.data import DataError, read_image
 from segkit.exports.coco import DATASET_IMAGES, CocoExport
 from segkit.exports.labelstudio import DEFAULT_IMAGE_ROOT, LabelStudioExport
-from segkit.exports.regions import unique_file_names
+from segkit.cli.arg_types import output_folder, positive_int
+from segkit.exports.regions import unique_file_names, unique_output_stems
 from segkit.predictor import Predictor
 from segkit.cli.visualize import add_overlay_options, overlay_options
 from segkit.visualize import palette_array, render, save_index_png, save_rgb
@@ -77,7 +80,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     parser.add_argument("--checkpoint", help="segkit checkpoint (default: newest work_dirs/**/best.pth)")
-    parser.add_argument("--out", default="outputs/infer", help="output folder (default outputs/infer)")
+    parser.add_argument("--out", default="outputs/infer", type=output_folder, help="output folder (default outputs/infer)")
     parser.add_argument("--slide", action="store_true", help="sliding-window inference, for images larger than "
                                                              "memory allows in one pass")
     parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="slide window (default eval.crop_size)")
@@ -87,7 +90,7 @@ def parse_args(argv=None):
     parser.add_argument("--backend", default="eager", choices=["eager", "onnxruntime", "auto"],
                         help="eager PyTorch; onnxruntime (CPU; the checkpoint exported once, cached beside it); "
                              "auto: the faster of the two on this machine, measured once and cached")
-    parser.add_argument("--batch-size", type=int, default=4, help="images of one size per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="images of one size per forward pass")
     parser.add_argument("--export", nargs=2, action="append", default=[], metavar=("FORMAT", "PATH"),
                         help="also write the predictions (repeatable): 'coco out.json' (RLE masks, category_id = "
                              "class id + 1; a folder gets datumaro's annotations/instances_default.json layout) or "
@@ -161,7 +164,7 @@ def main(argv=None) -> int:
     files, failures = expand(args.inputs)
     for problem in failures:
         print(f"skipped: {problem}", file=sys.stderr)
-    out, stems = Path(args.out), set()
+    out, stems = Path(args.out), unique_output_stems(files)
     palette = palette_array(predictor.num_classes, predictor.palette)
     export_names = unique_file_names(files)
     waiting: deque = deque()  # (path, image) read but not yet predicted, in order
@@ -183,8 +186,7 @@ def main(argv=None) -> int:
         for result in tqdm(results, total=len(files), unit="image", disable=len(files) < 2, file=sys.stderr):
             mask, confidence = result if exports else (result, None)
             path, image = waiting.popleft()
-            stem = path.stem if path.stem not in stems else f"{path.parent.name}_{path.stem}"
-            stems.add(stem)
+            stem = stems[path]
             save_index_png(out / f"{stem}_mask.png", mask, palette)
             save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, **drawing))
             for _, _, exporter in exports:

@@ -17,6 +17,7 @@ from segkit.cli.common import add_config_args, overrides_of
 from segkit.config import ConfigError, load_config
 from segkit.data import DataError
 from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
+from segkit.faults import one_line
 
 
 def main(argv=None) -> int:
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
         # bad config, data or checkpoint (ConfigError, DataError, CheckpointError are ValueErrors;
         # model builders raise ValueError for unknown names): one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from segkit.checkpoint import CheckpointError, load_checkpoint
+from segkit.cli.arg_types import opacity
 from segkit.config import ConfigError, load_config
 from segkit.data import DataError, format_classes, read_image, read_mask
 from segkit.visualize import class_ids, render, save_rgb
@@ -26,7 +27,7 @@ from segkit.visualize import class_ids, render, save_rgb
 
 def add_overlay_options(parser: argparse.ArgumentParser) -> None:
     """The drawing options that visualize and infer share."""
-    parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the class colours (0..1)")
+    parser.add_argument("--alpha", type=opacity, default=0.5, help="opacity of the class colours (0..1)")
     parser.add_argument("--min-area", type=int, help="smallest region (pixels) that gets a label "
                                                      "(default: 1/400 of the image, at least 64)")
     parser.add_argument("--no-labels", action="store_true", help="no class names on the regions")

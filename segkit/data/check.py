@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from torch.utils.data import DataLoader
 
+from ..config_checks import ignore_index_problem
 from .datasets import OUTSIDE
 from .io import DataError, Issue
 from .readers import build_dataset
@@ -177,7 +178,9 @@ def check_dataset(cfg, splits: Optional[Sequence[str]] = None, num_workers: int 
     lines = [f"data set: format={data.format} root={data.root} num_classes={data.num_classes} "
              f"ignore_index={data.ignore_index}" + (f" label_map={dict(data.label_map)}" if data.label_map else "")
              + (" reduce_zero_label=true" if data.reduce_zero_label else "")]
-    ok = True
+    clash = ignore_index_problem(data.num_classes, data.ignore_index)
+    lines += [f"ERROR: {clash}"] if clash else []
+    ok = clash is None
     for split in splits:
         result = check_split(data, split, min(num_workers, os.cpu_count() or 1), split == data.train_split)
         lines.extend(format_split(result, split == data.train_split))

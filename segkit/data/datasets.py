@@ -140,7 +140,8 @@ class SegDataset(Dataset):
     def size_mismatch(self, index: int, image_shape, mask_shape) -> str:
         (ih, iw), (mh, mw) = image_shape, mask_shape
         image_path, mask_path = self.pairs[index]
-        rotated = " (the sizes are swapped: is the image rotated by an EXIF tag, or the mask rotated?)" \
+        rotated = (" (the sizes are swapped: segkit turns images by their EXIF orientation, as viewers do; was "
+                   "the mask drawn on the unturned image, or is it rotated?)") \
             if (ih, iw) == (mw, mh) else ""
         return (f"mask {mask_path} is {mw}x{mh} but image {image_path} is {iw}x{ih} (W x H){rotated}: they must "
                 f"match. Re-export the mask at the image's size (nearest-neighbour), or fix the pairing.")

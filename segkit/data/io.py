@@ -8,7 +8,9 @@ from typing import List, Optional, Union
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .exif import apply_orientation, exif_orientation
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
@@ -40,7 +42,7 @@ def report(issues: Optional[List[Issue]], message: str, fatal: bool = True) -> N
 
 
 def read_image(path: PathLike) -> np.ndarray:
-    """RGB uint8 H x W x 3, as stored (EXIF orientation is not applied, like PIL and the masks).
+    """RGB uint8 H x W x 3, as viewers show it: an EXIF orientation tag is applied (``exif.py``).
     Grayscale is replicated, alpha dropped, 16-bit scaled to 8-bit."""
     path = Path(path)
     if not path.is_file():
@@ -53,6 +55,7 @@ def read_image(path: PathLike) -> np.ndarray:
     if _truncated(buf, path):
         raise DataError(f"image {path} is truncated (the file ends before the image data does). "
                         f"Re-copy or re-download it, or remove it and its mask from the data set.")
+    img = apply_orientation(img, exif_orientation(buf))
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -97,7 +100,7 @@ def read_mask(path: PathLike) -> np.ndarray:
         with Image.open(path) as im:
             im.load()
             mode = im.mode
-            arr = np.array(im)
+            arr = np.array(ImageOps.exif_transpose(im))  # as its image: oriented as viewers show it
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. "
                         f"Re-export it as an 8-bit index PNG.") from exc

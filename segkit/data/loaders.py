@@ -15,13 +15,13 @@ Evaluation: in order, persistent workers, and under DDP each image on exactly on
 from __future__ import annotations
 
 import random
-import signal
 from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..faults import ignore_stop_signals
 from .io import DataError
 
 
@@ -123,11 +123,10 @@ def _opencv_single_threaded(worker_id: int) -> None:
     cv2.setNumThreads(0)  # workers already run in parallel
 
 
-def _train_worker_init(worker_id: int) -> None:
+def _worker_init(worker_id: int) -> None:
+    """Training and validation workers alike: a stop signal may come during either."""
     _opencv_single_threaded(worker_id)
-    # Ctrl-C reaches the whole process group; the main process saves a checkpoint and stops the
-    # workers itself, so a worker must not die first and break the batch it is making.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_stop_signals()  # Ctrl-C and scancel reach the whole process group
 
 
 def build_train_loader(dataset, batch_size: int, num_workers: int, seed: int, rank: int = 0,
@@ -135,7 +134,7 @@ def build_train_loader(dataset, batch_size: int, num_workers: int, seed: int, ra
     """The loader ``train()`` uses: endless, from batch ``start_batch`` of this process on, last partial batch dropped."""
     sampler = TrainSampler(len(dataset), batch_size, seed, rank, world_size, start_batch)
     return DataLoader(SeededSamples(dataset), batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, drop_last=True, worker_init_fn=_train_worker_init,
+                      pin_memory=pin_memory, drop_last=True, worker_init_fn=_worker_init,
                       collate_fn=pad_collate(dataset.ignore_index),
                       generator=torch.Generator().manual_seed(seed),  # leaves the global RNG alone
                       persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
@@ -147,4 +146,4 @@ def build_eval_loader(dataset, batch_size: int, num_workers: int = 0, distribute
     return DataLoader(dataset, batch_size=batch_size, shuffle=False,
                       sampler=ShardSampler(dataset) if distributed else None, num_workers=num_workers,
                       pin_memory=pin_memory, persistent_workers=num_workers > 0,
-                      worker_init_fn=_opencv_single_threaded, collate_fn=pad_collate(dataset.ignore_index))
+                      worker_init_fn=_worker_init, collate_fn=pad_collate(dataset.ignore_index))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -31,3 +32,18 @@ def unique_file_names(paths: Sequence[Path]) -> Dict[Path, str]:
     absolute = [p.resolve() for p in paths]
     root = Path(os.path.commonpath([p.parent for p in absolute]))
     return {p: a.relative_to(root).as_posix() for p, a in zip(paths, absolute)}
+
+
+def unique_output_stems(paths: Sequence[Path]) -> Dict[Path, str]:
+    """The stem each input's output files start with (``<stem>_mask.png``): its export name
+    (``unique_file_names``) without the extension, folders joined by '_'; where that still collides
+    (``shot.png``, ``shot.jpg``) the extension stays in (``shot_png``, ``shot_jpg``)."""
+    names = unique_file_names(paths)
+    stems = {p: Path(n).with_suffix("").as_posix().replace("/", "_") for p, n in names.items()}
+    counts = Counter(stems.values())
+    stems = {p: s if counts[s] == 1 else names[p].replace("/", "_").replace(".", "_") for p, s in stems.items()}
+    taken: Counter = Counter()
+    for p, s in stems.items():  # a last resort for names like 'a_b.png' beside 'a/b.png'
+        taken[s] += 1
+        stems[p] = s if taken[s] == 1 else f"{s}_{taken[s]}"
+    return stems
