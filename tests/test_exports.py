@@ -209,8 +209,9 @@ def test_infer_exports_same_named_camvid_images_as_a_datumaro_data_set_and_label
             "--out", str(tmp_path / "out"), "--export", "coco", str(tmp_path / "set"), "--export", "labelstudio",
             str(tmp_path / "ls.json"), "--skip-classes", "Sky", "--no-outlines", "--no-labels", "--no-legend"]
     assert load_tool("infer").main(argv) == 0
-    sky = read_mask(tmp_path / "out" / "img_mask.png") == 0
-    overlay = read_image(tmp_path / "out" / "img_overlay.png")
+    sky = read_mask(tmp_path / "out" / "a_img_mask.png") == 0
+    overlay = read_image(tmp_path / "out" / "a_img_overlay.png")
+    assert (tmp_path / "out" / "b_img_mask.png").is_file()  # same base name, distinct outputs
     assert sky.any() and overlay.shape == (360, 480, 3)
     assert (overlay[sky] == read_image(image)[sky]).all()  # not painted, outlined, named or under a legend
     assert "Label Studio's COCO importers read polygons only" in capsys.readouterr().out
