@@ -10,13 +10,14 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 test-all: setup

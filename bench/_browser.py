@@ -11,7 +11,6 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")

@@ -139,7 +139,7 @@ class Trainer:
         self.say(f"resumed from {self.source} at iteration {start} ({best_text(self.best, self.best_iter)})")
 
     def run(self, stop_at: Optional[int] = None) -> Dict[str, Any]:
-        t, results, done = self.t, {}, self.start
+        done = self.start
         end = min(self.schedule, stop_at or self.schedule)
         batches = iter(self.loader)
         self.train_model.train()

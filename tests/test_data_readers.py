@@ -2,8 +2,6 @@
 import json
 
 import numpy as np
-import pytest
-from PIL import Image
 from pycocotools import mask as mask_utils
 
 from segkit.config import load_config

@@ -32,7 +32,7 @@ def test_two_nodes_agree_on_weights_and_validation(tmp_path):
                f"--master_port={port}", str(ROOT / "tests" / "ddp_train_worker.py"), str(work), *overrides]
         nodes.append((work, subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                              text=True)))
-    for work, proc in nodes:
+    for _work, proc in nodes:
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, out[-3000:]
     ranks = [torch.load(tmp_path / f"node{r}" / f"ddp_rank{r}.pt", weights_only=True) for r in (0, 1)]

@@ -18,7 +18,7 @@ from segkit.checkpoint import FORMAT, CheckpointError, load_checkpoint
 from segkit.config import ConfigError
 from segkit.engine import train
 from segkit.workdir import LOCK_NAME, WorkDirError
-from tests.test_faults import _hook_loss, _train_records, _wait_for
+from tests.test_faults import _train_records, _wait_for
 from tests.tool_loader import load_tool
 from tests.train_helpers import CONFIG, ROOT, read_log, tiny_config, tiny_overrides, train_command
 

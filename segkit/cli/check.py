@@ -9,7 +9,6 @@ Exits 1 when the data set cannot train, 2 on a bad config.
 """
 import argparse
 import sys
-from pathlib import Path
 
 
 from segkit.cli.common import add_config_args, overrides_of

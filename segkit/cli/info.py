@@ -2,7 +2,6 @@
 segkit info CONFIG [key=value ...] [--size H W]   (python tools/model_info.py in a checkout)"""
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
