@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from .budget import TimeBudget, parse_duration
+from .budget import REFIT_AT, TimeBudget, parse_duration
 from .checkpoint import (CheckpointError, checkpoint_meta, copy_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
                          training_state)
 from .config import Config, dump, to_dict
@@ -190,17 +190,20 @@ class Trainer:
                  f"continue with --resume auto")
 
     def fit_budget(self, done: int) -> bool:
-        """True once the budget has fixed the schedule's length (then ``self.schedule`` is it)."""
+        """True when the budget has just fixed or moved the schedule's length (then ``self.schedule`` is it)."""
         fitted = self.budget.observe(done, self.step_seconds)
         if self.env.distributed:  # every rank must end at the same iteration: the first rank to decide decides
             fitted = max_over_ranks(fitted or 0, self.env) or None
         if fitted is None:
             return False
         rate = 1 / self.budget.step_seconds if self.budget.step_seconds > 0 else math.nan
-        self.schedule, self.budget = fitted, None  # fixed for the rest of the run
+        again = self.budget.refits != list(REFIT_AT)  # a re-measurement has already used a refit point
+        self.schedule = fitted
+        if self.env.distributed:  # re-measuring would need every rank at the same collective: fixed once
+            self.budget = None
         self.log.set_total(fitted)
-        self.say(f"time budget {self.t.time_budget}: {rate:.2f} it/s measured after {done} iterations, so the "
-                 f"schedule spans {fitted} iterations"
+        self.say(f"time budget {self.t.time_budget}: {rate:.2f} it/s {'re-' if again else ''}measured after {done} "
+                 f"iterations, so the schedule spans {fitted} iterations"
                  + (" (train.iterations, the upper bound)" if fitted == self.t.iterations else ""))
         return True
 
@@ -227,7 +230,7 @@ class Trainer:
         self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.budget is not None and self.device.type == "cuda":
+        if self.budget is not None and self.budget.fixed is None and self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # while the budget measures, time the GPU's work, not the launches
         self.steps += 1
         self.step_seconds = time.perf_counter() - tic

@@ -29,6 +29,24 @@ def test_budget_skips_warm_up_steps_and_fits_the_rest():
     assert [capped.observe(i + 1, 1.0) for i in range(8)][-1] == 50  # train.iterations bounds it
 
 
+def test_a_slow_start_is_re_measured_at_a_quarter_and_half_of_the_budget():
+    b = TimeBudget(seconds=100.0, start=0, cap=10_000)
+    fits = [b.observe(i + 1, 2.0) for i in range(WARMUP_STEPS + 3)]  # the machine is busy at first: 2 s steps
+    first = fits[-1]
+    assert first == 6 + (100 - 12) // 2  # 44 iterations in what remains at 2 s each
+    done, spent, moved = 6, 12.0, []
+    while spent < 60:  # then it is free again: 0.5 s steps
+        done, spent = done + 1, spent + 0.5
+        fitted = b.observe(done, 0.5)
+        if fitted is not None:
+            moved.append((done, fitted))
+    # at 25 s spent (iteration 32) the steps since the fit took 0.5 s: 75 s left fit 150 more
+    assert moved[0] == (32, 32 + 150) and moved[0][1] > first
+    assert len(moved) == 1  # at 50 s the speed is unchanged: the span stays
+    steady = TimeBudget(seconds=100.0, start=0, cap=10_000)
+    assert [f for i in range(80) if (f := steady.observe(i + 1, 1.0)) is not None] == [100]  # fixed once, never moved
+
+
 def _one_second_steps(monkeypatch) -> list:
     """Pretend every step takes 1 s, so a 10 s budget fits a known number of iterations; returns the fits."""
     fits = []
