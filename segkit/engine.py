@@ -30,7 +30,7 @@ from .optim import build_optimizer, lr_factor, set_lr
 from .progress import TrainLogger, plot_curves
 from .runtime import amp_dtype, autocast, inference_dtype, memory_format, resolve_device, seed_everything
 from .train_setup import (backend_flags, build_criterion, describe, find_start, mute_unused_aux_head,
-                          prepare_work_dir, restore_rng, work_dir_of, wrap_for_training)
+                          prepare_work_dir, restore_rng, restore_training_state, work_dir_of, wrap_for_training)
 from .workdir import WorkDirLock
 
 __all__ = ["train", "amp_dtype", "resolve_device", "seed_everything", "build_optimizer", "TrainingInterrupted",
@@ -96,8 +96,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
         self.start, self.best, self.best_iter = 0, -1.0, 0
         if ckpt is not None:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scaler.load_state_dict(ckpt["scaler"])
+            restore_training_state(self.optimizer, self.scaler, ckpt)
             self.start, self.best = ckpt["iteration"], ckpt["best_score"]
             self.best_iter = ckpt.get("best_iteration", 0)
         self.schedule = t.iterations  # what the LR schedule spans, and where the run ends

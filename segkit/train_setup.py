@@ -80,6 +80,15 @@ def find_start(model: torch.nn.Module, cfg: Config, work: Path, resume: Optional
     return source, ckpt
 
 
+def restore_training_state(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                           ckpt: Dict[str, Any]) -> None:
+    """The optimizer and grad scaler of a resumed run. A run saved without the scaler (amp none or
+    bf16 stores ``{}``) resumed under fp16 starts a fresh one: GradScaler refuses an empty state."""
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(ckpt["scaler"])
+
+
 def warn_config_changes(old: Dict[str, Any], new: Dict[str, Any], say: Say, prefix: str = "") -> None:
     """Resuming with a different config is allowed (e.g. more iterations) but said out loud."""
     for key in sorted(set(old) | set(new)):
