@@ -25,7 +25,6 @@ from .distributed import (DistEnv, any_rank, average_buffers, from_rank0, gather
                           teardown)
 from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
-from .models import build_model
 from .optim import build_optimizer, lr_factor, set_lr
 from .progress import TrainLogger, plot_curves
 from .runtime import amp_dtype, autocast, inference_dtype, memory_format, resolve_device, seed_everything
@@ -87,8 +86,7 @@ class Trainer:
         self.train_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data)),
                                     env)
         self.val_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.val_split), env)
-        self.model = build_model(cfg)
-        self.source, ckpt = find_start(self.model, cfg, self.work, resume, init_from, env, self.say)
+        self.model, self.source, ckpt = find_start(cfg, self.work, resume, init_from, env, self.say)
         self.model = self.model.to(device, memory_format=memory_format(t.channels_last))
         mute_unused_aux_head(self.model, cfg, self.say)
         self.criterion = build_criterion(cfg, self.train_set, device, self.say, self.work, env)

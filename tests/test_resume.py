@@ -112,3 +112,16 @@ def test_fp16_resume_of_a_run_saved_without_grad_scaler_starts_a_fresh_scaler():
     assert scaler.get_scale() == 8.0
     restore_training_state(optimizer, torch.amp.GradScaler("cpu", enabled=False), ckpt)
 
+
+def test_resume_and_init_from_load_no_pretrained_backbone_weights(sample_root, tmp_path, capsys):
+    # the checkpoint's weights replace them: a file that is not there (or torchvision offline) must not matter
+    from segkit.config import ConfigError
+
+    train(tiny_config(sample_root, 1), str(tmp_path / "run"))
+    absent = f"model.backbone.pretrained={tmp_path / 'absent.pth'}"
+    train(tiny_config(sample_root, 1, absent), str(tmp_path / "init"), init_from=str(tmp_path / "run" / "last.pth"))
+    assert "--init-from" in capsys.readouterr().out
+    train(tiny_config(sample_root, 2, absent), str(tmp_path / "run"), resume="auto")
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["iteration"] == 2
+    with pytest.raises(ConfigError, match="absent.pth"):  # a fresh start still loads them
+        train(tiny_config(sample_root, 1, absent), str(tmp_path / "fresh"))
