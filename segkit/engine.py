@@ -27,13 +27,12 @@ from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
 from .optim import build_optimizer, lr_factor, set_lr
 from .progress import TrainLogger, plot_curves
-from .runtime import amp_dtype, autocast, inference_dtype, memory_format, resolve_device, seed_everything
+from .runtime import amp_dtype, autocast, inference_dtype, memory_format, seed_everything
 from .train_setup import (backend_flags, build_criterion, describe, find_start, mute_unused_aux_head,
                           prepare_work_dir, restore_rng, restore_training_state, work_dir_of, wrap_for_training)
 from .workdir import WorkDirLock
 
-__all__ = ["train", "amp_dtype", "resolve_device", "seed_everything", "build_optimizer", "TrainingInterrupted",
-           "NonFiniteLossError"]
+__all__ = ["train", "TrainingInterrupted", "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62
 
 
@@ -251,7 +250,8 @@ class Trainer:
             raise NonFiniteLossError(bad, self.last_good, self.last_good_iter)
 
     def save(self, done: int, checkpoint_due: bool, improved: bool) -> None:
-        """last.pth / iter_*.pth when due, best.pth when the validation improved (a link when both)."""
+        """last.pth / iter_*.pth when due, best.pth when the validation improved (a copy of the
+        checkpoint when both: never a link, so rewriting one file leaves the other as it was)."""
         self.check_finite()
         average_buffers(self.model, self.env)
         rngs = gather(rng_state(), self.env)  # every rank's, so each resumes its own stream
