@@ -22,7 +22,7 @@ from segkit.faults import one_line
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser, amp=True)
+    add_config_args(parser, amp_key="train.amp")
     parser.add_argument("--work-dir", help="where checkpoints and logs go (default work_dirs/<config name>)")
     parser.add_argument("--resume", nargs="?", const="auto", metavar="auto|none|PATH",
                         help="continue a run: 'auto' (the default when the flag is bare) takes the work dir's "
