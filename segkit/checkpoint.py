@@ -15,7 +15,6 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -23,6 +22,8 @@ import torch
 
 from . import __version__
 from .config import Config, from_dict
+from .models import build_model
+from .models.weights import compare_state_dicts
 
 FORMAT = "segkit-checkpoint-v1"
 
@@ -211,36 +212,6 @@ def config_from_checkpoint(ckpt: Dict[str, Any]) -> Config:
     return from_dict(ckpt["config"])
 
 
-@dataclass
-class StateDiff:
-    """How a state dict read from a file differs from a model's own: by name and by shape."""
-    own: Mapping[str, torch.Tensor]
-    given: Mapping[str, torch.Tensor]
-
-    @property
-    def shape_clash(self) -> List[str]:
-        return [k for k, v in self.given.items() if k in self.own and v.shape != self.own[k].shape]
-
-    @property
-    def missing(self) -> List[str]:
-        return [k for k in self.own if k not in self.given]
-
-    @property
-    def unexpected(self) -> List[str]:
-        return [k for k in self.given if k not in self.own]
-
-    def fitting(self) -> Dict[str, torch.Tensor]:
-        return {k: v for k, v in self.given.items() if k in self.own and v.shape == self.own[k].shape}
-
-    def shapes(self, key: str, own_label: str = "") -> str:
-        return f"{tuple(self.given[key].shape)} vs {own_label}{tuple(self.own[key].shape)}"
-
-
-def compare_state_dicts(own: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> StateDiff:
-    """``own``: the model's state dict; ``given``: the one to load into it."""
-    return StateDiff(own, given)
-
-
 def load_model_state(model: torch.nn.Module, ckpt: Dict[str, Any], source: str = "checkpoint") -> None:
     """Load weights with a message that names what does not fit, instead of PyTorch's key dump."""
     diff = compare_state_dicts(model.state_dict(), ckpt["model"])
@@ -307,8 +278,6 @@ def set_rng_state(state: Dict[str, Any], say=print) -> None:
 def model_from_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu"
                           ) -> Tuple[torch.nn.Module, Config, Dict[str, Any]]:
     """(model in eval mode, its config, meta: class_names, palette, mean, std)."""
-    from .models import build_model
-
     ckpt = load_checkpoint(path, map_location)
     cfg = config_from_checkpoint(ckpt)
     cfg.model.backbone.pretrained = None  # the checkpoint has the weights

@@ -6,19 +6,17 @@ Unknown keys and values of the wrong type are errors that name the key and the f
 """
 from __future__ import annotations
 
-import ast
 import copy
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
-
-import yaml
+from typing import Any, Dict, List, Optional, Sequence
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from segkit.config_files import ConfigError, find_config, read_yaml_chain
+from segkit.config_overrides import parse_overrides
 
 
 # --------------------------------------------------------------------------- model
@@ -208,32 +206,6 @@ def _explain(exc: OmegaConfBaseException, source: str) -> ConfigError:
     if "is not a ListConfig" in msg:  # OmegaConf's words for "a scalar where a list goes"
         msg = "expected a list, e.g. [1, 2, 4]"
     return ConfigError(f"{source}: bad value for '{key}': {msg}")
-
-
-def parse_override_value(text: str) -> Any:
-    """A command-line value as YAML would read it, except that a flow mapping or list is read as a
-    Python literal first: ``{255:1}`` is {255: 1}, not YAML 1.1's sexagesimal key 15301."""
-    stripped = text.strip()
-    if stripped[:1] in "{[(":
-        try:
-            return ast.literal_eval(stripped)
-        except (ValueError, SyntaxError):
-            pass  # e.g. [road, car]: YAML reads bare words as strings
-    try:
-        return yaml.safe_load(stripped) if stripped else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override value '{text}' is not valid YAML: {str(exc).splitlines()[0]}") from exc
-
-
-def parse_overrides(overrides: Sequence[str]) -> List[Tuple[str, Any]]:
-    """``["train.lr=0.02", "data.label_map={}"]`` -> ``[("train.lr", 0.02), ("data.label_map", {})]``."""
-    parsed = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or " " in key.strip():
-            raise ConfigError(f"override '{item}' must look like key=value, e.g. train.lr=0.02")
-        parsed.append((key.strip(), parse_override_value(value)))
-    return parsed
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "command-line override") -> DictConfig:

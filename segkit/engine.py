@@ -25,16 +25,14 @@ from .distributed import (DistEnv, any_rank, average_buffers, from_rank0, gather
                           teardown)
 from .evaluation import evaluate
 from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
-from .models import build_model
 from .optim import build_optimizer, lr_factor, set_lr
 from .progress import TrainLogger, plot_curves
-from .runtime import amp_dtype, autocast, inference_dtype, memory_format, resolve_device, seed_everything
+from .runtime import amp_dtype, autocast, inference_dtype, memory_format, seed_everything
 from .train_setup import (backend_flags, build_criterion, describe, find_start, mute_unused_aux_head,
-                          prepare_work_dir, restore_rng, work_dir_of, wrap_for_training)
+                          prepare_work_dir, restore_rng, restore_training_state, work_dir_of, wrap_for_training)
 from .workdir import WorkDirLock
 
-__all__ = ["train", "amp_dtype", "resolve_device", "seed_everything", "build_optimizer", "TrainingInterrupted",
-           "NonFiniteLossError"]
+__all__ = ["train", "TrainingInterrupted", "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62
 
 
@@ -87,8 +85,7 @@ class Trainer:
         self.train_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data)),
                                     env)
         self.val_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.val_split), env)
-        self.model = build_model(cfg)
-        self.source, ckpt = find_start(self.model, cfg, self.work, resume, init_from, env, self.say)
+        self.model, self.source, ckpt = find_start(cfg, self.work, resume, init_from, env, self.say)
         self.model = self.model.to(device, memory_format=memory_format(t.channels_last))
         mute_unused_aux_head(self.model, cfg, self.say)
         self.criterion = build_criterion(cfg, self.train_set, device, self.say, self.work, env)
@@ -96,8 +93,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
         self.start, self.best, self.best_iter = 0, -1.0, 0
         if ckpt is not None:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scaler.load_state_dict(ckpt["scaler"])
+            restore_training_state(self.optimizer, self.scaler, ckpt)
             self.start, self.best = ckpt["iteration"], ckpt["best_score"]
             self.best_iter = ckpt.get("best_iteration", 0)
         self.schedule = t.iterations  # what the LR schedule spans, and where the run ends
@@ -257,7 +253,8 @@ class Trainer:
             raise NonFiniteLossError(bad, self.last_good, self.last_good_iter)
 
     def save(self, done: int, checkpoint_due: bool, improved: bool) -> None:
-        """last.pth / iter_*.pth when due, best.pth when the validation improved (a link when both)."""
+        """last.pth / iter_*.pth when due, best.pth when the validation improved (a copy of the
+        checkpoint when both: never a link, so rewriting one file leaves the other as it was)."""
         self.check_finite()
         average_buffers(self.model, self.env)
         rngs = gather(rng_state(), self.env)  # every rank's, so each resumes its own stream

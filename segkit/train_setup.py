@@ -5,6 +5,7 @@ the random state of a resumed run, and the lines that describe the run.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -17,6 +18,7 @@ from .checkpoint import (check_resumable, find_resume_checkpoint, load_checkpoin
 from .config import Config, to_dict
 from .distributed import DistEnv, from_rank0, prepare_model
 from .losses import build_loss, needs_auto_weights
+from .models import build_model
 from .runtime import seed_everything
 from .workdir import move_aside
 
@@ -54,9 +56,10 @@ def prepare_work_dir(work: Path, env: DistEnv, say: Say) -> None:
             say(f"removed {p.name}, a partial write left by a killed run (the checkpoints are intact)")
 
 
-def find_start(model: torch.nn.Module, cfg: Config, work: Path, resume: Optional[str], init_from: Optional[str],
-               env: DistEnv, say: Say) -> Tuple[Optional[Path], Optional[Dict[str, Any]]]:
-    """Load the weights the run starts from; returns (source, checkpoint) when resuming, else (None, None)."""
+def find_start(cfg: Config, work: Path, resume: Optional[str], init_from: Optional[str], env: DistEnv,
+               say: Say) -> Tuple[torch.nn.Module, Optional[Path], Optional[Dict[str, Any]]]:
+    """Build the model and load the weights the run starts from; returns (model, source, checkpoint)
+    when resuming, else (model, None, None)."""
     ckpt, source = None, None
     if resume == "auto":
         found = find_resume_checkpoint(work)
@@ -66,18 +69,37 @@ def find_start(model: torch.nn.Module, cfg: Config, work: Path, resume: Optional
             say(f"--resume auto: no checkpoint in {work} yet; starting from iteration 0")
     elif resume:
         source, ckpt = Path(resume), load_checkpoint(resume)
+    init = load_checkpoint(init_from) if ckpt is None and init_from else None
+    model = build_model(cfg if ckpt is None and init is None else without_pretrained(cfg))
     if ckpt is not None:
         check_resumable(ckpt, str(source))
         load_model_state(model, ckpt, str(source))
         warn_config_changes(ckpt["config"], to_dict(cfg), say)
-    elif init_from:
-        loaded, skipped = load_compatible(model, load_checkpoint(init_from)["model"])
+    elif init is not None:
+        loaded, skipped = load_compatible(model, init["model"])
         say(f"--init-from {init_from}: {len(loaded)} tensors loaded, {len(skipped)} skipped"
             + "".join(f"\n  skipped {s}" for s in skipped))
     if ckpt is None and env.is_main and (moved := move_aside(work)):
         say(f"note: {work} held files of an earlier run; moved them to {moved} (use --resume auto to continue "
             f"that run instead)")
-    return source, ckpt
+    return model, source, ckpt
+
+
+def without_pretrained(cfg: Config) -> Config:
+    """A copy of ``cfg`` whose backbone loads no pretrained weights: the checkpoint's replace them, so
+    fetching them (a download for ``torchvision``) would only cost time, or fail offline."""
+    cfg = copy.deepcopy(cfg)
+    cfg.model.backbone.pretrained = None
+    return cfg
+
+
+def restore_training_state(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                           ckpt: Dict[str, Any]) -> None:
+    """The optimizer and grad scaler of a resumed run. A run saved without the scaler (amp none or
+    bf16 stores ``{}``) resumed under fp16 starts a fresh one: GradScaler refuses an empty state."""
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(ckpt["scaler"])
 
 
 def warn_config_changes(old: Dict[str, Any], new: Dict[str, Any], say: Say, prefix: str = "") -> None:

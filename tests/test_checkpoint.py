@@ -104,7 +104,7 @@ def test_prune_leaves_files_of_another_run_past_this_iteration(tmp_path):
 
 
 def test_compare_state_dicts_names_shape_clashes_missing_and_unexpected():
-    from segkit.checkpoint import compare_state_dicts
+    from segkit.models.weights import compare_state_dicts
 
     own = {"a": torch.zeros(2), "b": torch.zeros(3), "c": torch.zeros(1)}
     diff = compare_state_dicts(own, {"a": torch.zeros(2), "b": torch.zeros(4), "d": torch.zeros(1)})

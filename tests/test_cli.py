@@ -67,6 +67,15 @@ def test_eval_understands_mmseg_order():
     assert parse(["sample/fcn_r18", "best.pth"]).config == "sample/fcn_r18"
 
 
+def test_eval_amp_sets_the_precision_eval_reads():
+    from segkit.config import apply_overrides
+
+    args = load_tool("eval").parse_args(["run/best.pth", "data.root=x", "--amp"])
+    assert args.overrides == ["data.root=x", "eval.amp=auto"]  # was train.amp=auto: no effect on eval
+    cfg = apply_overrides(load_config(None, ["data.num_classes=2", "train.amp=none"]), args.overrides)
+    assert cfg.eval.amp == "auto" and cfg.train.amp == "none"
+
+
 def test_eval_with_only_a_config_answers_with_the_usage(capsys):
     with pytest.raises(SystemExit):
         load_tool("eval").parse_args(["sample/fcn_r18", "data.root=x"])

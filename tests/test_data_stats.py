@@ -63,3 +63,31 @@ def test_auto_class_weights_are_cached_in_the_work_dir_per_file_list_and_mapping
     remapped = build_dataset(data_cfg(root=str(tmp_path / "data"), label_map={2: 255}), "train")
     again, cached = stats.cached_class_weights(remapped, work)
     assert not cached and again[2] == 0.0  # another label mapping: class 2 is now ignored
+
+
+class _SignalProbe:
+    """A data set whose mask pixels say whether the process reading them ignores Ctrl-C."""
+
+    def __init__(self, image_path):
+        self.pairs = [(image_path, image_path)]
+
+    def __len__(self) -> int:
+        return 1
+
+    def raw_mask(self, index: int) -> np.ndarray:
+        import signal
+
+        return np.full((1, 4), int(signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
+
+
+def test_scan_workers_ignore_stop_signals(tmp_path):
+    # the class-weight scan runs inside training set-up: a Ctrl-C there must reach the main process
+    # only (which stops cleanly), not kill a worker mid-read with a traceback
+    from segkit.data.check import SplitCheck, _scan
+    from segkit.data.stats import raw_histograms
+
+    write_image(tmp_path / "a.png", np.zeros((1, 4, 3), np.uint8))
+    probe = _SignalProbe(tmp_path / "a.png")
+    assert raw_histograms(probe, num_workers=0)[0][0].tolist() == [0]  # this process does not ignore it
+    assert raw_histograms(probe, num_workers=1)[0][0].tolist() == [1]
+    assert [h[0].tolist() for h in _scan(probe, SplitCheck("train"), 1, False)] == [[1]]

@@ -5,7 +5,8 @@ import argparse
 import pytest
 
 from segkit.cli.common import add_config_args, overrides_of
-from segkit.config import ConfigError, apply_overrides, load_config, parse_override_value
+from segkit.config import ConfigError, apply_overrides, load_config
+from segkit.config_overrides import parse_override_value
 
 ISBI = "isbi/unet_r18"  # its base sets data.label_map {255: 1}
 
@@ -68,7 +69,7 @@ def test_bad_overrides_are_one_line_errors(override, match):
 
 def test_cfg_options_and_amp_are_aliases():
     parser = argparse.ArgumentParser()
-    add_config_args(parser, amp=True)
+    add_config_args(parser, amp_key="train.amp")
     args = parser.parse_intermixed_args([ISBI, "train.lr=0.1", "--cfg-options", "train.lr=0.2", "data.root=x",
                                          "--amp"])
     assert overrides_of(args) == ["train.lr=0.1", "train.lr=0.2", "data.root=x", "train.amp=auto"]

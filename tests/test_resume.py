@@ -93,3 +93,35 @@ def test_resume_before_any_validation_says_so(sample_root, tmp_path, capsys):
     train(cfg, str(work), resume="auto", stop_at=2)
     out = capsys.readouterr().out
     assert "at iteration 1 (no validation yet)" in out and "best mIoU 0.00" not in out
+
+
+def test_fp16_resume_of_a_run_saved_without_grad_scaler_starts_a_fresh_scaler():
+    import torch
+
+    from segkit.train_setup import restore_training_state
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    ckpt = {"optimizer": optimizer.state_dict(), "scaler": {}}  # what amp none/bf16 saves
+    scaler = torch.amp.GradScaler("cpu", enabled=True)  # fp16 now
+    restore_training_state(optimizer, scaler, ckpt)  # GradScaler.load_state_dict({}) raised here
+    assert scaler.get_scale() == torch.amp.GradScaler("cpu").get_scale()
+    saved = torch.amp.GradScaler("cpu", init_scale=8.0)
+    saved.scale(torch.ones(()))  # the scale tensor exists once used
+    restore_training_state(optimizer, scaler, {"optimizer": optimizer.state_dict(), "scaler": saved.state_dict()})
+    assert scaler.get_scale() == 8.0
+    restore_training_state(optimizer, torch.amp.GradScaler("cpu", enabled=False), ckpt)
+
+
+def test_resume_and_init_from_load_no_pretrained_backbone_weights(sample_root, tmp_path, capsys):
+    # the checkpoint's weights replace them: a file that is not there (or torchvision offline) must not matter
+    from segkit.config import ConfigError
+
+    train(tiny_config(sample_root, 1), str(tmp_path / "run"))
+    absent = f"model.backbone.pretrained={tmp_path / 'absent.pth'}"
+    train(tiny_config(sample_root, 1, absent), str(tmp_path / "init"), init_from=str(tmp_path / "run" / "last.pth"))
+    assert "--init-from" in capsys.readouterr().out
+    train(tiny_config(sample_root, 2, absent), str(tmp_path / "run"), resume="auto")
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["iteration"] == 2
+    with pytest.raises(ConfigError, match="absent.pth"):  # a fresh start still loads them
+        train(tiny_config(sample_root, 1, absent), str(tmp_path / "fresh"))

@@ -57,6 +57,12 @@ def test_train_cli_takes_overrides_after_options(monkeypatch):
         assert cfg.train.lr == 0.5 and got_resume == resume and work_dir == work and init_from is None
 
 
+def test_train_help_lists_resume_none(capsys):
+    assert _train_cli("--help") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--resume [auto|none|PATH]" in out and "'none' starts fresh" in out
+
+
 def test_sample_set_patterns_always_show_and_colour_does_not_tell_the_class():
     """The demo data: every shape's two colours differ in brightness (a pattern never vanishes, as it
     could when both colours were drawn alike), and each class comes in many colours."""

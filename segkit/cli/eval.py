@@ -34,7 +34,7 @@ from segkit.runtime import inference_channels_last, inference_dtype, pick_device
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", help="a .pth checkpoint (or CONFIG CHECKPOINT, in mmsegmentation's order)")
-    add_override_args(parser, amp=True)
+    add_override_args(parser, amp_key="eval.amp")
     parser.add_argument("--config", help="take data and eval settings from this config instead of the checkpoint's")
     parser.add_argument("--split", help="data split (default: the validation split, data.val_split)")
     parser.add_argument("--slide", action="store_true", help="sliding-window inference (eval.crop_size, eval.stride)")

@@ -1,6 +1,6 @@
 """Train a segmentation model.
 
-  segkit train CONFIG [key=value ...] [--cfg-options k=v ...] [--amp] [--work-dir DIR] [--resume [auto|PATH]]
+  segkit train CONFIG [key=value ...] [--cfg-options k=v ...] [--amp] [--work-dir DIR] [--resume [auto|none|PATH]]
                [--init-from PATH]
   segkit train sample/deeplabv3plus_r18 train.lr=0.01     (CONFIG: a path or a shipped name, `segkit configs`)
   torchrun --nproc_per_node=N -m segkit train CONFIG ...   (DDP, one process per GPU)
@@ -22,11 +22,12 @@ from segkit.faults import one_line
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser, amp=True)
+    add_config_args(parser, amp_key="train.amp")
     parser.add_argument("--work-dir", help="where checkpoints and logs go (default work_dirs/<config name>)")
-    parser.add_argument("--resume", nargs="?", const="auto", metavar="auto|PATH",
+    parser.add_argument("--resume", nargs="?", const="auto", metavar="auto|none|PATH",
                         help="continue a run: 'auto' (the default when the flag is bare) takes the work dir's "
-                             "last checkpoint, or starts fresh if there is none; or give a checkpoint path")
+                             "last checkpoint, or starts fresh if there is none; 'none' starts fresh (an earlier "
+                             "run's files move to <work dir>/previous/); or give a checkpoint path")
     parser.add_argument("--init-from", metavar="PATH",
                         help="start a new run from a checkpoint's weights; layers that do not fit (e.g. the "
                              "classifier for another class count) are re-initialised and listed")

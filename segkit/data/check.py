@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from torch.utils.data import DataLoader
 
 from ..config_checks import ignore_index_problem
 from .datasets import OUTSIDE
 from .io import DataError, Issue
+from .loaders import build_scan_loader
 from .readers import build_dataset
 from .scan import PairScanner, mean_std, size_summary
 from .stats import class_statistics, class_weights
@@ -40,10 +40,6 @@ class SplitCheck:
     @property
     def ok(self) -> bool:
         return self.pairs > 0 and not any(i.fatal for i in self.issues)
-
-
-def _as_is(item):
-    return item
 
 
 def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> SplitCheck:
@@ -74,8 +70,7 @@ def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> 
 def _scan(dataset, result: SplitCheck, num_workers: int, image_stats: bool) -> list:
     """Read every pair: problems into ``result``, raw-value counts, sizes, mean/std; the mask histograms."""
     histograms, sums, sq_sums, pixels = [], np.zeros(3), np.zeros(3), 0
-    loader = DataLoader(PairScanner(dataset, image_stats), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
-    for scan in loader:
+    for scan in build_scan_loader(PairScanner(dataset, image_stats), num_workers):
         result.issues.extend(Issue(message, fatal) for message, fatal in scan.problems)
         if scan.size is not None:
             result.sizes.append(scan.size)

@@ -124,9 +124,20 @@ def _opencv_single_threaded(worker_id: int) -> None:
 
 
 def _worker_init(worker_id: int) -> None:
-    """Training and validation workers alike: a stop signal may come during either."""
+    """Training, validation and scan workers alike: a stop signal may come during any of them."""
     _opencv_single_threaded(worker_id)
     ignore_stop_signals()  # Ctrl-C and scancel reach the whole process group
+
+
+def _as_is(item):
+    return item
+
+
+def build_scan_loader(dataset: Dataset, num_workers: int = 0) -> DataLoader:
+    """One item at a time, as the dataset returns it, for the passes that read every file (class
+    weights, ``segkit check``); they run inside training set-up too, so workers ignore stop signals."""
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, collate_fn=_as_is,
+                      worker_init_fn=_worker_init)
 
 
 def build_train_loader(dataset, batch_size: int, num_workers: int, seed: int, rank: int = 0,

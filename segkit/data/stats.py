@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import List, Sequence, Tuple
 
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from .loaders import build_scan_loader
 
 Histogram = Tuple[np.ndarray, np.ndarray]  # (raw values present, pixels of each)
 CACHE_FILE = "class_weights.json"  # in the work dir: `class_weights: auto` reads every mask once per split
@@ -37,14 +39,9 @@ class _RawHistograms(Dataset):
         return histogram(self.dataset.raw_mask(index))
 
 
-def _as_is(item):
-    return item
-
-
 def raw_histograms(dataset, num_workers: int = 0) -> List[Histogram]:
     """The raw-value histogram of every mask, in order; ``num_workers`` processes read the masks."""
-    loader = DataLoader(_RawHistograms(dataset), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
-    return list(loader)
+    return list(build_scan_loader(_RawHistograms(dataset), num_workers))
 
 
 def class_statistics(dataset, histograms: Sequence[Histogram] | None = None,

@@ -4,6 +4,7 @@
 or a path. Files are read with ``torch.load(weights_only=True)``. Every key must fit: only
 ``fc.*`` (the ImageNet classifier) may be left over; anything else missing, unexpected or of
 another shape is an error that lists the keys, since the file is then for another model.
+``compare_state_dicts`` (shared with ``segkit.checkpoint``) names what does not fit.
 """
 from __future__ import annotations
 
@@ -15,13 +16,42 @@ from typing import Dict, List, Mapping, Union
 
 import torch
 
-from ..checkpoint import compare_state_dicts
 from ..config import ConfigError
 from .backbone import ResNetBackbone
 
 log = logging.getLogger(__name__)
 
 ALLOWED_LEFTOVER = ("fc.",)
+
+
+@dataclass
+class StateDiff:
+    """How a state dict read from a file differs from a model's own: by name and by shape."""
+    own: Mapping[str, torch.Tensor]
+    given: Mapping[str, torch.Tensor]
+
+    @property
+    def shape_clash(self) -> List[str]:
+        return [k for k, v in self.given.items() if k in self.own and v.shape != self.own[k].shape]
+
+    @property
+    def missing(self) -> List[str]:
+        return [k for k in self.own if k not in self.given]
+
+    @property
+    def unexpected(self) -> List[str]:
+        return [k for k in self.given if k not in self.own]
+
+    def fitting(self) -> Dict[str, torch.Tensor]:
+        return {k: v for k, v in self.given.items() if k in self.own and v.shape == self.own[k].shape}
+
+    def shapes(self, key: str, own_label: str = "") -> str:
+        return f"{tuple(self.given[key].shape)} vs {own_label}{tuple(self.own[key].shape)}"
+
+
+def compare_state_dicts(own: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor]) -> StateDiff:
+    """``own``: the model's state dict; ``given``: the one to load into it."""
+    return StateDiff(own, given)
 
 
 @dataclass
