@@ -3,6 +3,7 @@ order, and refusals (path traversal, malformed requests) that change nothing."""
 import json
 import shlex
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -244,7 +245,7 @@ def test_a_label_of_the_wrong_size_is_refused_and_kept(client, studio):
     assert state(studio.masks_dir) == before
 
 
-def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(studio):
+def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(studio, tmp_path):
     from segkit.config import load_config
     from segkit.studio.server import finetune_command
 
@@ -253,6 +254,15 @@ def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(s
     cfg = load_config("configs/isbi/unet_r18.yaml", overrides)  # ISBI maps raw 255 -> class 1
     assert cfg.data.label_map == {} and cfg.data.reduce_zero_label is False and cfg.data.format == "folder"
     assert cfg.data.split_file == str(studio.masks_dir.resolve() / "labelled.txt")
+    # a DRIVE-like config names its files 21_training.tif / 21_manual1.gif with FOV masks: the studio's are <stem>.png
+    drive = tmp_path / "drive.yaml"
+    drive.write_text(f"base: {Path('configs/isbi/unet_r18.yaml').resolve()}\n"
+                     "data: {image_suffix: _training, mask_suffix: _manual1, pair_pattern: '(?P<key>\\d+)_',\n"
+                     "       ignore_mask_dir: 'fov/{split}', ignore_mask_suffix: _training_mask}\n")
+    assert load_config(drive).data.pair_pattern == "(?P<key>\\d+)_"
+    cfg = load_config(drive, overrides)
+    assert (cfg.data.image_suffix, cfg.data.mask_suffix, cfg.data.ignore_mask_suffix) == ("", "", "")
+    assert cfg.data.pair_pattern is None and cfg.data.ignore_mask_dir is None
 
 
 def test_cli_without_the_web_stack_says_what_to_install(studio, sample_run, monkeypatch, capsys):

@@ -150,5 +150,8 @@ def finetune_command(studio: Studio) -> str:
              "data.train_split=labelled", "data.val_split=labelled",
              # the studio's masks hold class ids already: no raw-value mapping of the original data set
              "data.label_map={}", "data.reduce_zero_label=false",
+             # and they are named <stem>.png beside <stem>.<ext>: no naming rules or ignore masks of its own
+             "data.image_suffix=", "data.mask_suffix=", "data.pair_pattern=null", "data.ignore_mask_dir=null",
+             "data.ignore_mask_suffix=",
              f"data.split_file={studio.masks_dir.resolve() / SPLIT_FILE}", "--init-from", str(ckpt)]
     return " ".join(shlex.quote(p) for p in parts)
