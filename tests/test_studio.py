@@ -57,6 +57,17 @@ def test_page_meta_and_layers(client, studio):
     assert client.get(f"/api/image/{stem}").content == studio.path(stem).read_bytes()
 
 
+def test_an_image_that_cannot_be_encoded_for_the_page_gets_a_5xx_that_names_it(client, studio, monkeypatch):
+    import segkit.studio.server as server
+
+    stem = stems(studio)[0]
+    monkeypatch.setattr(server, "BROWSER_IMAGES", set())  # as if it were a TIFF: re-encoded as PNG
+    assert client.get(f"/api/image/{stem}").headers["content-type"] == "image/png"
+    monkeypatch.setattr(server.cv2, "imencode", lambda *a: (False, None))
+    response = client.get(f"/api/image/{stem}")
+    assert response.status_code == 500 and str(studio.path(stem)) in response.json()["detail"]
+
+
 def test_region_fill_changes_exactly_the_connected_component_and_saves_it(client, studio, tmp_path):
     stem = stems(studio)[0]
     h, w = studio.size(stem)

@@ -71,6 +71,8 @@ def create_app(studio: Studio) -> FastAPI:
         if path.suffix.lower() in BROWSER_IMAGES:
             return FileResponse(path)
         ok, png = cv2.imencode(".png", cv2.cvtColor(read_image(path), cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise HTTPException(500, f"{path}: OpenCV could not encode it as PNG for the page; convert it to PNG or JPEG")
         return Response(png.tobytes(), media_type="image/png")
 
     @app.get("/api/layers/{stem}")
