@@ -200,6 +200,29 @@ def test_two_writers_leave_a_whole_png(studio):
     assert [p.name for p in studio.masks_dir.iterdir()] and not list(studio.masks_dir.glob(".*"))
 
 
+def test_same_named_images_from_two_folders_get_their_own_labels(predictor, sample_root, sample_run, tmp_path):
+    import shutil
+
+    first, second = sorted((sample_root / "images" / "val").iterdir())[:2]
+    for folder, source in (("a", first), ("b", second)):
+        (tmp_path / folder).mkdir()
+        shutil.copy(source, tmp_path / folder / "img.png")
+    images = [tmp_path / "a" / "img.png", tmp_path / "b" / "img.png"]
+    studio = Studio(predictor, images, tmp_path / "masks")
+    assert studio.images == {"a_img": images[0], "b_img": images[1]}  # as `segkit infer` names their outputs
+    client = TestClient(create_app(studio))
+    client.post("/api/edit/b_img", json={"op": "brush", "points": [[3, 3]], "radius": 1, "cls": 1})
+    assert sorted(p.name for p in studio.masks_dir.iterdir()) == ["b_img.png", "labelled.txt"]
+    assert client.get("/api/layers/a_img").headers["x-labelled"] == "0"
+    assert client.get("/api/image/b_img").content == second.read_bytes()
+    studio.accept("a_img")
+    out = tmp_path / "labels.json"
+    assert load_tool("studio").main([str(p) for p in images] + ["--checkpoint", str(sample_run / "best.pth"),
+                                                                "--masks", str(studio.masks_dir),
+                                                                "--export", "coco", str(out)]) == 0
+    assert [im["file_name"] for im in json.loads(out.read_text())["images"]] == ["a/img.png", "b/img.png"]
+
+
 def test_cli_exports_labels_as_coco(studio, sample_run, tmp_path, capsys):
     stem = stems(studio)[0]
     studio.accept(stem)
