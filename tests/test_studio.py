@@ -1,6 +1,7 @@
 """The studio's server through FastAPI's TestClient: edits saved as index PNGs, undo/redo, reload, review
 order, and refusals (path traversal, malformed requests) that change nothing."""
 import json
+import os
 import shlex
 import threading
 from pathlib import Path
@@ -181,9 +182,24 @@ def test_review_order_worst_first_then_uncertain_and_per_cell(predictor, studio)
     assert client.get("/api/images").json()["summaries"][a]["mIoU"] < 1.0
 
 
-def test_two_writers_leave_a_whole_png(studio):
+def test_two_writers_leave_a_whole_png(studio, monkeypatch):
+    import segkit.studio.session as session
+
     stem = stems(studio)[0]
-    errors = []
+    h, w = studio.size(stem)
+    target = studio.mask_path(stem)
+    written, renamed, errors, done = [], [], [], threading.Event()
+    real_save, real_replace = session.save_index_png, os.replace
+
+    def save(path, *args, **kwargs):  # where each PNG is encoded: never the mask a reader opens
+        written.append(Path(path))
+        real_save(path, *args, **kwargs)
+
+    def replace(src, dst):
+        renamed.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(session, "save_index_png", save)
+    monkeypatch.setattr(session.os, "replace", replace)
 
     def paint(cls):
         try:
@@ -191,12 +207,27 @@ def test_two_writers_leave_a_whole_png(studio):
                 studio.paint(stem, [[2, 2], [30, 30]], 3, cls)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
+
+    def read():  # a reader (the page, a training run) must never see half a PNG
+        while not done.is_set():
+            try:
+                if target.is_file():
+                    assert read_mask(target).shape == (h, w)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+    reader = threading.Thread(target=read)
+    reader.start()
     threads = [threading.Thread(target=paint, args=(cls,)) for cls in (1, 2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors and read_mask(studio.mask_path(stem))[16, 16] in (1, 2)
+    done.set()
+    reader.join()
+    assert not errors and read_mask(target)[16, 16] in (1, 2)
+    assert len(written) == 10 and target not in written and all(p.parent == target.parent for p in written)
+    assert [(src, dst) for src, dst in renamed if dst == target] == [(p, target) for p in written]
     assert [p.name for p in studio.masks_dir.iterdir()] and not list(studio.masks_dir.glob(".*"))
 
 
