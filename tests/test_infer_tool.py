@@ -56,12 +56,24 @@ def test_without_checkpoint_it_takes_the_newest_or_says_how_to_get_one(camvid_ru
     image = tmp_path / "x.png"
     cv2.imwrite(str(image), np.full((40, 56, 3), 120, np.uint8))
     assert tool.main([str(image)]) == 2
-    assert "make demo" in capsys.readouterr().err
+    assert "segkit sample-data && segkit train sample/deeplabv3plus_r18" in capsys.readouterr().err
     (tmp_path / "work_dirs" / "run").mkdir(parents=True)
     shutil.copy(camvid_run / "last.pth", tmp_path / "work_dirs" / "run" / "best.pth")
     assert tool.main([str(image), "--out", str(tmp_path / "o")]) == 0
     assert "work_dirs/run/best.pth" in capsys.readouterr().out
     assert (tmp_path / "o" / "x_mask.png").is_file()
+
+
+def test_an_image_named_twice_is_predicted_once_in_the_order_first_named(tmp_path, monkeypatch):
+    from segkit.cli.infer import expand
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    for name in ("b.jpg", "a.jpg", "c.png"):
+        (tmp_path / "photos" / name).write_bytes(b"x")
+    files, problems = expand(["photos/c.png", "photos/", "photos/*.jpg", "./photos/a.jpg",
+                              str(tmp_path / "photos" / "b.jpg"), "photos/../photos/c.png"])
+    assert [p.as_posix() for p in files] == ["photos/c.png", "photos/a.jpg", "photos/b.jpg"] and not problems
 
 
 def test_a_foreign_checkpoint_is_a_one_line_error(tmp_path, capsys):

@@ -37,8 +37,9 @@ from segkit.predictor import Predictor
 from segkit.cli.visualize import add_overlay_options, overlay_options
 from segkit.visualize import palette_array, render, save_index_png, save_rgb
 
-NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: `make demo` "
-                 "(or python tools/train.py configs/sample/deeplabv3plus_r18.yaml), or pass --checkpoint PATH.")
+NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: "
+                 "`segkit sample-data && segkit train sample/deeplabv3plus_r18` (from a checkout: `make demo`), "
+                 "or pass --checkpoint PATH.")
 
 
 def newest_checkpoint() -> Path | None:
@@ -58,7 +59,8 @@ def checkpoint_to_use(given) -> Path | None:
 
 
 def expand(inputs) -> tuple[list[Path], list[str]]:
-    """Files named by the inputs (folders: every file in them, sorted; globs expanded), and problems."""
+    """Files named by the inputs (folders: every file in them, sorted; globs expanded), each once in the
+    order first named (``photos/ photos/x.jpg`` predicts x once), and problems."""
     files, problems = [], []
     for item in inputs:
         path = Path(item)
@@ -73,7 +75,10 @@ def expand(inputs) -> tuple[list[Path], list[str]]:
                 problems.append(f"{item}: the pattern matches no file")
         else:
             problems.append(f"{item}: no such file or folder")
-    return files, problems
+    unique: dict = {}  # resolved path -> the path as first named (dicts keep insertion order)
+    for path in files:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values()), problems
 
 
 def parse_args(argv=None):
