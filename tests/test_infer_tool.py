@@ -4,6 +4,7 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from segkit.data import read_image, read_mask
@@ -74,6 +75,25 @@ def test_an_image_named_twice_is_predicted_once_in_the_order_first_named(tmp_pat
     files, problems = expand(["photos/c.png", "photos/", "photos/*.jpg", "./photos/a.jpg",
                               str(tmp_path / "photos" / "b.jpg"), "photos/../photos/c.png"])
     assert [p.as_posix() for p in files] == ["photos/c.png", "photos/a.jpg", "photos/b.jpg"] and not problems
+
+
+def test_the_slide_window_is_set_before_the_backend_is_chosen_and_needs_slide(camvid_run, tmp_path, monkeypatch,
+                                                                              capsys):
+    from segkit.predictor import Predictor
+
+    tool = load_tool("infer")
+    timed = []  # backend auto times the model on the window the Predictor will use
+    monkeypatch.setattr(Predictor, "_switch_backend", lambda self, *a: timed.append(dict(self.settings)))
+    args = tool.parse_args(["x.png", "--slide", "--crop-size", "48", "40", "--stride", "24", "20", "--backend", "auto",
+                            "--device", "cpu"])
+    predictor, _, _ = tool.setup(args, camvid_run / "last.pth")
+    assert [(t["crop"], t["stride"]) for t in timed] == [([48, 40], [24, 20])]
+    assert (predictor.settings["mode"], predictor.settings["crop"], predictor.settings["stride"]) == \
+        ("slide", [48, 40], [24, 20])
+    for ignored in (["--crop-size", "48", "40"], ["--stride", "24", "20"]):  # without --slide: a usage error
+        with pytest.raises(SystemExit) as exit_:
+            tool.main(["x.png", "--checkpoint", str(camvid_run / "last.pth")] + ignored)
+        assert exit_.value.code == 2 and "add --slide" in capsys.readouterr().err
 
 
 def test_a_foreign_checkpoint_is_a_one_line_error(tmp_path, capsys):
