@@ -252,6 +252,10 @@ def test_same_named_images_from_two_folders_get_their_own_labels(predictor, samp
                                                                 "--masks", str(studio.masks_dir),
                                                                 "--export", "coco", str(out)]) == 0
     assert [im["file_name"] for im in json.loads(out.read_text())["images"]] == ["a/img.png", "b/img.png"]
+    shutil.copy(first, tmp_path / "a" / "img.jpg")  # one folder, one stem: the folder format cannot pair the labels
+    one_folder = Studio(predictor, [tmp_path / "a" / "img.png", tmp_path / "a" / "img.jpg"], tmp_path / "masks")
+    assert list(one_folder.images) == ["img_png", "img_jpg"]
+    assert "rename them apart" in TestClient(create_app(one_folder)).get("/api/meta").json()["finetune"]
 
 
 def test_cli_exports_labels_as_coco(studio, sample_run, tmp_path, capsys):

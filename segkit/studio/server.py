@@ -157,6 +157,9 @@ def finetune_command(studio: Studio) -> str:
     config = ckpt.parent / "config.yaml"
     if image_dir is None:
         return "(the images come from several folders: put them in one folder to train on them)"
+    renamed = sorted(f"{p.name} -> {stem}.png" for stem, p in studio.images.items() if stem != p.stem)
+    if renamed:  # data.format=folder pairs <stem>.<ext> with <stem>.png: these masks would not pair
+        return f"(images share a stem, so their labels are {', '.join(renamed)}: rename them apart to train on them)"
     parts = ["segkit", "train", str(config if config.is_file() else "CONFIG"), "data.format=folder",
              f"data.root={image_dir}", "data.image_dir=.", f"data.mask_dir={studio.masks_dir.resolve()}",
              "data.train_split=labelled", "data.val_split=labelled",
