@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
-from PIL import Image
 
 from .data import Normalizer
 from .inference import infer
@@ -78,10 +77,10 @@ class SaveComparisons:
     def __call__(self, batch: Dict[str, torch.Tensor], pred: torch.Tensor) -> None:
         from .visualize import comparison, save_rgb
 
-        for image, mask, p, index in zip(batch["image"], batch["mask"], pred.cpu(), batch["index"].tolist()):
+        for image, mask, p, index, (h, w) in zip(batch["image"], batch["mask"], pred.cpu(), batch["index"].tolist(),
+                                                 batch["size"].tolist()):
             path = Path(self.dataset.pairs[index][0])
-            with Image.open(path) as im:
-                w, h = im.size
+            # the size pad_collate saw, not the file's: its header gives W x H before EXIF orientation
             picture = comparison(image[:, :h, :w].permute(1, 2, 0).numpy(), mask[:h, :w].numpy(), p[:h, :w].numpy(),
                                  self.class_names, self.palette, self.ignore_index)
             save_rgb(self.out_dir / f"{path.stem}.png", picture)

@@ -4,6 +4,7 @@ import shutil
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from segkit.data import read_image, read_mask
@@ -56,12 +57,43 @@ def test_without_checkpoint_it_takes_the_newest_or_says_how_to_get_one(camvid_ru
     image = tmp_path / "x.png"
     cv2.imwrite(str(image), np.full((40, 56, 3), 120, np.uint8))
     assert tool.main([str(image)]) == 2
-    assert "make demo" in capsys.readouterr().err
+    assert "segkit sample-data && segkit train sample/deeplabv3plus_r18" in capsys.readouterr().err
     (tmp_path / "work_dirs" / "run").mkdir(parents=True)
     shutil.copy(camvid_run / "last.pth", tmp_path / "work_dirs" / "run" / "best.pth")
     assert tool.main([str(image), "--out", str(tmp_path / "o")]) == 0
     assert "work_dirs/run/best.pth" in capsys.readouterr().out
     assert (tmp_path / "o" / "x_mask.png").is_file()
+
+
+def test_an_image_named_twice_is_predicted_once_in_the_order_first_named(tmp_path, monkeypatch):
+    from segkit.cli.infer import expand
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    for name in ("b.jpg", "a.jpg", "c.png"):
+        (tmp_path / "photos" / name).write_bytes(b"x")
+    files, problems = expand(["photos/c.png", "photos/", "photos/*.jpg", "./photos/a.jpg",
+                              str(tmp_path / "photos" / "b.jpg"), "photos/../photos/c.png"])
+    assert [p.as_posix() for p in files] == ["photos/c.png", "photos/a.jpg", "photos/b.jpg"] and not problems
+
+
+def test_the_slide_window_is_set_before_the_backend_is_chosen_and_needs_slide(camvid_run, tmp_path, monkeypatch,
+                                                                              capsys):
+    from segkit.predictor import Predictor
+
+    tool = load_tool("infer")
+    timed = []  # backend auto times the model on the window the Predictor will use
+    monkeypatch.setattr(Predictor, "_switch_backend", lambda self, *a: timed.append(dict(self.settings)))
+    args = tool.parse_args(["x.png", "--slide", "--crop-size", "48", "40", "--stride", "24", "20", "--backend", "auto",
+                            "--device", "cpu"])
+    predictor, _, _ = tool.setup(args, camvid_run / "last.pth")
+    assert [(t["crop"], t["stride"]) for t in timed] == [([48, 40], [24, 20])]
+    assert (predictor.settings["mode"], predictor.settings["crop"], predictor.settings["stride"]) == \
+        ("slide", [48, 40], [24, 20])
+    for ignored in (["--crop-size", "48", "40"], ["--stride", "24", "20"]):  # without --slide: a usage error
+        with pytest.raises(SystemExit) as exit_:
+            tool.main(["x.png", "--checkpoint", str(camvid_run / "last.pth")] + ignored)
+        assert exit_.value.code == 2 and "add --slide" in capsys.readouterr().err
 
 
 def test_a_foreign_checkpoint_is_a_one_line_error(tmp_path, capsys):

@@ -1,8 +1,10 @@
 """The studio's server through FastAPI's TestClient: edits saved as index PNGs, undo/redo, reload, review
 order, and refusals (path traversal, malformed requests) that change nothing."""
 import json
+import os
 import shlex
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -54,6 +56,17 @@ def test_page_meta_and_layers(client, studio):
     assert len(layers.content) == 2 * w * h  # prediction and confidence, no label yet
     assert np.array_equal(np.frombuffer(layers.content[:w * h], np.uint8).reshape(h, w), studio.analysis(stem).pred)
     assert client.get(f"/api/image/{stem}").content == studio.path(stem).read_bytes()
+
+
+def test_an_image_that_cannot_be_encoded_for_the_page_gets_a_5xx_that_names_it(client, studio, monkeypatch):
+    import segkit.studio.server as server
+
+    stem = stems(studio)[0]
+    monkeypatch.setattr(server, "BROWSER_IMAGES", set())  # as if it were a TIFF: re-encoded as PNG
+    assert client.get(f"/api/image/{stem}").headers["content-type"] == "image/png"
+    monkeypatch.setattr(server.cv2, "imencode", lambda *a: (False, None))
+    response = client.get(f"/api/image/{stem}")
+    assert response.status_code == 500 and str(studio.path(stem)) in response.json()["detail"]
 
 
 def test_region_fill_changes_exactly_the_connected_component_and_saves_it(client, studio, tmp_path):
@@ -169,9 +182,24 @@ def test_review_order_worst_first_then_uncertain_and_per_cell(predictor, studio)
     assert client.get("/api/images").json()["summaries"][a]["mIoU"] < 1.0
 
 
-def test_two_writers_leave_a_whole_png(studio):
+def test_two_writers_leave_a_whole_png(studio, monkeypatch):
+    import segkit.studio.session as session
+
     stem = stems(studio)[0]
-    errors = []
+    h, w = studio.size(stem)
+    target = studio.mask_path(stem)
+    written, renamed, errors, done = [], [], [], threading.Event()
+    real_save, real_replace = session.save_index_png, os.replace
+
+    def save(path, *args, **kwargs):  # where each PNG is encoded: never the mask a reader opens
+        written.append(Path(path))
+        real_save(path, *args, **kwargs)
+
+    def replace(src, dst):
+        renamed.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(session, "save_index_png", save)
+    monkeypatch.setattr(session.os, "replace", replace)
 
     def paint(cls):
         try:
@@ -179,13 +207,55 @@ def test_two_writers_leave_a_whole_png(studio):
                 studio.paint(stem, [[2, 2], [30, 30]], 3, cls)
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
+
+    def read():  # a reader (the page, a training run) must never see half a PNG
+        while not done.is_set():
+            try:
+                if target.is_file():
+                    assert read_mask(target).shape == (h, w)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+    reader = threading.Thread(target=read)
+    reader.start()
     threads = [threading.Thread(target=paint, args=(cls,)) for cls in (1, 2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors and read_mask(studio.mask_path(stem))[16, 16] in (1, 2)
+    done.set()
+    reader.join()
+    assert not errors and read_mask(target)[16, 16] in (1, 2)
+    assert len(written) == 10 and target not in written and all(p.parent == target.parent for p in written)
+    assert [(src, dst) for src, dst in renamed if dst == target] == [(p, target) for p in written]
     assert [p.name for p in studio.masks_dir.iterdir()] and not list(studio.masks_dir.glob(".*"))
+
+
+def test_same_named_images_from_two_folders_get_their_own_labels(predictor, sample_root, sample_run, tmp_path):
+    import shutil
+
+    first, second = sorted((sample_root / "images" / "val").iterdir())[:2]
+    for folder, source in (("a", first), ("b", second)):
+        (tmp_path / folder).mkdir()
+        shutil.copy(source, tmp_path / folder / "img.png")
+    images = [tmp_path / "a" / "img.png", tmp_path / "b" / "img.png"]
+    studio = Studio(predictor, images, tmp_path / "masks")
+    assert studio.images == {"a_img": images[0], "b_img": images[1]}  # as `segkit infer` names their outputs
+    client = TestClient(create_app(studio))
+    client.post("/api/edit/b_img", json={"op": "brush", "points": [[3, 3]], "radius": 1, "cls": 1})
+    assert sorted(p.name for p in studio.masks_dir.iterdir()) == ["b_img.png", "labelled.txt"]
+    assert client.get("/api/layers/a_img").headers["x-labelled"] == "0"
+    assert client.get("/api/image/b_img").content == second.read_bytes()
+    studio.accept("a_img")
+    out = tmp_path / "labels.json"
+    assert load_tool("studio").main([str(p) for p in images] + ["--checkpoint", str(sample_run / "best.pth"),
+                                                                "--masks", str(studio.masks_dir),
+                                                                "--export", "coco", str(out)]) == 0
+    assert [im["file_name"] for im in json.loads(out.read_text())["images"]] == ["a/img.png", "b/img.png"]
+    shutil.copy(first, tmp_path / "a" / "img.jpg")  # one folder, one stem: the folder format cannot pair the labels
+    one_folder = Studio(predictor, [tmp_path / "a" / "img.png", tmp_path / "a" / "img.jpg"], tmp_path / "masks")
+    assert list(one_folder.images) == ["img_png", "img_jpg"]
+    assert "rename them apart" in TestClient(create_app(one_folder)).get("/api/meta").json()["finetune"]
 
 
 def test_cli_exports_labels_as_coco(studio, sample_run, tmp_path, capsys):
@@ -244,7 +314,7 @@ def test_a_label_of_the_wrong_size_is_refused_and_kept(client, studio):
     assert state(studio.masks_dir) == before
 
 
-def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(studio):
+def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(studio, tmp_path):
     from segkit.config import load_config
     from segkit.studio.server import finetune_command
 
@@ -253,6 +323,15 @@ def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(s
     cfg = load_config("configs/isbi/unet_r18.yaml", overrides)  # ISBI maps raw 255 -> class 1
     assert cfg.data.label_map == {} and cfg.data.reduce_zero_label is False and cfg.data.format == "folder"
     assert cfg.data.split_file == str(studio.masks_dir.resolve() / "labelled.txt")
+    # a DRIVE-like config names its files 21_training.tif / 21_manual1.gif with FOV masks: the studio's are <stem>.png
+    drive = tmp_path / "drive.yaml"
+    drive.write_text(f"base: {Path('configs/isbi/unet_r18.yaml').resolve()}\n"
+                     "data: {image_suffix: _training, mask_suffix: _manual1, pair_pattern: '(?P<key>\\d+)_',\n"
+                     "       ignore_mask_dir: 'fov/{split}', ignore_mask_suffix: _training_mask}\n")
+    assert load_config(drive).data.pair_pattern == "(?P<key>\\d+)_"
+    cfg = load_config(drive, overrides)
+    assert (cfg.data.image_suffix, cfg.data.mask_suffix, cfg.data.ignore_mask_suffix) == ("", "", "")
+    assert cfg.data.pair_pattern is None and cfg.data.ignore_mask_dir is None
 
 
 def test_cli_without_the_web_stack_says_what_to_install(studio, sample_run, monkeypatch, capsys):

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from segkit.checkpoint import CheckpointError
+from segkit.checkpoint import CheckpointError, model_from_checkpoint
 from segkit.config import ConfigError
 from segkit.data import DataError, read_image
 from segkit.exports.coco import DATASET_IMAGES, CocoExport
@@ -37,8 +37,9 @@ from segkit.predictor import Predictor
 from segkit.cli.visualize import add_overlay_options, overlay_options
 from segkit.visualize import palette_array, render, save_index_png, save_rgb
 
-NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: `make demo` "
-                 "(or python tools/train.py configs/sample/deeplabv3plus_r18.yaml), or pass --checkpoint PATH.")
+NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: "
+                 "`segkit sample-data && segkit train sample/deeplabv3plus_r18` (from a checkout: `make demo`), "
+                 "or pass --checkpoint PATH.")
 
 
 def newest_checkpoint() -> Path | None:
@@ -58,7 +59,8 @@ def checkpoint_to_use(given) -> Path | None:
 
 
 def expand(inputs) -> tuple[list[Path], list[str]]:
-    """Files named by the inputs (folders: every file in them, sorted; globs expanded), and problems."""
+    """Files named by the inputs (folders: every file in them, sorted; globs expanded), each once in the
+    order first named (``photos/ photos/x.jpg`` predicts x once), and problems."""
     files, problems = [], []
     for item in inputs:
         path = Path(item)
@@ -73,7 +75,10 @@ def expand(inputs) -> tuple[list[Path], list[str]]:
                 problems.append(f"{item}: the pattern matches no file")
         else:
             problems.append(f"{item}: no such file or folder")
-    return files, problems
+    unique: dict = {}  # resolved path -> the path as first named (dicts keep insertion order)
+    for path in files:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values()), problems
 
 
 def parse_args(argv=None):
@@ -83,8 +88,10 @@ def parse_args(argv=None):
     parser.add_argument("--out", default="outputs/infer", type=output_folder, help="output folder (default outputs/infer)")
     parser.add_argument("--slide", action="store_true", help="sliding-window inference, for images larger than "
                                                              "memory allows in one pass")
-    parser.add_argument("--crop-size", type=int, nargs=2, metavar=("H", "W"), help="slide window (default eval.crop_size)")
-    parser.add_argument("--stride", type=int, nargs=2, metavar=("H", "W"), help="slide step (default eval.stride)")
+    parser.add_argument("--crop-size", type=positive_int, nargs=2, metavar=("H", "W"),
+                        help="slide window, with --slide (default eval.crop_size)")
+    parser.add_argument("--stride", type=positive_int, nargs=2, metavar=("H", "W"),
+                        help="slide step, with --slide (default eval.stride)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--backend", default="eager", choices=["eager", "onnxruntime", "auto"],
@@ -101,7 +108,10 @@ def parse_args(argv=None):
     parser.add_argument("--image-root", default=DEFAULT_IMAGE_ROOT,
                         help=f"URL prefix of the images in the labelstudio export (default {DEFAULT_IMAGE_ROOT})")
     add_overlay_options(parser)  # its --skip-classes also leaves those classes out of the exports
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.crop_size or args.stride) and not args.slide:
+        parser.error("--crop-size and --stride set the sliding window, which only --slide uses: add --slide")
+    return args
 
 
 EXPORTS = ("coco", "labelstudio")
@@ -140,9 +150,12 @@ def setup(args, checkpoint):
     bad = [kind for kind, _ in args.export if kind not in EXPORTS]
     if bad:
         raise ValueError(f"--export {bad[0]}: the formats are {', '.join(EXPORTS)}")
-    predictor = Predictor.from_checkpoint(checkpoint, args.device, slide=True if args.slide else None, tta=args.tta,
-                                          backend=args.backend)
-    predictor.settings.update({k: v for k, v in (("crop", args.crop_size), ("stride", args.stride)) if v})
+    model, cfg, meta = model_from_checkpoint(checkpoint)
+    for key, value in (("crop_size", args.crop_size), ("stride", args.stride)):
+        if value:  # into the config the Predictor is built from: backend auto times this window, not the default
+            cfg.eval[key] = list(value)
+    predictor = Predictor(model, cfg, meta, args.device, slide=True if args.slide else None, tta=args.tta,
+                          backend=args.backend, checkpoint=checkpoint)
     drawing = overlay_options(args, predictor.class_names)
     return predictor, drawing, build_exports(args, predictor, drawing["skip"])
 

@@ -6,6 +6,7 @@
 IMAGES: files, folders or globs, as for `segkit infer`. Labels are read from and saved to
 <masks>/<stem>.png (palette PNGs of class ids, the layout `data.format=folder` trains on), with
 <masks>/labelled.txt listing the labelled stems; the model's own prediction is never written.
+<stem> is the one `segkit infer` names outputs by: a/img.png and b/img.png are a_img and b_img.
 """
 import argparse
 import ipaddress
@@ -18,6 +19,7 @@ from segkit.cli.infer import checkpoint_to_use, expand
 from segkit.config import ConfigError
 from segkit.data import DataError, read_mask
 from segkit.exports.coco import CocoExport
+from segkit.exports.regions import unique_file_names, unique_output_stems
 from segkit.predictor import Predictor
 
 
@@ -38,10 +40,11 @@ def parse_args(argv=None):
 
 def export_labels(files, masks: Path, class_names, out: str) -> int:
     coco = CocoExport(class_names)
+    names, stems = unique_file_names(files), unique_output_stems(files)  # as the Studio keys its labels
     for path in files:
-        label = masks / f"{path.stem}.png"
+        label = masks / f"{stems[path]}.png"
         if label.is_file():
-            coco.add(path.name, read_mask(label))
+            coco.add(names[path], read_mask(label))
     print(f"COCO labels: {coco.save(out)} ({len(coco.images)} image(s), {len(coco.annotations)} masks)")
     return 0
 

@@ -78,16 +78,18 @@ class SeededSamples(Dataset):
 
 class pad_collate:
     """Stack samples of different sizes: images padded with 0, masks with ``ignore_index``,
-    so padding never counts in the loss or the metric."""
+    so padding never counts in the loss or the metric. ``size`` (N x 2) holds each sample's own
+    (H, W): the decoded, EXIF-oriented size, which the file's header size is not for orientations 5-8."""
 
     def __init__(self, ignore_index: int):
         self.ignore_index = ignore_index
 
     def __call__(self, batch: List[Dict]) -> Dict[str, torch.Tensor]:
         index = torch.tensor([b["index"] for b in batch])
+        size = torch.tensor([tuple(b["image"].shape[1:]) for b in batch])
         if len({tuple(b["image"].shape) for b in batch}) == 1:  # training crops: nothing to pad
             return {"image": torch.stack([b["image"] for b in batch]),
-                    "mask": torch.stack([b["mask"] for b in batch]), "index": index}
+                    "mask": torch.stack([b["mask"] for b in batch]), "index": index, "size": size}
         h = max(b["image"].shape[1] for b in batch)
         w = max(b["image"].shape[2] for b in batch)
         images = torch.zeros(len(batch), 3, h, w, dtype=torch.uint8)
@@ -96,7 +98,7 @@ class pad_collate:
             _, bh, bw = b["image"].shape
             images[i, :, :bh, :bw] = b["image"]
             masks[i, :bh, :bw] = b["mask"]
-        return {"image": images, "mask": masks, "index": index}
+        return {"image": images, "mask": masks, "index": index, "size": size}
 
 
 class ShardSampler(Sampler):

@@ -29,12 +29,6 @@ def create_app(studio: Studio) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    def known(stem: str) -> Path:
-        try:
-            return studio.path(stem)
-        except KeyError as exc:
-            raise HTTPException(404, str(exc.args[0])) from None
-
     @app.exception_handler(StudioError)
     async def refused(_request, exc: StudioError):
         return JSONResponse({"detail": str(exc)}, status_code=400)
@@ -43,6 +37,21 @@ def create_app(studio: Studio) -> FastAPI:
     async def unreadable(_request, exc: DataError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    register_read_routes(app, studio)
+    register_edit_routes(app, studio)
+    return app
+
+
+def known(studio: Studio, stem: str) -> Path:
+    """The image of ``stem``, or a 404: only the files given to the studio are ever served."""
+    try:
+        return studio.path(stem)
+    except KeyError as exc:
+        raise HTTPException(404, str(exc.args[0])) from None
+
+
+def register_read_routes(app: FastAPI, studio: Studio) -> None:
+    """The page, the meta data, the review order, an image and the model's layers of it."""
     @app.get("/")
     def page():
         return FileResponse(STATIC / "index.html")
@@ -67,16 +76,18 @@ def create_app(studio: Studio) -> FastAPI:
 
     @app.get("/api/image/{stem}")
     def image(stem: str):
-        path = known(stem)
+        path = known(studio, stem)
         if path.suffix.lower() in BROWSER_IMAGES:
             return FileResponse(path)
         ok, png = cv2.imencode(".png", cv2.cvtColor(read_image(path), cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise HTTPException(500, f"{path}: OpenCV could not encode it as PNG for the page; convert it to PNG or JPEG")
         return Response(png.tobytes(), media_type="image/png")
 
     @app.get("/api/layers/{stem}")
     def layers(stem: str):
         """prediction | confidence (0..255) | label (when there is one), each H*W bytes."""
-        known(stem)
+        known(studio, stem)
         found = studio.analysis(stem)
         label = studio.label(stem)
         h, w = found.pred.shape
@@ -85,9 +96,12 @@ def create_app(studio: Studio) -> FastAPI:
                         media_type="application/octet-stream",
                         headers={"X-Width": str(w), "X-Height": str(h), "X-Labelled": str(int(label is not None))})
 
+
+def register_edit_routes(app: FastAPI, studio: Studio) -> None:
+    """Edits, undo / redo and accepting a label; each answers with the changed box (see ``patch``)."""
     @app.post("/api/edit/{stem}")
     async def edit(stem: str, request: Request):
-        known(stem)
+        known(studio, stem)
         body = await json_object(request)
         op = body.get("op")
         if op == "region":
@@ -100,20 +114,18 @@ def create_app(studio: Studio) -> FastAPI:
 
     @app.post("/api/undo/{stem}")
     def undo(stem: str):
-        known(stem)
+        known(studio, stem)
         return patch(studio, stem, studio.step(stem, back=True))
 
     @app.post("/api/redo/{stem}")
     def redo(stem: str):
-        known(stem)
+        known(studio, stem)
         return patch(studio, stem, studio.step(stem, back=False))
 
     @app.post("/api/save/{stem}")
     def save(stem: str):
-        known(stem)
+        known(studio, stem)
         return {"saved": str(studio.accept(stem)), "corrected": studio.corrected_since_checkpoint()}
-
-    return app
 
 
 async def json_object(request: Request) -> dict:
@@ -145,10 +157,16 @@ def finetune_command(studio: Studio) -> str:
     config = ckpt.parent / "config.yaml"
     if image_dir is None:
         return "(the images come from several folders: put them in one folder to train on them)"
+    renamed = sorted(f"{p.name} -> {stem}.png" for stem, p in studio.images.items() if stem != p.stem)
+    if renamed:  # data.format=folder pairs <stem>.<ext> with <stem>.png: these masks would not pair
+        return f"(images share a stem, so their labels are {', '.join(renamed)}: rename them apart to train on them)"
     parts = ["segkit", "train", str(config if config.is_file() else "CONFIG"), "data.format=folder",
              f"data.root={image_dir}", "data.image_dir=.", f"data.mask_dir={studio.masks_dir.resolve()}",
              "data.train_split=labelled", "data.val_split=labelled",
              # the studio's masks hold class ids already: no raw-value mapping of the original data set
              "data.label_map={}", "data.reduce_zero_label=false",
+             # and they are named <stem>.png beside <stem>.<ext>: no naming rules or ignore masks of its own
+             "data.image_suffix=", "data.mask_suffix=", "data.pair_pattern=null", "data.ignore_mask_dir=null",
+             "data.ignore_mask_suffix=",
              f"data.split_file={studio.masks_dir.resolve() / SPLIT_FILE}", "--init-from", str(ckpt)]
     return " ".join(shlex.quote(p) for p in parts)

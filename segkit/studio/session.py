@@ -3,7 +3,8 @@ being corrected, their undo history, and the atomic writes under the masks folde
 
 A *label* is the mask a person owns: ``<masks>/<stem>.png`` when it exists (ground truth or an earlier
 correction), else it starts as a copy of the model's prediction at the first edit. The prediction
-itself is never written; only labels are, each as a palette PNG of the image's size.
+itself is never written; only labels are, each as a palette PNG of the image's size. An image's stem
+is the one `segkit infer` names its outputs by (``unique_output_stems``): a/img.png, b/img.png -> a_img, b_img.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from ..data import DataError, read_image, read_mask
+from ..exports.regions import unique_output_stems
 from ..metrics import image_scores
 from ..visualize import palette_array, save_index_png
 
@@ -57,12 +59,8 @@ class Studio:
             raise StudioError(f"the studio stores labels as 8-bit PNGs: {self.num_classes} classes with ignore_index "
                               f"{self.ignore_index} do not fit (data.num_classes <= 255, data.ignore_index <= 255)")
         self.palette = palette_array(self.num_classes, predictor.palette)
-        self.images: Dict[str, Path] = {}
-        for path in images:
-            if path.stem in self.images:
-                raise StudioError(f"two images share the stem '{path.stem}' ({self.images[path.stem]} and {path}); "
-                                  f"their labels would be the same file {masks_dir}/{path.stem}.png: rename one")
-            self.images[path.stem] = Path(path)
+        # keyed as `segkit infer` names its outputs: a/img.png and b/img.png are a_img and b_img, not one 'img'
+        self.images: Dict[str, Path] = {stem: Path(p) for p, stem in unique_output_stems(images).items()}
         self.cache_size = max(1, cache_size)
         self._analyses: "OrderedDict[str, Analysis]" = OrderedDict()
         self._labels: Dict[str, np.ndarray] = {}
@@ -79,7 +77,8 @@ class Studio:
         return self.images[stem]
 
     def mask_path(self, stem: str) -> Path:
-        return self.masks_dir / f"{self.path(stem).stem}.png"
+        self.path(stem)
+        return self.masks_dir / f"{stem}.png"
 
     def analysis(self, stem: str) -> Analysis:
         """The model's prediction for ``stem``, computed once and kept in a bounded LRU."""
