@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,35 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SEGKIT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+# git ignores these, yet they are where a run without tmp_path writes (default work dir, infer output)
+_IGNORED_OUTPUTS = ("work_dirs", "outputs")
+
+
+def _repo_changes() -> set | None:
+    """Paths git reports as changed or untracked (ignored ones such as data/sample, .venv-clients/ left out)
+    plus the files under the ignored output folders; None outside a git checkout (an sdist)."""
+    try:
+        run = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if run.returncode != 0:
+        return None
+    outputs = {str(path.relative_to(ROOT)) for name in _IGNORED_OUTPUTS for path in (ROOT / name).rglob("*")}
+    return set(run.stdout.splitlines()) | outputs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repo_stays_clean():
+    """Fails the run when a test wrote into the checkout (a work dir or output without tmp_path): such files
+    end up committed or make the next run differ."""
+    before = _repo_changes()
+    yield
+    after = _repo_changes()
+    if before is not None and after is not None and after - before:
+        pytest.fail("tests wrote into the repository (use tmp_path): " + ", ".join(sorted(after - before)))
 
 
 @pytest.fixture(scope="session")

@@ -102,6 +102,28 @@ def test_make_split_writes_lists_once_and_the_check_uses_them(tmp_path, capsys):
     assert (root / "splits" / "val.txt").read_text().split() == val
 
 
+def test_make_split_on_per_split_folders_checks_and_prints_the_settings_that_read_the_lists(tmp_path, capsys):
+    # default image_dir 'images/{split}', only images/train: the check after writing must read the lists
+    # from images/train for both splits, not look for images/val
+    root = folder_set(tmp_path / "data", splits=(("train", 10),))
+    config = _config(tmp_path, root)
+    assert check_dataset.main([config, "--workers", "0", "--make-split", "0.2"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "split 'train': 8 image/mask pairs" in out and "split 'val': 2 image/mask pairs" in out
+    settings = ["data.split_file=splits/{split}.txt", "data.image_dir=images/train", "data.mask_dir=masks/train"]
+    assert f"train and check with these overrides (both splits then list from one folder): {' '.join(settings)}" in out
+    assert check_dataset.main([config, "--workers", "0", *settings]) == 0  # the line as a user pastes it
+    assert "split 'val': 2 image/mask pairs" in capsys.readouterr().out
+
+
+def test_make_split_refuses_a_joined_training_split(tmp_path, capsys):
+    root = folder_set(tmp_path / "data", splits=(("a", 3), ("b", 3)))
+    assert check_dataset.main([_config(tmp_path, root, train_split="a+b"), "--make-split", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "data.train_split='a+b' joins splits" in err and "data.train_split=a" in err
+    assert len(err.strip().splitlines()) == 1 and not (root / "splits").exists()
+
+
 def test_libpng_warnings_become_a_warning_naming_the_file(tmp_path):
     import struct
     import zlib

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from segkit import metrics
+from segkit.budget import WARMUP_STEPS
 from segkit.checkpoint import load_checkpoint, model_from_checkpoint
 from segkit.data import build_dataset, build_eval_loader
 from segkit.evaluation import evaluate
@@ -92,4 +93,9 @@ def test_ddp_ranks_agree_on_the_time_budget_schedule(tmp_path):
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     ckpt = load_checkpoint(work / "last.pth")
-    assert "time budget 2s" in run.stdout and ckpt["iteration"] == ckpt["scheduler"]["iterations"] >= 6
+    assert "time budget 2s" in run.stdout and ckpt["iteration"] == ckpt["scheduler"]["iterations"]
+    # how many fit in 2 s depends on the machine; the budget fixes the schedule only after its warm-up steps
+    assert ckpt["iteration"] >= WARMUP_STEPS + 1
+    ranks = [torch.load(work / f"ddp_rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert torch.equal(ranks[0]["matrix"], ranks[1]["matrix"])  # both validated at the same (final) iteration
+    assert all(torch.equal(ranks[0]["weights"][k], ranks[1]["weights"][k]) for k in ranks[0]["weights"])

@@ -1,7 +1,7 @@
-"""Prediction exports for annotation tools, checked with the tools' own readers: pycocotools, Label
-Studio's brush decoder and COCO importer (label-studio-converter, in the test extra) and, in a venv of
-their own (they cannot share segkit's pins; see tests/clients-requirements.txt), datumaro's COCO
-importer and label_studio_sdk's and label-studio-converter's converters."""
+"""Prediction exports for annotation tools, checked with the tools' own readers: pycocotools in segkit's
+venv and, in a venv of their own (they cannot share segkit's pins; see tests/clients-requirements.txt),
+datumaro's COCO importer and Label Studio's brush decoders and COCO importers (label_studio_sdk's and
+label-studio-converter's)."""
 import json
 import os
 import shutil
@@ -114,6 +114,12 @@ def clients_python() -> Path:
             shutil.rmtree(CLIENTS, ignore_errors=True)
             pytest.skip(f"could not build {CLIENTS} from {REQUIREMENTS.name} (no package index?): {exc}")
     return python
+
+
+def test_clients_requirements_are_pinned():
+    """The clients venv is built once and kept: unpinned, two machines would test against different releases."""
+    lines = [line.strip() for line in REQUIREMENTS.read_text().splitlines() if line.strip()[:1] not in ("", "#")]
+    assert lines and all("==" in line for line in lines), lines
 
 
 def in_clients(python: Path, code: str, *args) -> dict:

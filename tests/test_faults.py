@@ -13,7 +13,9 @@ from segkit.checkpoint import load_checkpoint
 from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
 from tests.train_helpers import ROOT, read_log, tiny_config, tiny_overrides, train_command
 
-ITERATIONS = 16
+# far more than the test lets run: SIGTERM and kill -9 stop it long before, however fast the machine (with 16,
+# a late signal could find the run finished); the last phase shortens the run to end soon after the kill
+ITERATIONS = 200
 
 
 def _loadable_checkpoints(work):
@@ -31,10 +33,10 @@ def _loadable_checkpoints(work):
 def _wait_for(proc, work, predicate, timeout=180):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        assert proc.poll() is None, f"training ended early:\n{proc.stdout.read()}"
         _loadable_checkpoints(work)
-        if predicate():
+        if predicate():  # before poll(): a run that got there and then ended still counts
             return
+        assert proc.poll() is None, f"training ended early:\n{proc.stdout.read()}"
         time.sleep(0.05)
     proc.kill()
     raise AssertionError("timed out waiting for the training process")
@@ -47,7 +49,7 @@ def _last_iteration(work):
 
 def test_sigterm_then_sigkill_then_resume_finishes(sample_root, tmp_path):
     work = tmp_path / "work"
-    args = [*tiny_overrides(sample_root, ITERATIONS, "train.checkpoint_interval=2", "train.val_interval=8",
+    args = [*tiny_overrides(sample_root, ITERATIONS, "train.checkpoint_interval=2", f"train.val_interval={ITERATIONS}",
                             "train.momentum=0"), "--work-dir", work]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
@@ -71,15 +73,16 @@ def test_sigterm_then_sigkill_then_resume_finishes(sample_root, tmp_path):
     killed_at = _last_iteration(work)
     assert all(it <= ITERATIONS for it in _loadable_checkpoints(work))
 
-    # 3. --resume auto finishes the run from the last checkpoint
-    done = subprocess.run(train_command(*args, "--resume", "auto"), cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    # 3. --resume auto finishes the run from the last checkpoint (ending 4 steps on keeps the test short)
+    end = killed_at + 4
+    done = subprocess.run(train_command(*args, f"train.iterations={end}", "--resume", "auto"), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"at iteration {killed_at}" in done.stdout
-    assert load_checkpoint(work / "last.pth")["iteration"] == ITERATIONS
+    assert load_checkpoint(work / "last.pth")["iteration"] == end
     assert not list(work.glob(".*.tmp"))  # nothing partial left behind
     records = read_log(work)
-    assert [r["iter"] for r in records if "loss" in r] == list(range(1, ITERATIONS + 1))
+    assert [r["iter"] for r in records if "loss" in r] == list(range(1, end + 1))
 
 
 def _hook_loss(monkeypatch, hook):

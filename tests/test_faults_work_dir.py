@@ -96,13 +96,18 @@ def test_a_second_run_in_a_used_work_dir_is_refused_and_a_dead_runs_lock_is_take
                              stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(first, work, lambda: len(_train_records(work)) >= 1)
+        # the first run writes config.yaml once and last.pth only at its end (400): a second run that got
+        # past the lock would rewrite config.yaml (2 iterations), write last.pth and start metrics.jsonl over
+        before = {name: _md5(work / name) if (work / name).exists() else None for name in ("config.yaml", "last.pth")}
+        log = (work / "metrics.jsonl").read_bytes()
         with pytest.raises(WorkDirError, match=rf"{work} is in use by another training \(pid {first.pid} on "):
             train(tiny_config(sample_root, 2), str(work), resume="auto")
-        records = len(_train_records(work))
+        after = {name: _md5(work / name) if (work / name).exists() else None for name in before}
+        assert after == before and before["config.yaml"] is not None
+        assert (work / "metrics.jsonl").read_bytes().startswith(log)  # the first run only appended to it
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=60)
-    assert len(_train_records(work)) >= records  # the first run's log was not touched by the second
     assert (work / LOCK_NAME).exists()  # kill -9 left its lock file behind: stale
     train(tiny_config(sample_root, 1), str(work), resume="auto")
     assert f"took over the stale lock of a run that is gone (pid {first.pid}" in capsys.readouterr().out

@@ -23,7 +23,16 @@ def test_comparison_takes_a_batch_tensors_square_view(size):
     assert V.overlay(image, mask, V.palette_array(2)).flags["C_CONTIGUOUS"]
 
 
-@pytest.mark.parametrize("name", [n for n in shipped_configs() if "/" in n][::2])
+def _one_config_per_family() -> list:
+    """The first shipped config of each data family (camvid/, voc/, ...): the classes come from the family."""
+    first = {}
+    for name in shipped_configs():
+        if "/" in name:
+            first.setdefault(name.split("/")[0], name)
+    return sorted(first.values())
+
+
+@pytest.mark.parametrize("name", _one_config_per_family())
 def test_visualize_with_every_shipped_config_family(name, tmp_path, capsys):
     # READERS entries became builder functions and visualize unpacked them as (reader, names, palette)
     cfg = load_config(name).data

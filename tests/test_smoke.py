@@ -41,16 +41,19 @@ def test_train_cli_reports_bad_input_in_one_line(sample_root, tmp_path, capsys):
     assert "data root not found" in capsys.readouterr().err
     assert _train_cli("train.iterations=0", "--work-dir", tmp_path) == 2
     assert "train.iterations must be >= 1" in capsys.readouterr().err
-    assert _train_cli("--resume", "--init-from", "x.pth") == 2
+    assert _train_cli("--resume", "--init-from", "x.pth", "--work-dir", tmp_path) == 2
     assert "exclude each other" in capsys.readouterr().err
-    assert _train_cli("--init-from", tmp_path / "nothing.pth", f"data.root={sample_root}") == 2
+    # the engine locks the work dir and opens train.log before it finds the checkpoint missing
+    assert _train_cli("--init-from", tmp_path / "nothing.pth", f"data.root={sample_root}", "--work-dir", tmp_path) == 2
     assert "checkpoint not found" in capsys.readouterr().err
 
 
-def test_train_cli_takes_overrides_after_options(monkeypatch):
+def test_train_cli_takes_overrides_after_options(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(load_tool("train"), "train", lambda *args: calls.append(args))
-    for argv, resume, work in ((["--resume", "train.lr=0.5", "--work-dir", "w"], "auto", "w"),
+    monkeypatch.chdir(tmp_path)  # the second form's default work dir is repo-relative; nothing lands in the repo
+    work_dir = str(tmp_path / "w")
+    for argv, resume, work in ((["--resume", "train.lr=0.5", "--work-dir", work_dir], "auto", work_dir),
                                (["train.lr=0.5", "--resume", "x/last.pth"], "x/last.pth", None)):
         assert _train_cli(*argv) == 0
         cfg, work_dir, got_resume, init_from = calls.pop()

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 class Run:
-    def __init__(self, config: str, overrides: list, root: Path, work: Path):
-        self.config, self.overrides, self.root, self.work = config, overrides, root, work
+    def __init__(self, family: str, config: str, overrides: list, root: Path, work: Path):
+        self.family, self.config, self.overrides, self.root, self.work = family, config, overrides, root, work
 
     @property
     def checkpoint(self) -> str:
@@ -47,7 +47,7 @@ def run(request, tmp_path_factory) -> Run:
     overrides = [f"data.root={root / 'data'}", *TINY, *extra]
     work = root / "work"
     assert load_tool("train").main([config, *overrides, "--work-dir", str(work)]) == 0
-    return Run(config, overrides, root, work)
+    return Run(family, config, overrides, root, work)
 
 
 def test_train_writes_checkpoints_and_metrics(run):
@@ -82,10 +82,16 @@ def test_infer_then_visualize_three_ways(run, tmp_path, capsys):
         assert out.stat().st_size > 0
 
 
+# check's exit code per family: 1 ("cannot train") where the few files hold only some of the family's classes
+# (CamVid's 11, VOC's 21, Cityscapes' 19, ADE20K's 150); 0 where every class appears
+CHECK_CODE = {"camvid": 1, "voc": 1, "cityscapes": 1, "ade20k": 1, "isbi": 0, "coco": 0, "binary": 0}
+
+
 def test_check_and_browse(run, tmp_path, capsys):
-    # 1: "cannot train" where a few files hold only some of the family's classes (VOC's 21, ADE20K's 150)
-    assert load_tool("check_dataset").main([run.config, *run.overrides]) in (0, 1)
+    code = load_tool("check_dataset").main([run.config, *run.overrides])
     report = capsys.readouterr().out
+    assert code == CHECK_CODE[run.family], report
+    assert ("CANNOT TRAIN" in report and "never appear" in report) == (code == 1), report
     assert f"split '{run.val_split}': {len(run.val_images())} image/mask pairs" in report, report
     out = tmp_path / "grid.png"
     assert load_tool("browse_dataset").main([run.config, *run.overrides, "--num", "2", "--cell", "64",

@@ -30,7 +30,10 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(args.config, overrides_of(args))
         if args.make_split is not None:
-            print("\n".join(make_split(cfg.data, args.make_split)))
+            lines, settings = make_split(cfg.data, args.make_split)
+            print("\n".join(lines))
+            for key, value in settings.items():  # check what was written, as training will read it
+                setattr(cfg.data, key, value)
         lines, ok = check_dataset(cfg, args.splits, cfg.data.num_workers if args.workers is None else args.workers)
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -14,14 +14,29 @@ from .readers import build_dataset
 SPLIT_FILE = "splits/{split}.txt"
 
 
-def make_split(data, fraction: float, seed: int = 0) -> List[str]:
+def split_settings(data) -> Dict[str, str]:
+    """The data.* values that read the written lists: data.split_file, and every folder fixed to the training
+    split's (the lists hold keys of that one folder, so 'images/{split}' would look for val keys in images/val)."""
+    settings = {} if data.split_file else {"split_file": SPLIT_FILE}
+    for key in ("image_dir", "mask_dir", "ignore_mask_dir"):
+        value = getattr(data, key)
+        if value and "{split}" in value:
+            settings[key] = value.format(split=data.train_split)
+    return settings
+
+
+def make_split(data, fraction: float, seed: int = 0) -> Tuple[List[str], Dict[str, str]]:
     """Hold out ``fraction`` of the pairs of data.train_split as data.val_split: one key per line in
-    ``<root>/splits/<split>.txt``, an existing list never overwritten. Returns the lines to print."""
+    ``<root>/splits/<split>.txt``, an existing list never overwritten. Returns the lines to print and the
+    data.* settings (``split_settings``) under which the lists are read."""
     if data.format != "folder":
         raise DataError(f"--make-split writes split lists for data.format=folder; the {data.format} reader "
                         f"has its own splits")
     if not 0 < fraction < 1:
         raise DataError(f"--make-split {fraction}: give the share of images to hold out, between 0 and 1 (e.g. 0.2)")
+    if "+" in data.train_split:
+        raise DataError(f"--make-split: data.train_split={data.train_split!r} joins splits, and the lists name keys "
+                        f"of one folder; give one split (e.g. data.train_split={data.train_split.split('+')[0]})")
     split_file = data.split_file or SPLIT_FILE
     paths = {s: Path(data.root) / split_file.format(split=s) for s in (data.train_split, data.val_split)}
     existing = [str(p) for p in paths.values() if p.exists()]
@@ -40,7 +55,8 @@ def make_split(data, fraction: float, seed: int = 0) -> List[str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{k}\n" for k in chosen[split]))
     lines = [f"wrote {len(chosen[s])} keys to {paths[s]}" for s in paths]
-    if not data.split_file:
-        lines.append(f"use them with data.split_file={SPLIT_FILE} (both splits then list from "
-                     f"data.image_dir={data.image_dir.format(split=data.train_split)})")
-    return lines
+    settings = split_settings(data)
+    if settings:
+        lines.append("train and check with these overrides (both splits then list from one folder): "
+                     + " ".join(f"data.{k}={v}" for k, v in settings.items()))
+    return lines, settings
