@@ -188,3 +188,17 @@ def test_shared_options_and_defaults_pass_for_every_decoder():
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             build_model(_cfg("model.backbone.name=resnet18", f"model.decoder.name={decoder}", "model.decoder.dropout=0.2"))
+
+
+def test_logits_already_at_the_input_size_skip_the_resize_and_stay_identical():
+    # U-Net ends at stride 1: the same-size bilinear resize was an identity that cost a pass each way
+    from segkit.models.segmenter import to_size
+
+    logits = torch.randn(2, 5, 17, 23, requires_grad=True)
+    assert to_size(logits, (17, 23)) is logits
+    assert torch.equal(F.interpolate(logits, size=(17, 23), mode="bilinear", align_corners=False), logits)
+    assert to_size(logits, (34, 46)).shape[-2:] == (34, 46)
+    model = build_model(load_config(None, ["model.decoder.name=unet", "model.backbone.name=resnet18",
+                                           "model.backbone.output_stride=32", "data.num_classes=3"])).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 96))["out"].shape == (1, 3, 64, 96)

@@ -26,7 +26,15 @@ class Segmenter(nn.Module):
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         size = x.shape[-2:]
         features = self.backbone(x)
-        out = {"out": F.interpolate(self.decoder(features), size=size, mode="bilinear", align_corners=False)}
+        out = {"out": to_size(self.decoder(features), size)}
         if self.aux_head is not None and self.training and self.use_aux:  # the aux head only feeds the loss
-            out["aux"] = F.interpolate(self.aux_head(features), size=size, mode="bilinear", align_corners=False)
+            out["aux"] = to_size(self.aux_head(features), size)
         return out
+
+
+def to_size(logits: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear resize of ``logits`` to ``size``; none where they already have it (U-Net ends at stride 1):
+    an align_corners=False resize to the same size is the identity, but still costs a pass forward and back."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
