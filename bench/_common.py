@@ -93,6 +93,8 @@ def cpu_flags() -> str:
         flags = set()
     named = [n for n, f in (("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"),
                             ("AVX2", "avx2")) if f in flags]
+    if all(os.environ.get(k) == v for k, v in AVX2_ONLY.items()):
+        named = [n for n in named if n == "AVX2"]  # what the emulated CPU has (see emulation())
     from segkit.runtime import amp_dtype
 
     auto = amp_dtype("auto", torch.device("cpu"))
@@ -100,11 +102,35 @@ def cpu_flags() -> str:
             f"{'bf16' if auto is not None else 'fp32 (no native bf16)'}")
 
 
+# A CPU without AVX-512 (so without native bf16), emulated on one that has it: oneDNN (convolutions, and
+# what torch.ops.mkldnn._is_mkldnn_bf16_supported() asks) and ATen's own kernels both stop at AVX2, so
+# train.amp=auto picks fp32 and bf16 would be emulated, as on such a machine.
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+
+
+def emulate_avx2_only() -> None:
+    """Re-run this script under AVX2_ONLY unless it already runs so (the settings are read once, when torch starts;
+    the bench workers inherit them)."""
+    import sys
+
+    if all(os.environ.get(k) == v for k, v in AVX2_ONLY.items()):
+        return
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_ONLY})
+
+
+def emulation() -> str:
+    """What the machine line says when AVX2_ONLY is in force ('' when not)."""
+    if not all(os.environ.get(k) == v for k, v in AVX2_ONLY.items()):
+        return ""
+    return ("; emulating a CPU without AVX-512: " + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items())
+            + f" (ATen kernels: {torch.backends.cpu.get_cpu_capability()})")
+
+
 def machine() -> str:
     """One line: CPU (or GPU), CPU flags, cores, torch version, date."""
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return (f"{cpu_name()}, {os.cpu_count()} cores, {dev}; {cpu_flags()}; torch {torch.__version__}, "
+    return (f"{cpu_name()}, {os.cpu_count()} cores, {dev}; {cpu_flags()}{emulation()}; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; segkit {git or '?'}; {datetime.date.today().isoformat()}")
 
 

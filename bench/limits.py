@@ -71,6 +71,60 @@ def profile_table(size: int, batch: int, rows: int = 12) -> str:
                             e.count] for e in events[:rows]])
 
 
+# operator -> category for the "why" table; the first pattern that matches wins, on the aten name
+CATEGORIES = (("convolution backward", r"convolution_backward|conv.*backward"),
+              ("convolution forward", r"conv"),
+              ("batch norm (fwd + bwd)", r"batch_norm"),
+              ("copies and dtype casts", r"copy_|_to_copy|^aten::to$|clone|contiguous|^aten::cat$|empty|fill_|zero_"),
+              ("bilinear resize (fwd + bwd)", r"upsample|grid_sampler"),
+              ("loss (log-softmax, NLL)", r"log_softmax|nll_loss"),
+              ("elementwise, activations, optimizer", r"add|mul|div|sub|relu|clamp|threshold|sqrt|addcmul|"
+                                                         r"addcdiv|lerp|bernoulli|dropout|sum|mean|max|where|neg"))
+
+
+def category_times(model: str, side: str, mode: str, size: int, batch: int, steps: int = 2) -> dict:
+    """{category: ms per step} of one training step (torch.profiler, self CPU time), and "total"."""
+    import re
+    from torch.profiler import ProfilerActivity, profile
+
+    from bench._worker import make_step
+
+    step, _, _ = make_step({"task": "train", "model": model, "size": size, "batch": batch, "mode": mode}, side)
+    step(), step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    found = {name: 0.0 for name, _ in CATEGORIES} | {"other": 0.0}
+    for e in prof.key_averages():
+        if not e.key.startswith("aten::"):
+            continue  # record_function ranges (Optimizer.step, autograd nodes) hold no time of their own here
+        name = next((n for n, pattern in CATEGORIES if re.search(pattern, e.key)), "other")
+        found[name] += e.self_cpu_time_total / 1e3 / steps
+    found["total"] = sum(found.values())
+    return found
+
+
+def why_table(size: int, batch: int, models=None) -> str:
+    """Where a step's time goes, for each model: the reference's fp32 step beside segkit's fast one, so the
+    categories the fast path does not speed up show why a model's training is short of 2x."""
+    from bench._pairs import PAIRS
+
+    rows = []
+    for model in models or PAIRS:
+        ref, fast = category_times(model, "reference", "fp32", size, batch), category_times(model, "segkit", "fast",
+                                                                                          size, batch)
+        for name in ref:
+            if ref[name] < 0.5 and fast[name] < 0.5:
+                continue
+            rows.append([model if name == next(iter(ref)) else "", name, f"{ref[name]:.0f}",
+                         f"{100 * ref[name] / ref['total']:.0f}%", f"{fast[name]:.0f}",
+                         f"{100 * fast[name] / fast['total']:.0f}%",
+                         f"{ref[name] / fast[name]:.2f}x" if fast[name] > 0 else ""])
+        print(rows[-1], flush=True)
+    return markdown_table(["model", "operators", "reference fp32 ms", "share", "segkit fast ms", "share",
+                           "speed-up"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256)
@@ -98,13 +152,20 @@ def main() -> None:
     table = markdown_table(["model", "step", "dtype", "GFLOP / step", "seconds", "achieved GFLOP/s",
                             f"peak GFLOP/s (best of {n}^3 matmul, 3x3 conv)", "utilisation"], rows)
     prof = profile_table(size, batch)
+    why = why_table(size, batch, ["U-Net-R34"] if args.quick else None)
     if args.quick:
-        print(table, prof, sep="\n\n")
+        print(table, prof, why, sep="\n\n")
         return
     body = (f"Command: `python bench/limits.py`  \nMachine: {machine()}  \n"
             f"segkit models, batch {batch} of {size}x{size}; FLOPs counted by torch.utils.flop_counter "
             f"(convolutions and matmuls; a training step counts forward and backward).\n\n{table}\n\n"
-            f"Where the time goes in one fast-path training step of {MODEL} (torch.profiler, self CPU time):\n\n{prof}")
+            f"Where the time goes in one fast-path training step of {MODEL} (torch.profiler, self CPU time):\n\n{prof}\n\n"
+            f"Why a model's fast path is short of 2x the reference's fp32 training step "
+            f"(`bench/train_throughput.py`'s table): the same training step profiled by operator category, "
+            f"the reference in fp32 beside segkit's fast path (torch.profiler self CPU time per step, batch {batch} "
+            f"of {size}x{size}; the profiler's own overhead inflates the many small operators alike on both "
+            f"sides). The speed-up column is what the fast path does to each category; the total's speed-up is "
+            f"bounded by the categories it barely changes.\n\n{why}")
     write_section("limits", body)
     print(body)
 

@@ -67,8 +67,11 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dir", help="where the fake pairs go (default: a temporary folder, removed after)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    parser.add_argument("--quick", action="store_true", help="1,000 pairs, nothing written: checks the script")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: measure this root in this process
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.no_write = [1_000], True
     if args.measure:
         print(json.dumps(measure(Path(args.measure))))
         return 0

@@ -137,7 +137,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="a segkit checkpoint (default: an untrained 11-class FCN R18)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--screenshot", metavar="PNG", help="save the README screenshot instead of timing")
+    parser.add_argument("--quick", action="store_true", help="one repeat: checks the script (make bench-quick)")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats = 1
     with tempfile.TemporaryDirectory(prefix="segkit-bench-studio-") as tmp:
         work = Path(tmp)
         checkpoint = Path(args.checkpoint) if args.checkpoint else untrained_checkpoint(work)

@@ -2,7 +2,8 @@
 
     python bench/train_throughput.py            # the real measurement; writes docs/BENCHMARKS.md
     python bench/train_throughput.py --quick    # a smoke run at a tiny size, without compile (nothing written)
-    python bench/train_throughput.py --compile  # also segkit's fast path under torch.compile (make bench-long)
+    python bench/train_throughput.py --compile  # also segkit's fast path under torch.compile
+    python bench/train_throughput.py --avx2-only --compile  # the same on an emulated CPU without AVX-512
 
 For each pair and each precision (fp32; the fast path = bf16 autocast + channels-last where the
 CPU runs bf16 natively, AMP on a GPU) it times training steps (forward, loss, backward, SGD step)
@@ -19,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from bench._common import load_average, machine, write_section  # noqa: E402
+from bench._common import emulate_avx2_only, load_average, machine, write_section  # noqa: E402
 from bench._pairs import INTERLEAVED, measure_pairs, table  # noqa: E402
 
 
@@ -32,8 +33,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="add segkit's fast path under torch.compile (inductor); "
                                                                "minutes of compiling per model: `make bench-long`")
+    parser.add_argument("--avx2-only", action="store_true",
+                        help="emulate a CPU without AVX-512 (no native bf16: the fast path is fp32 + channels-last); "
+                             "writes its own section")
     parser.add_argument("--quick", action="store_true", help="tiny size, one model, nothing written")
     args = parser.parse_args()
+    if args.avx2_only:
+        emulate_avx2_only()
     if args.quick:
         # no compile here: a quick run with compile did not finish in 15 minutes at load average 18 on 2 cores
         results = measure_pairs("train", 64, 2, 1, 2, 1, models=["U-Net-R34"])
@@ -42,8 +48,10 @@ def main() -> None:
     load = load_average()
     results = measure_pairs("train", args.size, args.batch, args.warmup, args.rounds, args.steps,
                             compile=args.compile)
-    body = (f"Command: `python bench/train_throughput.py --size {args.size} --batch {args.batch}"
-            f"{' --compile' if args.compile else ''}`  \n"
+    flags = f"{' --avx2-only' if args.avx2_only else ''}{' --compile' if args.compile else ''}"
+    title = ("## Training step on a CPU without AVX-512 (emulated): segkit beside torchvision / smp" if args.avx2_only
+             else "## Training step: segkit beside torchvision / smp")
+    body = (f"{title}\n\nCommand: `python bench/train_throughput.py --size {args.size} --batch {args.batch}{flags}`  \n"
             f"Machine: {machine()}; {load} at the start  \n"
             f"Training step = forward, cross-entropy (+0.4 x aux where the model has an aux head), backward, "
             f"SGD step; batch {args.batch} of {args.size}x{args.size}, {args.warmup} warm-up steps per variant. "
@@ -51,7 +59,7 @@ def main() -> None:
             + (" The torch.compile row is segkit's fast path under `train.compile=true` (inductor), timed in the same "
                "rounds; its first step, which compiles, is timed apart." if args.compile else "")
             + "\n\n" + table(results, args.batch))
-    write_section("train_throughput", body)
+    write_section("train_throughput_avx2" if args.avx2_only else "train_throughput", body)
     print(body)
 
 
