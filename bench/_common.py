@@ -6,10 +6,12 @@ A section of BENCHMARKS.md is the text between ``<!-- bench:NAME -->`` and ``<!-
 from __future__ import annotations
 
 import datetime
+import getpass
 import os
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, List
@@ -105,7 +107,10 @@ def cpu_flags() -> str:
 # A CPU without AVX-512 (so without native bf16), emulated on one that has it: oneDNN (convolutions, and
 # what torch.ops.mkldnn._is_mkldnn_bf16_supported() asks) and ATen's own kernels both stop at AVX2, so
 # train.amp=auto picks fp32 and bf16 would be emulated, as on such a machine.
-AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+# Inductor gets a cache of its own: its kernel cache does not key on ATEN_CPU_CAPABILITY, and a kernel compiled
+# for AVX-512 crashed (general protection fault) when an emulated run picked it up (torch 2.14.1).
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+             "TORCHINDUCTOR_CACHE_DIR": str(Path(tempfile.gettempdir()) / f"torchinductor_avx2_{getpass.getuser()}")}
 
 
 def emulate_avx2_only() -> None:
@@ -122,7 +127,7 @@ def emulation() -> str:
     """What the machine line says when AVX2_ONLY is in force ('' when not)."""
     if not all(os.environ.get(k) == v for k, v in AVX2_ONLY.items()):
         return ""
-    return ("; emulating a CPU without AVX-512: " + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items())
+    return ("; emulating a CPU without AVX-512: " + " ".join(f"{k}={v}" for k, v in list(AVX2_ONLY.items())[:2])
             + f" (ATen kernels: {torch.backends.cpu.get_cpu_capability()})")
 
 

@@ -30,6 +30,7 @@ from segkit.ort_backend import OnnxModel, cache_stem, cached_onnx  # noqa: E402
 from segkit.exports.quantize import calibration_images, quantize_onnx  # noqa: E402
 from segkit.runtime import autocast, inference_dtype  # noqa: E402
 
+AGREEMENT_IMAGES = 20
 MAX_DROP = 0.5  # mIoU points INT8 may lose against eager fp32 and still be accepted
 DEFAULT_CHECKPOINT = ROOT / "work_dirs" / "bench_deeplabv3plus_r18_cpu" / "best.pth"  # bench/camvid_train.py's
 
@@ -95,6 +96,7 @@ def main() -> None:
     scores = {name: evaluate(m, build_eval_loader(val, 1), cfg, cpu, dtype)["mIoU"] * 100
               for name, (m, dtype) in found.items()}
     image = normalize(torch.from_numpy(val.read(0)[0]).permute(2, 0, 1)[None], cfg.data.mean, cfg.data.std)
+    agreement = mask_agreement(found, val, cfg, 3 if args.quick else AGREEMENT_IMAGES)
 
     def call(m, dtype):
         def run():
@@ -102,18 +104,34 @@ def main() -> None:
                 m(image)
         return run
     times = interleave({name: call(*pair) for name, pair in found.items()}, args.rounds, 1)
-    write_report(args, checkpoint, scores, times, load, len(val))
+    write_report(args, checkpoint, scores, times, load, len(val), agreement)
     tmp.cleanup()
 
 
-def write_report(args, checkpoint: Path, scores: dict, times: dict, load: str, images: int) -> None:
+def mask_agreement(found: dict, val, cfg, images: int) -> dict:
+    """{backend: {other backend: share of pixels whose argmax agrees}} over the first ``images`` val images,
+    each at its full size (the fp32/bf16 paths are held to 99.5%)."""
+    cpu = torch.device("cpu")
+    masks = {name: [] for name in found}
+    for i in range(min(images, len(val))):
+        x = normalize(torch.from_numpy(val.read(i)[0]).permute(2, 0, 1)[None], cfg.data.mean, cfg.data.std)
+        for name, (m, dtype) in found.items():
+            with torch.no_grad(), autocast(cpu, dtype):
+                masks[name].append(m(x)["out"].float().argmax(1))
+    flat = {name: torch.cat([t.flatten() for t in ts]) for name, ts in masks.items()}
+    return {a: {b: (flat[a] == flat[b]).float().mean().item() for b in flat} for a in flat}
+
+
+def write_report(args, checkpoint: Path, scores: dict, times: dict, load: str, images: int, agreement: dict) -> None:
     base = "eager fp32"
+    default = next((n for n in times if n.endswith("(segkit default)")), base)
     rows = []
     for name, seconds in times.items():
         speed = ratio_spread(times[base], seconds)
         rows.append([name, f"{scores[name]:.2f}", f"{scores[name] - scores[base]:+.2f}",
                      f"{1000 * sorted(seconds)[len(seconds) // 2]:.0f}", f"{speed['median']:.2f}x "
-                     f"({speed['min']:.2f}-{speed['max']:.2f})"])
+                     f"({speed['min']:.2f}-{speed['max']:.2f})", f"{100 * agreement[name][base]:.2f}%",
+                     f"{100 * agreement[name][default]:.2f}%"])
     drop = scores[base] - scores["onnxruntime int8"]
     verdict = (f"INT8 {'accepted' if drop <= MAX_DROP else 'rejected'} for `--backend auto`: val mIoU "
                f"{'drop' if drop >= 0 else 'gain'} {abs(drop):.2f} points (limit {MAX_DROP}).")
@@ -122,11 +140,12 @@ def write_report(args, checkpoint: Path, scores: dict, times: dict, load: str, i
     stem.with_name(f"{stem.name}.int8.json").write_text(json.dumps(
         {"val_mIoU": scores, "drop": drop, "accepted": drop <= MAX_DROP,
          "graph": str(int8_graph(checkpoint, args.calibrate).resolve())}, indent=1))
-    table = markdown_table(["backend", "val mIoU", "vs eager fp32", "ms / image (360x480)", "speed vs eager fp32"],
-                           rows)
+    table = markdown_table(["backend", "val mIoU", "vs eager fp32", "ms / image (360x480)", "speed vs eager fp32",
+                            "masks = eager fp32's", f"masks = {default.replace(' (segkit default)', '')}'s"], rows)
     body = (f"`python bench/int8.py --checkpoint {checkpoint.name} --calibrate {args.calibrate}`: CamVid val "
             f"({images} images), batch 1 on the CPU; speed = {args.rounds} interleaved rounds on one val image, "
-            f"median with min-max over rounds.  \nMachine: {machine()}; {load} at the start\n\n{table}\n\n{verdict}")
+            f"median with min-max over rounds; masks: pixels whose class agrees, over the first "
+            f"{AGREEMENT_IMAGES} val images at full size.  \nMachine: {machine()}; {load} at the start\n\n{table}\n\n{verdict}")
     print(body)
     if not args.quick:
         write_section("int8", "## CPU inference backends: eager, ONNX Runtime fp32 and INT8\n\n" + body)

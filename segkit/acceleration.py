@@ -2,10 +2,11 @@
 
 ``train.compile``: true | false | auto. ``auto`` compiles only where it repays its compile time:
 on a GPU for runs of at least ``COMPILE_MIN_ITERATIONS["cuda"]`` iterations (compiling takes about
-a minute there; a few percent per step repays it within that many steps); on a CPU not at all,
-until ``bench/train_throughput.py``'s compiled rows, measured on a quiet machine, show the compiled
-step beating eager bf16 + channels-last (on the shared 2-core machine of 2026-11-30 it could not be
-measured reliably), so the conservative choice stands.
+a minute there; a few percent per step repays it within that many steps); on a CPU not at all:
+``bench/train_throughput.py --compile`` (2026-11-30, quiet 2-core EPYC with AVX512-BF16) measured the
+compiled bf16 + channels-last step at 1.00-1.03x the eager one, every range over rounds including
+1.00x, after 28-50 s of compiling, and the same on the emulated CPU without AVX-512 (fp32), so a
+CPU run gains nothing from it (docs/BENCHMARKS.md, the training tables).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def use_compile(setting: Any, iterations: int, device: torch.device) -> Tuple[bo
         raise ConfigError(f"train.compile={setting!r}: use true, false or auto")
     floor = COMPILE_MIN_ITERATIONS.get(device.type)
     if floor is None:
-        return False, f"auto: off on {device.type} (not faster there when measured)"
+        return False, f"auto: off on {device.type} (compiled steps were not faster there when measured)"
     if iterations < floor:
         return False, f"auto: off, {iterations} iterations are too few to repay compiling (< {floor})"
     return True, f"auto: on, {iterations} iterations repay compiling (>= {floor})"
