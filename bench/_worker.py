@@ -54,7 +54,12 @@ def make_step(spec: dict, side: str):
         model = torch.compile(model)  # what train.compile=true does (inductor; C++/OpenMP kernels on a CPU)
     if spec["task"] == "train":
         model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+        # segkit's fast path steps as `segkit train` does (fused where torch has the kernels: segkit.optim);
+        # the fp32 rows use torch's default on both sides, so their ratio compares the models' code alone
+        from segkit.optim import fused_supported
+
+        fused = {"fused": True} if side == "segkit" and spec["mode"] == "fast" and fused_supported(device) else {}
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4, **fused)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
         def step():

@@ -54,7 +54,9 @@ def main() -> None:
     body = (f"{title}\n\nCommand: `python bench/train_throughput.py --size {args.size} --batch {args.batch}{flags}`  \n"
             f"Machine: {machine()}; {load} at the start  \n"
             f"Training step = forward, cross-entropy (+0.4 x aux where the model has an aux head), backward, "
-            f"SGD step; batch {args.batch} of {args.size}x{args.size}, {args.warmup} warm-up steps per variant. "
+            f"SGD step (segkit's fast rows: fused SGD, what `segkit train` builds; every other row torch's default "
+            f"for-loop SGD, so the same-architecture fp32 ratio compares the models' code alone); batch {args.batch} "
+            f"of {args.size}x{args.size}, {args.warmup} warm-up steps per variant. "
             + INTERLEAVED.format(steps=args.steps, rounds=args.rounds)
             + (" The torch.compile row is segkit's fast path under `train.compile=true` (inductor), timed in the same "
                "rounds; its first step, which compiles, is timed apart." if args.compile else "")

@@ -44,6 +44,31 @@ def test_param_groups_backbone_lr_and_no_decay():
     assert isinstance(adamw, torch.optim.AdamW)
 
 
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_cpu_optimizer_is_fused_and_steps_like_the_for_loop(name):
+    cfg = load_config(None, ["data.num_classes=3", "model.backbone.name=resnet18", f"train.optimizer={name}",
+                             "train.no_decay_norm_bias=true", "train.weight_decay=0.01", "train.lr=0.05"])
+    torch.manual_seed(0)
+    fused_model = build_model(cfg)
+    loop_model = build_model(cfg)
+    loop_model.load_state_dict(fused_model.state_dict())
+    fused = build_optimizer(cfg, fused_model)
+    assert all(g["fused"] for g in fused.param_groups)  # one pass over all parameters on the CPU too
+    cls = torch.optim.SGD if name == "sgd" else torch.optim.AdamW
+    extra = {"momentum": cfg.train.momentum} if name == "sgd" else {}
+    loop = cls([{**g, "params": [dict(loop_model.named_parameters())[n] for n, q in fused_model.named_parameters()
+                                 if any(q is r for r in g["params"])], "fused": False, "foreach": False}
+                for g in fused.param_groups], lr=cfg.train.lr, **extra)
+    for step in range(3):
+        for model, opt in ((fused_model, fused), (loop_model, loop)):
+            torch.manual_seed(step)
+            for q in model.parameters():
+                q.grad = torch.randn_like(q)
+            opt.step()
+    for (n, a), b in zip(fused_model.named_parameters(), loop_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=n)
+
+
 def test_train_sampler_resumes_mid_epoch_and_shards():
     full = TrainSampler(10, batch_size=2, seed=3)
     stream = [next(it) for it in [iter(full)] for _ in range(25)]  # 2.5 epochs of 5 batches
