@@ -6,7 +6,6 @@ A section of BENCHMARKS.md is the text between ``<!-- bench:NAME -->`` and ``<!-
 from __future__ import annotations
 
 import datetime
-import getpass
 import os
 import platform
 import statistics
@@ -107,10 +106,7 @@ def cpu_flags() -> str:
 # A CPU without AVX-512 (so without native bf16), emulated on one that has it: oneDNN (convolutions, and
 # what torch.ops.mkldnn._is_mkldnn_bf16_supported() asks) and ATen's own kernels both stop at AVX2, so
 # train.amp=auto picks fp32 and bf16 would be emulated, as on such a machine.
-# Inductor gets a cache of its own: its kernel cache does not key on ATEN_CPU_CAPABILITY, and a kernel compiled
-# for AVX-512 crashed (general protection fault) when an emulated run picked it up (torch 2.14.1).
-AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
-             "TORCHINDUCTOR_CACHE_DIR": str(Path(tempfile.gettempdir()) / f"torchinductor_avx2_{getpass.getuser()}")}
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
 def emulate_avx2_only() -> None:
@@ -127,7 +123,7 @@ def emulation() -> str:
     """What the machine line says when AVX2_ONLY is in force ('' when not)."""
     if not all(os.environ.get(k) == v for k, v in AVX2_ONLY.items()):
         return ""
-    return ("; emulating a CPU without AVX-512: " + " ".join(f"{k}={v}" for k, v in list(AVX2_ONLY.items())[:2])
+    return ("; emulating a CPU without AVX-512: " + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items())
             + f" (ATen kernels: {torch.backends.cpu.get_cpu_capability()})")
 
 
@@ -160,12 +156,18 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
 
 
 def run_worker(spec: Dict[str, object], timeout: float = 900) -> Dict[str, object]:
-    """Run ``bench/_worker.py`` with ``spec`` in a fresh process and return its JSON result."""
+    """Run ``bench/_worker.py`` with ``spec`` in a fresh process and return its JSON result. A worker that
+    compiles gets an empty inductor cache of its own, so its compile time is a real compile (not a cache hit
+    of an earlier run) and an emulated CPU never picks up kernels built for the real one (a kernel compiled
+    for AVX-512 crashed with a general protection fault under AVX2_ONLY: inductor's cache does not key on
+    ATEN_CPU_CAPABILITY in torch 2.14.1)."""
     import json
     import sys
 
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("_worker.py")), json.dumps(spec)],
-                          capture_output=True, text=True, timeout=timeout)
+    with tempfile.TemporaryDirectory(prefix="segkit-bench-inductor-") as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if spec.get("compile") else None
+        proc = subprocess.run([sys.executable, str(Path(__file__).with_name("_worker.py")), json.dumps(spec)],
+                              capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker failed for {spec}:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

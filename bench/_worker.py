@@ -54,11 +54,12 @@ def make_step(spec: dict, side: str):
         model = torch.compile(model)  # what train.compile=true does (inductor; C++/OpenMP kernels on a CPU)
     if spec["task"] == "train":
         model.train()
-        # segkit's fast path steps as `segkit train` does (fused where torch has the kernels: segkit.optim);
-        # the fp32 rows use torch's default on both sides, so their ratio compares the models' code alone
+        # the fast rows step as `segkit train` does, fused where torch has the kernels (segkit.optim), on both
+        # sides; the fp32 rows are each library's default (torch's for-loop SGD). Either way the two sides of a
+        # row step alike, so a row's ratio compares the models' code alone
         from segkit.optim import fused_supported
 
-        fused = {"fused": True} if side == "segkit" and spec["mode"] == "fast" and fused_supported(device) else {}
+        fused = {"fused": True} if spec["mode"] == "fast" and fused_supported(device) else {}
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4, **fused)
         scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 

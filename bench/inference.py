@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """Inference speed on the CPU, in one run: eager PyTorch vs ONNX Runtime, whole image vs sliding window,
-ONNX export time, and tools/infer.py's end-to-end images/s on a folder of CamVid images with --backend eager
-and --backend onnxruntime (with the two backends' mask agreement).
+ONNX export time, and tools/infer.py's end-to-end images/s on a folder of CamVid images with --backend eager,
+onnxruntime and auto (with each backend's mask agreement with eager).
 
     python bench/inference.py           # the real measurement
     python bench/inference.py --quick   # small sizes, one repeat: checks the script
 
 The model is DeepLabV3+ on ResNet-18 (output stride 16, 11 classes), randomly initialised: speed does
-not depend on the weights. The folder rows use the CamVid checkpoint of ``bench/camvid_train.py`` where it
-exists (``make bench-long``), so the mask agreement is that of a trained model. Images are 360 x 480 (CamVid). Every exported result is checked
-against eager PyTorch before it is timed.
+not depend on the weights. The folder rows use the CamVid checkpoint of ``bench/camvid_train.py`` where
+it exists (``make bench-long``), so the mask agreement is that of a trained model. Images are 360 x 480
+(CamVid). Every exported result is checked against eager PyTorch before it is timed.
 """
 import argparse
 import re

@@ -75,11 +75,12 @@ def profile_table(size: int, batch: int, rows: int = 12) -> str:
 CATEGORIES = (("convolution backward", r"convolution_backward|conv.*backward"),
               ("convolution forward", r"conv"),
               ("batch norm (fwd + bwd)", r"batch_norm"),
+              ("fused optimizer step", r"_fused_|_foreach_"),
               ("copies and dtype casts", r"copy_|_to_copy|^aten::to$|clone|contiguous|^aten::cat$|empty|fill_|zero_"),
-              ("bilinear resize (fwd + bwd)", r"upsample|grid_sampler"),
+              ("upsampling, bilinear and nearest (fwd + bwd)", r"upsample|grid_sampler"),
               ("loss (log-softmax, NLL)", r"log_softmax|nll_loss"),
-              ("elementwise, activations, optimizer", r"add|mul|div|sub|relu|clamp|threshold|sqrt|addcmul|"
-                                                         r"addcdiv|lerp|bernoulli|dropout|sum|mean|max|where|neg"))
+              ("elementwise, activations, for-loop optimizer", r"add|mul|div|sub|relu|clamp|threshold|sqrt|addcmul|"
+                                                                  r"addcdiv|lerp|bernoulli|dropout|sum|mean|max|where|neg"))
 
 
 def category_times(model: str, side: str, mode: str, size: int, batch: int, steps: int = 2) -> dict:

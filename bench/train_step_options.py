@@ -34,7 +34,7 @@ OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 
 def make_step(cfg, dtype, channels_last: bool, device: torch.device, impl: str = "default"):
     """One optimizer step of the engine's kind (forward under autocast, fp32 loss, the config's optimizer with
-    its parameter groups); ``impl``: "default" (what build_optimizer builds), "foreach" or "fused"."""
+    its parameter groups); ``impl``: "default" (what build_optimizer builds), "for-loop", "foreach" or "fused"."""
     torch.manual_seed(0)
     model = build_model(cfg).to(device).train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -45,8 +45,9 @@ def make_step(cfg, dtype, channels_last: bool, device: torch.device, impl: str =
     else:
         t = cfg.train
         extra = {"momentum": t.momentum} if t.optimizer == "sgd" else {}
+        flags = {"foreach": impl == "foreach", "fused": impl == "fused"}  # both False: torch's for-loop
         optimizer = OPTIMIZERS[t.optimizer](param_groups(model, t), lr=t.lr, weight_decay=t.weight_decay,
-                                            **{impl: True}, **extra)
+                                            **flags, **extra)
     h, w = cfg.data.crop_size
     images = torch.randn(cfg.train.batch_size, 3, h, w, device=device).contiguous(memory_format=fmt)
     target = torch.randint(0, cfg.data.num_classes, (cfg.train.batch_size, h, w), device=device)
@@ -59,6 +60,12 @@ def make_step(cfg, dtype, channels_last: bool, device: torch.device, impl: str =
         optimizer.step()
         sync(device)
     return step
+
+
+def default_impl(cfg, device: torch.device) -> str:
+    """What segkit's build_optimizer picks on ``device``: fused, foreach or for-loop."""
+    group = build_optimizer(cfg, torch.nn.Linear(1, 1).to(device)).param_groups[0]
+    return "fused" if group.get("fused") else "foreach" if group.get("foreach") else "for-loop"
 
 
 def main() -> None:
@@ -79,7 +86,7 @@ def main() -> None:
     variants = {(name, cl, "default"): make_step(cfg, dtype, cl, device)
                 for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)) for cl in (False, True)}
     fast = ("bf16", torch.bfloat16) if amp_dtype("auto", device) is not None else ("fp32", None)
-    for impl in ("foreach", "fused"):  # the optimizer's implementations on the fast path
+    for impl in ("for-loop", "foreach", "fused"):  # the optimizer's implementations on the fast path
         variants[(fast[0], True, impl)] = make_step(cfg, fast[1], True, device, impl)
     times = {key: [] for key in variants}
     for step in variants.values():  # warm-up: allocator, oneDNN primitive caches
@@ -91,8 +98,9 @@ def main() -> None:
                 step()
                 times[key].append(time.perf_counter() - t0)
     base = statistics.median(times[("fp32", False, "default")])
-    rows = [[name, "on" if cl else "off", impl, f"{1 / statistics.median(ts):.2f}", f"{base / statistics.median(ts):.2f}x"]
-            for (name, cl, impl), ts in times.items()]
+    default = f"default ({default_impl(cfg, device)})"
+    rows = [[name, "on" if cl else "off", default if impl == "default" else impl, f"{1 / statistics.median(ts):.2f}",
+             f"{base / statistics.median(ts):.2f}x"] for (name, cl, impl), ts in times.items()]
     h, w = cfg.data.crop_size
     table = markdown_table(["autocast", "channels-last", f"{cfg.train.optimizer} implementation", "steps/s",
                             "vs fp32 contiguous"], rows)

@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (ratio spread over these)")
     parser.add_argument("--steps", type=int, default=1, help="timed steps per variant per round")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--compile", action="store_true", help="add segkit's fast path under torch.compile (inductor); "
-                                                               "minutes of compiling per model: `make bench-long`")
+    parser.add_argument("--compile", action="store_true", help="add segkit's fast path under torch.compile (inductor; "
+                                                               "25-50 s of compiling per model on 2 cores)")
     parser.add_argument("--avx2-only", action="store_true",
                         help="emulate a CPU without AVX-512 (no native bf16: the fast path is fp32 + channels-last); "
                              "writes its own section")
@@ -43,7 +43,7 @@ def main() -> None:
     if args.quick:
         # no compile here: a quick run with compile did not finish in 15 minutes at load average 18 on 2 cores
         results = measure_pairs("train", 64, 2, 1, 2, 1, models=["U-Net-R34"])
-        print(table(results, 2))
+        print(f"Machine: {machine()}\n\n{table(results, 2)}")
         return
     load = load_average()
     results = measure_pairs("train", args.size, args.batch, args.warmup, args.rounds, args.steps,
@@ -54,8 +54,8 @@ def main() -> None:
     body = (f"{title}\n\nCommand: `python bench/train_throughput.py --size {args.size} --batch {args.batch}{flags}`  \n"
             f"Machine: {machine()}; {load} at the start  \n"
             f"Training step = forward, cross-entropy (+0.4 x aux where the model has an aux head), backward, "
-            f"SGD step (segkit's fast rows: fused SGD, what `segkit train` builds; every other row torch's default "
-            f"for-loop SGD, so the same-architecture fp32 ratio compares the models' code alone); batch {args.batch} "
+            f"SGD step (fast rows: fused SGD on both sides, what `segkit train` builds; fp32 rows: torch's default "
+            f"for-loop SGD on both sides, the references' default); batch {args.batch} "
             f"of {args.size}x{args.size}, {args.warmup} warm-up steps per variant. "
             + INTERLEAVED.format(steps=args.steps, rounds=args.rounds)
             + (" The torch.compile row is segkit's fast path under `train.compile=true` (inductor), timed in the same "

@@ -96,8 +96,13 @@ def without_pretrained(cfg: Config) -> Config:
 def restore_training_state(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                            ckpt: Dict[str, Any]) -> None:
     """The optimizer and grad scaler of a resumed run. A run saved without the scaler (amp none or
-    bf16 stores ``{}``) resumed under fp16 starts a fresh one: GradScaler refuses an empty state."""
+    bf16 stores ``{}``) resumed under fp16 starts a fresh one: GradScaler refuses an empty state.
+    The optimizer's implementation (fused, foreach) stays this run's choice: loading puts back the saved
+    run's flags, and a checkpoint from before fused CPU optimizers would turn fusing off."""
+    chosen = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
     optimizer.load_state_dict(ckpt["optimizer"])
+    for group, flags in zip(optimizer.param_groups, chosen):
+        group.update(flags)
     if ckpt.get("scaler") and scaler.is_enabled():
         scaler.load_state_dict(ckpt["scaler"])
 

@@ -69,3 +69,25 @@ def test_coco_export_round_trips_with_pycocotools(tmp_path):
     assert len(data["annotations"]) == 4 + 1  # one per (image, class present)
     for name, mask in masks.items():
         assert np.array_equal(decode_coco(path, name), mask)
+
+
+@pytest.mark.parametrize("dynamo", [True, False])
+def test_unet_exports_resize_at_odd_sizes(tmp_path, dynamo):
+    # U-Net's logits are the input size only when it is even: a graph captured at an even size must keep the
+    # final resize (segkit.models.segmenter.to_size skips it only in eager mode)
+    pytest.importorskip("onnxruntime")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    from segkit.config import load_config
+    from segkit.models import build_model
+
+    cfg = load_config(None, ["model.decoder.name=unet", "model.backbone.name=resnet18",
+                             "model.backbone.output_stride=32", "data.num_classes=3"])
+    model = build_model(cfg).eval()
+    path = export_onnx(model, tmp_path / "unet.onnx", {"class_names": ["a", "b", "c"]}, (64, 96), dynamo=dynamo)
+    assert verify(path, model, ((64, 96), (45, 77))) < 1e-4
+    from segkit.exports.model import LogitsOnly
+
+    with torch.no_grad():
+        traced = torch.jit.trace(LogitsOnly(model).eval(), torch.randn(1, 3, 64, 96))
+        assert traced(torch.randn(1, 3, 45, 77)).shape == (1, 3, 45, 77)

@@ -113,6 +113,23 @@ def test_fp16_resume_of_a_run_saved_without_grad_scaler_starts_a_fresh_scaler():
     restore_training_state(optimizer, torch.amp.GradScaler("cpu", enabled=False), ckpt)
 
 
+def test_resuming_an_unfused_checkpoint_keeps_this_runs_fused_optimizer():
+    # checkpoints from before fused CPU optimizers carry fused=None in their param groups
+    import torch
+
+    from segkit.train_setup import restore_training_state
+
+    model = torch.nn.Linear(2, 2)
+    old = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(1, 2)).sum().backward()
+    old.step()
+    now = torch.optim.AdamW(model.parameters(), lr=0.1, fused=True)
+    restore_training_state(now, torch.amp.GradScaler("cpu", enabled=False), {"optimizer": old.state_dict()})
+    assert now.param_groups[0]["fused"] is True
+    assert torch.equal(now.state[model.weight]["exp_avg"], old.state[model.weight]["exp_avg"])
+    now.step()  # the fused kernel takes the loaded state
+
+
 def test_resume_and_init_from_load_no_pretrained_backbone_weights(sample_root, tmp_path, capsys):
     # the checkpoint's weights replace them: a file that is not there (or torchvision offline) must not matter
     from segkit.config import ConfigError

@@ -33,8 +33,16 @@ class Segmenter(nn.Module):
 
 
 def to_size(logits: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear resize of ``logits`` to ``size``; none where they already have it (U-Net ends at stride 1):
-    an align_corners=False resize to the same size is the identity, but still costs a pass forward and back."""
-    if tuple(logits.shape[-2:]) == tuple(size):
+    """Bilinear resize of ``logits`` to ``size``; none where they already have it (U-Net at even sizes ends at
+    stride 1): an align_corners=False resize to the same size is the identity, but still costs a pass forward
+    and back. Traced or exported graphs always resize: the check is a Python ``if`` that a trace would freeze
+    at its example size (a U-Net's output is one pixel larger than an odd input)."""
+    if not _graph_capture() and tuple(logits.shape[-2:]) == tuple(size):
         return logits
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def _graph_capture() -> bool:
+    """Whether this forward is being traced, scripted or exported (TorchScript, ONNX, torch.export)."""
+    return bool(torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_exporting()
+                or torch.onnx.is_in_onnx_export())
