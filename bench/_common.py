@@ -131,6 +131,8 @@ def machine() -> str:
     """One line: CPU (or GPU), CPU flags, cores, torch version, date."""
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if git and subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "segkit", "bench", "configs"], cwd=ROOT).returncode:
+        git += " with uncommitted changes"  # the numbers are not that commit's
     return (f"{cpu_name()}, {os.cpu_count()} cores, {dev}; {cpu_flags()}{emulation()}; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; segkit {git or '?'}; {datetime.date.today().isoformat()}")
 

@@ -52,10 +52,11 @@ def run(config: str, data: str, overrides: Sequence[str] = (), work_dir: str | N
     """Train ``config`` on CamVid at ``data``, score its best checkpoint; returns what the table needs."""
     cfg = load_config(config, [f"data.root={data}", *overrides])
     work = Path(work_dir or f"work_dirs/bench_{Path(config).stem}")
+    ran_on = machine()  # the code that trains is the code of now: a commit made during the run is not it
     start = time.perf_counter()
     train(cfg, str(work))
     seconds = time.perf_counter() - start
-    return {"cfg": cfg, "work": work, "seconds": seconds, "scores": score(work / "best.pth", data),
+    return {"cfg": cfg, "work": work, "seconds": seconds, "scores": score(work / "best.pth", data), "machine": ran_on,
             "device": "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu"}
 
 
@@ -77,7 +78,8 @@ def section(config: str, overrides: Sequence[str], result: Dict) -> str:
     return (f"### CamVid from scratch: `{Path(config).stem}`\n\n{table}\n\n{per_class}\n\nSettings: {settings}. "
             f"Best checkpoint on val; test evaluated once. Published from-scratch anchors on CamVid test "
             f"(11 classes): ENet 51.3, FC-DenseNet103 66.9.\n"
-            f"`python bench/camvid_train.py {' '.join([config, *overrides])} --data DATA`\n\n{machine()}")
+            f"`python bench/camvid_train.py {' '.join([config, *overrides])} --data DATA`\n\n"
+            f"{result.get('machine') or machine()}")
 
 
 def publish(config: str, overrides: Sequence[str], result: Dict) -> str:

@@ -12,6 +12,7 @@ interleaved rounds; mIoU: the whole val split, evaluated as the checkpoint's con
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from segkit.data import build_dataset, build_eval_loader, normalize  # noqa: E40
 from segkit.evaluation import evaluate  # noqa: E402
 from segkit.ort_backend import OnnxModel, cache_stem, cached_onnx  # noqa: E402
 from segkit.exports.quantize import calibration_images, quantize_onnx  # noqa: E402
-from segkit.runtime import autocast, inference_dtype  # noqa: E402
+from segkit.runtime import autocast, inference_channels_last, inference_dtype  # noqa: E402
 
 AGREEMENT_IMAGES = 20
 MAX_DROP = 0.5  # mIoU points INT8 may lose against eager fp32 and still be accepted
@@ -63,8 +64,10 @@ def backends(checkpoint: Path, model, cfg, meta, calibrate: int) -> dict:
     found = {"eager fp32": (model, None), "onnxruntime fp32": (OnnxModel(fp32_graph), None),
              "onnxruntime int8": (OnnxModel(int8), None)}
     dtype = inference_dtype(cfg, device)  # what the checkpoint's validation ran
-    if dtype is not None:
-        found[f"eager {str(dtype).replace('torch.', '')} (segkit default)"] = (model, dtype)
+    if dtype is not None or inference_channels_last(cfg):  # segkit's default eager path, as the Predictor runs it
+        fast = copy.deepcopy(model).to(memory_format=torch.channels_last) if inference_channels_last(cfg) else model
+        layout = " channels-last" if inference_channels_last(cfg) else ""
+        found[f"eager {str(dtype or 'fp32').replace('torch.', '')}{layout} (segkit default)"] = (fast, dtype)
     return found
 
 
