@@ -120,7 +120,7 @@ def why_table(size: int, batch: int, models=None) -> str:
             rows.append([model if name == next(iter(ref)) else "", name, f"{ref[name]:.0f}",
                          f"{100 * ref[name] / ref['total']:.0f}%", f"{fast[name]:.0f}",
                          f"{100 * fast[name] / fast['total']:.0f}%",
-                         f"{ref[name] / fast[name]:.2f}x" if fast[name] > 0 else ""])
+                         f"{ref[name] / fast[name]:.2f}x" if min(ref[name], fast[name]) >= 0.5 else ""])
         print(rows[-1], flush=True)
     return markdown_table(["model", "operators", "reference fp32 ms", "share", "segkit fast ms", "share",
                            "speed-up"], rows)

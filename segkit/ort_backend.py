@@ -106,10 +106,10 @@ def machine_key() -> str:
 
 
 def race(candidates: Dict[str, Callable[[], object]], rounds: int = 3) -> Dict[str, float]:
-    """Median seconds per call of each candidate after one warm-up call, timed in turns (order reversed
-    every other round) so a busy machine slows them alike."""
+    """Median seconds per call of each candidate after two warm-up calls (eager's first calls at a size build
+    oneDNN primitives), timed in turns (order reversed every other round) so a busy machine slows them alike."""
     for fn in candidates.values():
-        fn()
+        fn(), fn()
     times: Dict[str, list] = {name: [] for name in candidates}
     names = list(candidates)
     for r in range(rounds):

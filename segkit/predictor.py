@@ -98,7 +98,7 @@ class Predictor:
             int8 = accepted_int8(stem)
             if int8 is not None:
                 graphs["onnxruntime-int8"] = OnnxModel(int8)
-            size = self.settings["crop"] if self.settings["mode"] == "slide" else list(self.cfg.data.crop_size)
+            size = race_size(self.settings, self.cfg)
             self.backend_record = choose(stem, {"eager": self._eager_forward, **graphs}, tuple(size))
             chosen = self.backend_record["backend"]
             if chosen == "eager":
@@ -161,3 +161,12 @@ class Predictor:
             return
         confidence = torch.softmax(logits, 1).gather(1, masks[:, None])[:, 0]
         yield from zip(masks.cpu().numpy(), confidence.float().cpu().numpy())
+
+
+def race_size(settings: dict, cfg) -> list:
+    """The input size ``backend="auto"`` times the backends at: what the model will be fed (the slide crop, the
+    eval.resize size), else the training crop as a stand-in for images of unknown size. Timed at another size,
+    eager bf16 lost a race it wins on the real inputs (its first calls at a new size build oneDNN primitives)."""
+    if settings["mode"] == "slide":
+        return list(settings["crop"])
+    return list(settings.get("resize") or cfg.data.crop_size)

@@ -114,3 +114,15 @@ def test_export_int8_bad_requests_are_one_line_errors(checkpoint, tmp_path, caps
     assert "use --format onnx" in capsys.readouterr().err
     assert export.main([str(checkpoint), "--format", "onnx", "--int8", "--data-root", str(tmp_path)]) == 2
     assert "--data-root" in capsys.readouterr().err
+
+
+def test_auto_races_at_the_size_the_model_will_be_fed():
+    # timed at the training crop while the images run at eval.resize, eager bf16 lost a race it wins
+    from types import SimpleNamespace
+
+    from segkit.predictor import race_size
+
+    cfg = SimpleNamespace(data=SimpleNamespace(crop_size=(224, 288)))
+    assert race_size({"mode": "whole", "resize": [240, 320]}, cfg) == [240, 320]
+    assert race_size({"mode": "whole", "resize": None}, cfg) == [224, 288]
+    assert race_size({"mode": "slide", "crop": [512, 512], "resize": [240, 320]}, cfg) == [512, 512]
