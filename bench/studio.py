@@ -152,6 +152,8 @@ def main() -> None:
         missing = (missing + "; " if missing else "") + "selenium not installed (pip install -e '.[test]')"
     if missing:  # make bench goes on with the other sections; this one stays as it was
         print(f"bench/studio.py skipped: {missing}")
+        if args.screenshot:
+            raise SystemExit(f"no screenshot written: {missing}")
         return
     with tempfile.TemporaryDirectory(prefix="segkit-bench-studio-") as tmp:
         work = Path(tmp)

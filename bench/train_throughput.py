@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1, help="timed steps per variant per round")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="add segkit's fast path under torch.compile (inductor; "
-                                                               "25-50 s of compiling per model on 2 cores)")
+                                                               "25-62 s of compiling per model on 2 cores)")
     parser.add_argument("--avx2-only", action="store_true",
                         help="emulate a CPU without AVX-512 (no native bf16: the fast path is fp32 + channels-last); "
                              "writes its own section")

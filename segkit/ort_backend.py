@@ -105,6 +105,10 @@ def machine_key() -> str:
     return f"{cpu}; {torch.get_num_threads()} threads; torch {torch.__version__}"
 
 
+# part of the cache key: a record measured another way (one warm-up call, before 2026-11-30) is measured again
+RACE_RULE = "fastest on one image of this size after 2 warm-up calls, interleaved medians of 3; INT8 only where accepted"
+
+
 def race(candidates: Dict[str, Callable[[], object]], rounds: int = 3) -> Dict[str, float]:
     """Median seconds per call of each candidate after two warm-up calls (eager's first calls at a size build
     oneDNN primitives), timed in turns (order reversed every other round) so a busy machine slows them alike."""
@@ -139,8 +143,8 @@ def choose(stem: Path, candidates: Dict[str, Callable[[torch.Tensor], object]],
     key = machine_key()
     try:
         record = json.loads(record_path.read_text())
-        if (record.get("machine"), record.get("size"), sorted(record.get("seconds", {}))) == \
-                (key, list(size), sorted(candidates)):
+        if (record.get("machine"), record.get("size"), sorted(record.get("seconds", {})), record.get("rule")) == \
+                (key, list(size), sorted(candidates), RACE_RULE):
             return record
     except (OSError, ValueError):
         pass  # not measured yet on this machine, or an unreadable record: measure again
@@ -148,7 +152,7 @@ def choose(stem: Path, candidates: Dict[str, Callable[[torch.Tensor], object]],
     with torch.no_grad():
         seconds = race({name: (lambda fn=fn: fn(x)) for name, fn in candidates.items()})
     record = {"backend": min(seconds, key=seconds.get), "seconds": seconds, "machine": key, "size": list(size),
-              "rule": "fastest on one image of this size, interleaved medians of 3; INT8 only where accepted"}
+              "rule": RACE_RULE}
     try:
         record_path.write_text(json.dumps(record, indent=1))
     except OSError:

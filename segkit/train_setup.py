@@ -100,9 +100,9 @@ def restore_training_state(optimizer: torch.optim.Optimizer, scaler: torch.amp.G
     The optimizer's implementation (fused, foreach) stays this run's choice: loading puts back the saved
     run's flags, and a checkpoint from before fused CPU optimizers would turn fusing off."""
     chosen = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
-    optimizer.load_state_dict(ckpt["optimizer"])
-    for group, flags in zip(optimizer.param_groups, chosen):
-        group.update(flags)
+    saved = dict(ckpt["optimizer"])  # this run's flags go in before loading: they decide where the state lands
+    saved["param_groups"] = [{**g, **flags} for g, flags in zip(saved["param_groups"], chosen)]
+    optimizer.load_state_dict(saved)
     if ckpt.get("scaler") and scaler.is_enabled():
         scaler.load_state_dict(ckpt["scaler"])
 

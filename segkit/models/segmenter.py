@@ -44,5 +44,6 @@ def to_size(logits: torch.Tensor, size) -> torch.Tensor:
 
 def _graph_capture() -> bool:
     """Whether this forward is being traced, scripted or exported (TorchScript, ONNX, torch.export)."""
-    return bool(torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_exporting()
+    return bool(torch.jit.is_tracing() or torch.jit.is_scripting()
+                or getattr(torch.compiler, "is_exporting", lambda: False)()  # torch >= 2.6
                 or torch.onnx.is_in_onnx_export())
