@@ -54,10 +54,10 @@ def make_step(spec: dict, side: str):
         model = torch.compile(model)  # what train.compile=true does (inductor; C++/OpenMP kernels on a CPU)
     if spec["task"] == "train":
         model.train()
-        # the fast rows step as `segkit train` does, fused where torch has the kernels (segkit.optim), on both
+        # the fast rows step as `segkit train` does, fused where torch has the kernels (segkit.training.optim), on both
         # sides; the fp32 rows are each library's default (torch's for-loop SGD). Either way the two sides of a
         # row step alike, so a row's ratio compares the models' code alone
-        from segkit.optim import fused_supported
+        from segkit.training.optim import fused_supported
 
         fused = {"fused": True} if spec["mode"] == "fast" and fused_supported(device) else {}
         opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4, **fused)

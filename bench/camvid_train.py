@@ -22,10 +22,10 @@ from bench._common import default_camvid, machine, markdown_table, write_section
 from segkit.checkpoint import model_from_checkpoint  # noqa: E402
 from segkit.config import load_config  # noqa: E402
 from segkit.data import build_dataset, build_eval_loader  # noqa: E402
-from segkit.engine import train  # noqa: E402
+from segkit.training.engine import train  # noqa: E402
 from segkit.runtime import inference_channels_last, inference_dtype  # noqa: E402
-from segkit.evaluation import evaluate  # noqa: E402
-from segkit.metrics import format_table  # noqa: E402
+from segkit.evaluation.evaluator import evaluate  # noqa: E402
+from segkit.evaluation.metrics import format_table  # noqa: E402
 
 
 def score(checkpoint: Path, data: str | None = None) -> Dict[str, Dict]:

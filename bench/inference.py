@@ -28,7 +28,7 @@ from segkit.checkpoint import checkpoint_meta, save_checkpoint, training_state  
 from segkit.config import load_config, to_dict  # noqa: E402
 from segkit.data.datasets import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: E402
 from segkit.exports.model import export_onnx, verify  # noqa: E402
-from segkit.inference import infer, windows  # noqa: E402
+from segkit.inference.modes import infer, windows  # noqa: E402
 from segkit.models import build_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

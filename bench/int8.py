@@ -26,8 +26,8 @@ from bench._common import (ROOT, default_camvid, interleave, load_average, machi
                            ratio_spread, write_section)
 from segkit.checkpoint import model_from_checkpoint  # noqa: E402
 from segkit.data import build_dataset, build_eval_loader, normalize  # noqa: E402
-from segkit.evaluation import evaluate  # noqa: E402
-from segkit.ort_backend import OnnxModel, cache_stem, cached_onnx  # noqa: E402
+from segkit.evaluation.evaluator import evaluate  # noqa: E402
+from segkit.inference.ort_backend import OnnxModel, cache_stem, cached_onnx  # noqa: E402
 from segkit.exports.quantize import calibration_images, quantize_onnx  # noqa: E402
 from segkit.runtime import autocast, inference_channels_last, inference_dtype  # noqa: E402
 
@@ -39,7 +39,7 @@ DEFAULT_CHECKPOINT = ROOT / "work_dirs" / "bench_deeplabv3plus_r18_cpu" / "best.
 def tiny_checkpoint(data: Path, work: Path) -> Path:
     """--quick: a DeepLabV3+ R18 trained 3 steps on CamVid (the weights barely matter for the script's check)."""
     from segkit.config import load_config
-    from segkit.engine import train
+    from segkit.training.engine import train
 
     cfg = load_config(None, ["data.format=camvid", f"data.root={data}", "data.num_classes=11", "data.ignore_index=11",
                              "data.crop_size=[96,128]", "model.backbone.name=resnet18", "data.num_workers=0",
@@ -139,7 +139,7 @@ def write_report(args, checkpoint: Path, scores: dict, times: dict, load: str, i
     verdict = (f"INT8 {'accepted' if drop <= MAX_DROP else 'rejected'} for `--backend auto`: val mIoU "
                f"{'drop' if drop >= 0 else 'gain'} {abs(drop):.2f} points (limit {MAX_DROP}).")
     stem = cache_stem(checkpoint)
-    # read by --backend auto (segkit.ort_backend.accepted_int8): INT8 joins its race only where accepted
+    # read by --backend auto (segkit.inference.ort_backend.accepted_int8): INT8 joins its race only where accepted
     stem.with_name(f"{stem.name}.int8.json").write_text(json.dumps(
         {"val_mIoU": scores, "drop": drop, "accepted": drop <= MAX_DROP,
          "graph": str(int8_graph(checkpoint, args.calibrate).resolve())}, indent=1))

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench._common import default_camvid, machine, markdown_table, measure, write_section  # noqa: E402
-from segkit.metrics import ConfusionMatrix  # noqa: E402
+from segkit.evaluation.metrics import ConfusionMatrix  # noqa: E402
 
 CAMVID = default_camvid()
 NUM_CLASSES, IGNORE = 11, 11

@@ -10,7 +10,7 @@
    initialised from the same seed, at the same crop, scale range and batch, for the same T.
    torchvision's reference has no CamVid preset, so its crop and scale follow the segkit recipe:
    the difference measured is the training recipe and speed, not the input size.
-3. Both checkpoints are scored by the same function (segkit.evaluation.evaluate with the recipe's
+3. Both checkpoints are scored by the same function (segkit.evaluation.evaluator.evaluate with the recipe's
    eval settings, metrics at full 480x360) on val and test, each at the precision it trained in;
    mIoU over classes 0..10 (11 = Unlabelled is ignored). segkit keeps its best-on-val checkpoint,
    the reference its last, as torchvision's script does.

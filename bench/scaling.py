@@ -4,7 +4,7 @@
     python bench/scaling.py --quick    # a smoke run (nothing written)
 
 Model: segkit DeepLabV3+-R50-OS16 on its fast path (bf16 autocast + channels-last where native).
-Evaluation: segkit.evaluation.evaluate (data loading, inference, metric) on CamVid test images.
+Evaluation: segkit.evaluation.evaluator.evaluate (data loading, inference, metric) on CamVid test images.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def eval_times(camvid: Path, counts, model_size: str = "resnet18") -> list:
 
     from segkit.config import load_config
     from segkit.data import build_dataset, build_eval_loader
-    from segkit.evaluation import evaluate
+    from segkit.evaluation.evaluator import evaluate
     from segkit.models import build_model
 
     cfg = load_config(None, ["data.format=camvid", f"data.root={camvid}", "data.num_classes=11",
@@ -134,7 +134,7 @@ def main() -> None:
             markdown_table(["batch", "train step s", "train img/s", "inference s", "inference img/s"], batch_rows)]
     if evals:
         per = [r["s"] / r["images"] for r in evals]
-        body += ["\nEvaluation (`segkit.evaluation.evaluate`, DeepLabV3+-R18-OS16, bf16, 2 loader workers) on the "
+        body += ["\nEvaluation (`segkit.evaluation.evaluator.evaluate`, DeepLabV3+-R18-OS16, bf16, 2 loader workers) on the "
                  "first N CamVid test images at full 480x360:\n",
                  markdown_table(["images", "seconds", "seconds / image"],
                                 [[r["images"], f"{r['s']:.1f}", f"{p:.3f}"] for r, p in zip(evals, per)])]

@@ -30,7 +30,7 @@ from segkit.config import load_config, to_dict  # noqa: E402
 from segkit.data.classes import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: E402
 from segkit.data.sample import generate  # noqa: E402
 from segkit.models import build_model  # noqa: E402
-from segkit.predictor import Predictor  # noqa: E402
+from segkit.inference.predictor import Predictor  # noqa: E402
 from segkit.studio import Studio, create_app  # noqa: E402
 
 SIZE = 2048

@@ -24,9 +24,9 @@ import torch  # noqa: E402
 from bench._common import machine, markdown_table, sync, write_section  # noqa: E402
 from segkit.config import load_config  # noqa: E402
 from segkit.runtime import amp_dtype, autocast  # noqa: E402
-from segkit.losses import build_loss  # noqa: E402
+from segkit.training.losses import build_loss  # noqa: E402
 from segkit.models import build_model  # noqa: E402
-from segkit.optim import build_optimizer, param_groups  # noqa: E402
+from segkit.training.optim import build_optimizer, param_groups  # noqa: E402
 
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}

@@ -13,12 +13,15 @@ __version__ = "0.1.0"
 
 _API = {
     "load_config": "segkit.config",
-    "ConfigError": "segkit.config",
+    "SegkitError": "segkit.errors",
+    "ConfigError": "segkit.errors",
+    "DataError": "segkit.errors",
+    "CheckpointError": "segkit.errors",
     "build_model": "segkit.models",
     "ResNetBackbone": "segkit.models.backbone",
-    "Predictor": "segkit.predictor",
-    "train": "segkit.engine",
-    "evaluate": "segkit.evaluation",
+    "Predictor": "segkit.inference.predictor",
+    "train": "segkit.training.engine",
+    "evaluate": "segkit.evaluation.evaluator",
 }
 __all__ = ["__version__", *_API]
 

@@ -22,14 +22,11 @@ import torch
 
 from . import __version__
 from .config import Config, from_dict
+from .errors import CheckpointError
 from .models import build_model
 from .models.weights import compare_state_dicts
 
 FORMAT = "segkit-checkpoint-v1"
-
-
-class CheckpointError(ValueError):
-    """A file that cannot be used as a segkit checkpoint; the message says why and what to do."""
 
 
 class CheckpointWriteError(CheckpointError):

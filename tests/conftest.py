@@ -70,7 +70,7 @@ def isbi_root() -> Path:
 # --------------------------------------------------------------------------- trained checkpoints (eval/infer)
 def _train_tiny(work: Path, config: str | None, overrides: list) -> Path:
     from segkit.config import load_config
-    from segkit.engine import train
+    from segkit.training.engine import train
 
     cfg = load_config(config, ["data.num_workers=0", "train.device=cpu", "train.batch_size=2", "train.iterations=3",
                                "train.val_interval=3", "train.checkpoint_interval=3", "train.log_interval=3"]
@@ -81,7 +81,7 @@ def _train_tiny(work: Path, config: str | None, overrides: list) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_run(sample_root, tmp_path_factory) -> Path:
-    """Work dir of a DeepLabV3+ R18 trained 3 steps on the sample set by segkit.engine.train:
+    """Work dir of a DeepLabV3+ R18 trained 3 steps on the sample set by segkit.training.engine.train:
     last.pth, best.pth, metrics.jsonl (the validation mIoU it logged), config.yaml."""
     return _train_tiny(tmp_path_factory.mktemp("sample_run"), str(ROOT / "configs/sample/deeplabv3plus_r18.yaml"),
                        [f"data.root={sample_root}"])

@@ -13,9 +13,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
-from segkit import engine, metrics  # noqa: E402
+from segkit.evaluation import metrics  # noqa: E402
+from segkit.training import engine  # noqa: E402
 from segkit.config import load_config  # noqa: E402
-from segkit.engine import train  # noqa: E402
+from segkit.training.engine import train  # noqa: E402
 from tests.train_helpers import CONFIG  # noqa: E402
 
 matrices = []

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from segkit.acceleration import COMPILE_MIN_ITERATIONS, use_compile
+from segkit.training.acceleration import COMPILE_MIN_ITERATIONS, use_compile
 from segkit.config import ConfigError, load_config
 
 

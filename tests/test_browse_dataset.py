@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segkit.visualize import hatched_overlay, palette_array
+from segkit.visualization.overlays import hatched_overlay, palette_array
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import browse_dataset  # noqa: E402

@@ -1,11 +1,11 @@
 """train.time_budget: the schedule spans the iterations that fit, and the run ends with a validation and a checkpoint."""
 import pytest
 
-from segkit import budget as budget_module
-from segkit.budget import WARMUP_STEPS, TimeBudget, parse_duration
+from segkit.training import budget as budget_module
+from segkit.training.budget import WARMUP_STEPS, TimeBudget, parse_duration
 from segkit.checkpoint import load_checkpoint
 from segkit.config import ConfigError
-from segkit.engine import train
+from segkit.training.engine import train
 from tests.train_helpers import read_log, tiny_config
 
 

@@ -142,7 +142,7 @@ def test_libpng_warnings_become_a_warning_naming_the_file(tmp_path):
 
 def test_check_prints_the_class_weights_training_uses(sample_root, tmp_path, capsys):
     from segkit.config import load_config
-    from segkit.engine import train
+    from segkit.training.engine import train
 
     config = _config(tmp_path, sample_root, num_classes=6)
     assert check_dataset.main([config, "--workers", "0", "--splits", "train"]) == 0

@@ -8,7 +8,7 @@ import pytest
 
 from segkit.cli import COMMANDS, main
 from segkit.config import ConfigError, load_config
-from segkit.config_files import find_config, shipped_configs
+from segkit.config.files import find_config, shipped_configs
 from tests.tool_loader import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ import numpy as np
 from segkit.checkpoint import model_from_checkpoint
 from segkit.config import load_config
 from segkit.data import build_dataset
-from segkit.engine import train
+from segkit.training.engine import train
 
 
 def test_isbi_trains_through_the_folder_reader(isbi_root, tmp_path):

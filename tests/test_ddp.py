@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from segkit import metrics
-from segkit.budget import WARMUP_STEPS
+from segkit.evaluation import metrics
+from segkit.training.budget import WARMUP_STEPS
 from segkit.checkpoint import load_checkpoint, model_from_checkpoint
 from segkit.data import build_dataset, build_eval_loader
-from segkit.evaluation import evaluate
+from segkit.evaluation.evaluator import evaluate
 from tests.train_helpers import ROOT, tiny_overrides
 
 

@@ -8,10 +8,10 @@ import torch
 
 from segkit.checkpoint import load_checkpoint, model_from_checkpoint
 from segkit.config import load_config
-from segkit.engine import train
+from segkit.training.engine import train
 from segkit.runtime import seed_everything
 from segkit.models import build_model
-from segkit.optim import build_optimizer, lr_factor
+from segkit.training.optim import build_optimizer, lr_factor
 from segkit.data.loaders import TrainSampler
 from tests.train_helpers import read_log, tiny_config
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from segkit.checkpoint import load_checkpoint, model_from_checkpoint
-from segkit.engine import train
+from segkit.training.engine import train
 from segkit.runtime import amp_dtype
 from tests.train_helpers import tiny_config
 

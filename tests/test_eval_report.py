@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segkit.data import read_mask
-from segkit.predictor import Predictor
+from segkit.inference.predictor import Predictor
 from tests.tool_loader import load_tool
 
 

@@ -8,9 +8,9 @@ import time
 import pytest
 import torch
 
-from segkit import train_setup
+from segkit.training import setup as train_setup
 from segkit.checkpoint import load_checkpoint
-from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
+from segkit.training.engine import NonFiniteLossError, TrainingInterrupted, train
 from tests.train_helpers import ROOT, read_log, tiny_config, tiny_overrides, train_command
 
 # far more than the test lets run: SIGTERM and kill -9 stop it long before, however fast the machine (with 16,

@@ -13,11 +13,11 @@ import PIL.Image
 import pytest
 import torch
 
-from segkit import engine
+from segkit.training import engine
 from segkit.checkpoint import FORMAT, CheckpointError, load_checkpoint
 from segkit.config import ConfigError
-from segkit.engine import train
-from segkit.workdir import LOCK_NAME, WorkDirError
+from segkit.training.engine import train
+from segkit.training.workdir import LOCK_NAME, WorkDirError
 from tests.test_faults import _train_records, _wait_for
 from tests.tool_loader import load_tool
 from tests.train_helpers import CONFIG, ROOT, read_log, tiny_config, tiny_overrides, train_command

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from segkit import visualize as V
+from segkit.visualization import overlays as V
 from segkit.config import load_config
-from segkit.config_files import shipped_configs
+from segkit.config.files import shipped_configs
 from segkit.data import format_classes, read_image
 from tests.data_files import write_image, write_mask
 from tests.tool_loader import load_tool

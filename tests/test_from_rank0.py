@@ -5,7 +5,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from segkit.data import DataError
-from segkit.distributed import DistEnv, from_rank0
+from segkit.training.distributed import DistEnv, from_rank0
 
 
 def _worker(rank: int, rendezvous: str, out: str) -> None:

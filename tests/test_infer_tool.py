@@ -79,7 +79,7 @@ def test_an_image_named_twice_is_predicted_once_in_the_order_first_named(tmp_pat
 
 def test_the_slide_window_is_set_before_the_backend_is_chosen_and_needs_slide(camvid_run, tmp_path, monkeypatch,
                                                                               capsys):
-    from segkit.predictor import Predictor
+    from segkit.inference.predictor import Predictor
 
     tool = load_tool("infer")
     timed = []  # backend auto times the model on the window the Predictor will use

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from segkit.inference import infer, slide_logits, windows
+from segkit.inference.modes import infer, slide_logits, windows
 
 
 class PixelModel(nn.Module):

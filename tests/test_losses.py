@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from segkit.config import load_config
 from segkit.data.stats import class_weights
-from segkit.losses import CrossEntropy, OhemCrossEntropy, build_loss
+from segkit.training.losses import CrossEntropy, OhemCrossEntropy, build_loss
 
 IGNORE = 255
 

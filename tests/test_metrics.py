@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segkit.metrics import ConfusionMatrix, format_table, metrics_from_confusion
+from segkit.evaluation.metrics import ConfusionMatrix, format_table, metrics_from_confusion
 
 
 def reference(preds, targets, num_classes, ignore_index):

@@ -5,7 +5,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from segkit.metrics import ConfusionMatrix
+from segkit.evaluation.metrics import ConfusionMatrix
 
 
 def _data(num_classes=4):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from segkit import ort_backend
+from segkit.inference import ort_backend
 from segkit.data import read_image, read_mask
-from segkit.predictor import Predictor
+from segkit.inference.predictor import Predictor
 from tests.tool_loader import load_tool
 
 pytest.importorskip("onnxruntime")
@@ -120,7 +120,7 @@ def test_auto_races_at_the_size_the_model_will_be_fed():
     # timed at the training crop while the images run at eval.resize, eager bf16 lost a race it wins
     from types import SimpleNamespace
 
-    from segkit.predictor import race_size
+    from segkit.inference.predictor import race_size
 
     cfg = SimpleNamespace(data=SimpleNamespace(crop_size=(224, 288)))
     assert race_size({"mode": "whole", "resize": [240, 320]}, cfg) == [240, 320]

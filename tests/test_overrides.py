@@ -6,7 +6,7 @@ import pytest
 
 from segkit.cli.common import add_config_args, overrides_of
 from segkit.config import ConfigError, apply_overrides, load_config
-from segkit.config_overrides import parse_override_value
+from segkit.config.overrides import parse_override_value
 
 ISBI = "isbi/unet_r18"  # its base sets data.label_map {255: 1}
 

@@ -9,8 +9,8 @@ SCRIPT = """
 import json, sys
 import matplotlib
 matplotlib.use("svg")  # a user's backend, e.g. a notebook's
-from segkit.plots import plot_confusion, plot_iou
-from segkit.progress import plot_curves
+from segkit.training.plots import plot_confusion, plot_iou
+from segkit.training.progress import plot_curves
 out = sys.argv[1]
 plot_confusion([[5, 1], [2, 7]], ["a", "b"], out + "/confusion.png")
 plot_iou([0.5, float("nan")], ["a", "b"], out + "/iou.png", miou=0.5)

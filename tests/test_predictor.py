@@ -5,8 +5,8 @@ import torch
 
 from segkit.checkpoint import CheckpointError
 from segkit.data import build_dataset, build_eval_loader, read_image
-from segkit.evaluation import evaluate
-from segkit.predictor import Predictor, to_rgb
+from segkit.evaluation.evaluator import evaluate
+from segkit.inference.predictor import Predictor, to_rgb
 from segkit.runtime import inference_dtype
 
 

@@ -1,7 +1,7 @@
 """What a training run shows: a validation bar instead of a frozen one, an ETA of training time, train.log."""
 import tqdm.std
 
-from segkit.progress import TrainLogger
+from segkit.training.progress import TrainLogger
 
 
 def test_validation_shows_its_own_bar_and_stops_the_training_clock(tmp_path, capsys, monkeypatch):

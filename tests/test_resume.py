@@ -4,7 +4,7 @@ import json
 import pytest
 
 from segkit.checkpoint import load_checkpoint
-from segkit.engine import train
+from segkit.training.engine import train
 from tests.train_helpers import assert_same_tensors, read_log, tiny_config
 
 N = 3
@@ -98,7 +98,7 @@ def test_resume_before_any_validation_says_so(sample_root, tmp_path, capsys):
 def test_fp16_resume_of_a_run_saved_without_grad_scaler_starts_a_fresh_scaler():
     import torch
 
-    from segkit.train_setup import restore_training_state
+    from segkit.training.setup import restore_training_state
 
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -117,7 +117,7 @@ def test_resuming_an_unfused_checkpoint_keeps_this_runs_fused_optimizer():
     # checkpoints from before fused CPU optimizers carry fused=None in their param groups
     import torch
 
-    from segkit.train_setup import restore_training_state
+    from segkit.training.setup import restore_training_state
 
     model = torch.nn.Linear(2, 2)
     old = torch.optim.AdamW(model.parameters(), lr=0.1)

@@ -12,12 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_predictor_imports_no_training_module():
-    code = ("import sys, segkit.predictor, segkit.inference\n"
-            "bad = [m for m in ('segkit.engine', 'segkit.losses', 'segkit.optim', 'albumentations') if m in sys.modules]\n"
+    code = ("import sys, segkit.inference.predictor, segkit.inference.modes\n"
+            "bad = [m for m in ('segkit.training.engine', 'segkit.training.losses', 'segkit.training.optim', 'albumentations') if m in sys.modules]\n"
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(ROOT), "PATH": ""})
-    assert out.stdout.strip() == "", f"segkit.predictor pulled in training modules: {out.stdout}"
+    assert out.stdout.strip() == "", f"segkit.inference.predictor pulled in training modules: {out.stdout}"
 
 
 def test_eval_precision_falls_back_to_training_and_can_differ():
@@ -30,7 +30,7 @@ def test_eval_precision_falls_back_to_training_and_can_differ():
 
 def test_predictor_runs_with_the_eval_sections_precision():
     from segkit.models import build_model
-    from segkit.predictor import Predictor
+    from segkit.inference.predictor import Predictor
 
     cfg = load_config(None, ["data.num_classes=2", "model.backbone.name=resnet18", "model.decoder.name=fcn",
                              "train.amp=none", "eval.amp=bf16", "eval.channels_last=false"])

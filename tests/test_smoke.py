@@ -5,9 +5,9 @@ import torch
 from segkit.checkpoint import model_from_checkpoint
 from segkit.config import load_config
 from segkit.data import build_dataset, build_eval_loader
-from segkit.engine import train
+from segkit.training.engine import train
 from segkit.runtime import inference_dtype
-from segkit.evaluation import evaluate
+from segkit.evaluation.evaluator import evaluate
 from tests.tool_loader import load_tool
 from tests.train_helpers import CONFIG
 

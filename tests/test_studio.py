@@ -15,7 +15,7 @@ pytest.importorskip("fastapi", reason="the studio needs fastapi: pip install 'se
 from fastapi.testclient import TestClient  # noqa: E402
 
 from segkit.data import read_mask  # noqa: E402
-from segkit.predictor import Predictor  # noqa: E402
+from segkit.inference.predictor import Predictor  # noqa: E402
 from segkit.studio import Studio, create_app  # noqa: E402
 from tests.tool_loader import load_tool  # noqa: E402
 

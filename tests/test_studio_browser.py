@@ -15,7 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from bench._browser import chromium, find_browser, image_offset, serve, wait_ready  # noqa: E402
 from segkit.data import read_mask  # noqa: E402
-from segkit.predictor import Predictor  # noqa: E402
+from segkit.inference.predictor import Predictor  # noqa: E402
 from segkit.studio import Studio, create_app  # noqa: E402
 
 _, _, MISSING = find_browser()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segkit import visualize as V
+from segkit.visualization import overlays as V
 from segkit.data import read_image, read_mask
 from tests.tool_loader import load_tool
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from segkit.cli.common import add_config_args, overrides_of
 from segkit.config import ConfigError, load_config
 from segkit.data import DataError
-from segkit.browse import browse_dataset
+from segkit.visualization.browse import browse_dataset
 
 
 def main(argv=None) -> int:

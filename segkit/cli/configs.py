@@ -5,7 +5,7 @@ Copy one (`--path` shows where the files are) to make your own; its `base:` line
 """
 import argparse
 
-from segkit.config_files import shipped_configs, shipped_dir
+from segkit.config.files import shipped_configs, shipped_dir
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,11 +23,13 @@ from segkit.cli.arg_types import output_folder
 from segkit.cli.common import add_override_args, overrides_of
 from segkit.config import ConfigError, apply_overrides, find_config, load_config, to_dict
 from segkit.data import DataError, build_dataset, build_eval_loader
-from segkit.evaluation import PerImageMetrics, SaveComparisons, apply_inference_options, each, evaluate, json_ready
-from segkit.faults import one_line
-from segkit.metrics import format_table
-from segkit.plots import plot_confusion, plot_iou
-from segkit.report import write_report
+from segkit.evaluation.evaluator import PerImageMetrics, each, evaluate, json_ready
+from segkit.training.faults import one_line
+from segkit.evaluation.metrics import format_table
+from segkit.inference.settings import apply_inference_options
+from segkit.visualization.comparisons import SaveComparisons
+from segkit.training.plots import plot_confusion, plot_iou
+from segkit.evaluation.report import write_report
 from segkit.runtime import inference_channels_last, inference_dtype, pick_device
 
 

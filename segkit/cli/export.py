@@ -104,7 +104,7 @@ def export_int8(args, model, cfg, meta) -> int:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): int8, calibrated on {len(images)} training image(s)")
     if args.no_verify:
         return 0
-    from segkit.ort_backend import OnnxModel
+    from segkit.inference.ort_backend import OnnxModel
 
     session, agree = OnnxModel(out), []
     with torch.no_grad():

@@ -33,9 +33,9 @@ from segkit.exports.coco import DATASET_IMAGES, CocoExport
 from segkit.exports.labelstudio import DEFAULT_IMAGE_ROOT, LabelStudioExport
 from segkit.cli.arg_types import output_folder, positive_int
 from segkit.exports.regions import unique_file_names, unique_output_stems
-from segkit.predictor import Predictor
+from segkit.inference.predictor import Predictor
 from segkit.cli.visualize import add_overlay_options, overlay_options
-from segkit.visualize import palette_array, render, save_index_png, save_rgb
+from segkit.visualization.overlays import palette_array, render, save_index_png, save_rgb
 
 NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: "
                  "`segkit sample-data && segkit train sample/deeplabv3plus_r18` (from a checkout: `make demo`), "

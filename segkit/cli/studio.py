@@ -20,7 +20,7 @@ from segkit.config import ConfigError
 from segkit.data import DataError, read_mask
 from segkit.exports.coco import CocoExport
 from segkit.exports.regions import unique_file_names, unique_output_stems
-from segkit.predictor import Predictor
+from segkit.inference.predictor import Predictor
 
 
 def parse_args(argv=None):

@@ -16,8 +16,8 @@ from segkit.checkpoint import CheckpointError
 from segkit.cli.common import add_config_args, overrides_of
 from segkit.config import ConfigError, load_config
 from segkit.data import DataError
-from segkit.engine import NonFiniteLossError, TrainingInterrupted, train
-from segkit.faults import one_line
+from segkit.training.engine import NonFiniteLossError, TrainingInterrupted, train
+from segkit.training.faults import one_line
 
 
 def main(argv=None) -> int:

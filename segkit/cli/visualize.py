@@ -22,7 +22,7 @@ from segkit.checkpoint import CheckpointError, load_checkpoint
 from segkit.cli.arg_types import opacity
 from segkit.config import ConfigError, load_config
 from segkit.data import DataError, format_classes, read_image, read_mask
-from segkit.visualize import class_ids, render, save_rgb
+from segkit.visualization.overlays import class_ids, render, save_rgb
 
 
 def add_overlay_options(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..config_checks import ignore_index_problem
+from segkit.config.checks import ignore_index_problem
 from .datasets import OUTSIDE
 from .io import DataError, Issue
 from .loaders import build_scan_loader

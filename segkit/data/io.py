@@ -10,16 +10,14 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from segkit.errors import DataError
+
 from .exif import apply_orientation, exif_orientation
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
 
 PathLike = Union[str, Path]
-
-
-class DataError(ValueError):
-    """A data set problem a user must fix on disk or in the config; the message says which and how."""
 
 
 @dataclass

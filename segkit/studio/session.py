@@ -21,8 +21,8 @@ import torch
 
 from ..data import DataError, read_image, read_mask
 from ..exports.regions import unique_output_stems
-from ..metrics import image_scores
-from ..visualize import palette_array, save_index_png
+from segkit.evaluation.metrics import image_scores
+from segkit.visualization.overlays import palette_array, save_index_png
 
 HISTORY = 50  # undo steps kept per image
 SPLIT_FILE = "labelled.txt"  # the stems with a label, for data.split_file when fine-tuning

@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .config import ConfigError
-from .runtime import resolve_device
+from segkit.config import ConfigError
+from segkit.runtime import resolve_device
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from segkit.config_files import ConfigError, find_config, read_yaml_chain
-from segkit.config_overrides import parse_overrides
+from segkit.config.files import ConfigError, find_config, read_yaml_chain
+from segkit.config.overrides import parse_overrides
 
 
 # --------------------------------------------------------------------------- model
@@ -133,7 +133,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (GPU: bf16 where it has it, else fp16 + grad scaler; CPU: bf16 where native, else off) | bf16 | fp16 | none
     channels_last: bool = True
     cudnn_benchmark: bool = True  # off in deterministic mode
-    compile: Any = False  # torch.compile the model for training: true | false | auto (segkit.acceleration)
+    compile: Any = False  # torch.compile the model for training: true | false | auto (segkit.training.acceleration)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     dist_backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
     seed: int = 0
@@ -144,6 +144,9 @@ class TrainConfig:
     keep_last: int = 2  # iter_*.pth files kept besides last.pth and best.pth; 0: none
     progress: str = "auto"  # auto (a bar on a terminal, log lines otherwise) | bar | log
     tensorboard: bool = True  # write TensorBoard events to <work_dir>/tb when tensorboard is installed
+
+
+EVAL_MODES = ("whole", "slide")  # eval.mode; segkit.inference.modes implements each
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any, List, Sequence, Tuple
 
 import yaml
 
-from segkit.config_files import ConfigError
+from segkit.config.files import ConfigError
 
 
 def parse_override_value(text: str) -> Any:

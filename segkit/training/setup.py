@@ -12,15 +12,17 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
-from .acceleration import use_compile
-from .checkpoint import (check_resumable, find_resume_checkpoint, load_checkpoint, load_compatible, load_model_state,
+from segkit.training.acceleration import use_compile
+from segkit.checkpoint import (check_resumable, find_resume_checkpoint, load_checkpoint, load_compatible, load_model_state,
                          remove_stale_temporaries, set_rng_state)
-from .config import Config, to_dict
-from .distributed import DistEnv, from_rank0, prepare_model
-from .losses import build_loss, needs_auto_weights
-from .models import build_model
-from .runtime import seed_everything
-from .workdir import move_aside
+from segkit.config import Config, ConfigError, to_dict
+from segkit.config.checks import config_problems
+from segkit.training.distributed import DistEnv, from_rank0, prepare_model
+from segkit.training.losses import build_loss, needs_auto_weights
+from segkit.training.optim import check_train_config
+from segkit.models import build_model
+from segkit.runtime import seed_everything
+from segkit.training.workdir import move_aside
 
 Say = Callable[[str], None]
 
@@ -43,6 +45,14 @@ def backend_flags(t, device: torch.device):
         torch.backends.cudnn.benchmark = saved[0]
         torch.use_deterministic_algorithms(saved[1])
         torch.set_float32_matmul_precision(saved[2])
+
+
+def check_run_config(cfg) -> None:
+    """Raise one ConfigError naming every bad key, before anything is trained or written."""
+    check_train_config(cfg.train)
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def work_dir_of(cfg: Config, work_dir: Optional[str]) -> Path:
@@ -121,7 +131,7 @@ def build_criterion(cfg: Config, train_set, device: torch.device, say: Say, work
                     env: DistEnv) -> torch.nn.Module:
     auto_weights = None
     if needs_auto_weights(cfg):
-        from .data.stats import CACHE_FILE, cached_class_weights
+        from segkit.data.stats import CACHE_FILE, cached_class_weights
 
         # the numbers `check` prints; rank 0 reads the masks once (or the work dir's cache) and shares them
         auto_weights, cached = from_rank0(lambda: cached_class_weights(train_set, work, cfg.data.num_workers), env)

@@ -15,7 +15,7 @@ import math
 import re
 from typing import Optional
 
-from .config import ConfigError
+from segkit.config import ConfigError
 
 UNITS = {"s": 1, "m": 60, "h": 3600}
 WARMUP_STEPS = 3  # steps with one-time costs, not measured

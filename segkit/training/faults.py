@@ -5,37 +5,13 @@ continues from the newest.
 """
 from __future__ import annotations
 
-import os
 import re
 import signal
 import threading
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-
-# Slurm (scancel, time limits), systemd and Kubernetes signal every process of the job at once
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
-
-
-def ignore_stop_signals() -> None:
-    """For data loader workers: the main process saves a checkpoint and then stops them itself; a
-    worker that died first would break the batch it is making and the run with it. A SIGTERM from
-    the main process itself (the loader ending a worker that did not exit when asked) is obeyed."""
-    for sig in STOP_SIGNALS:
-        if sig != signal.SIGTERM:
-            signal.signal(sig, signal.SIG_IGN)
-    if not hasattr(signal, "sigwaitinfo"):  # no sender to tell apart (Windows): ignore it too
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        return
-    # blocked in this thread before any other starts, so every thread inherits it; one thread reads it
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    threading.Thread(target=_obey_sigterm_from, args=(os.getppid(),), name="segkit-sigterm", daemon=True).start()
-
-
-def _obey_sigterm_from(parent: int) -> None:
-    while True:
-        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
-            os._exit(128 + signal.SIGTERM)
+from segkit.data.loaders import STOP_SIGNALS
 
 
 class TrainingInterrupted(Exception):

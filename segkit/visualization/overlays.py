@@ -2,7 +2,7 @@
 
 All images are RGB uint8 H x W x 3 and masks integer H x W class ids. Pixels whose id is not a
 class (``ignore_index``, e.g. 255) are left uncoloured. Drawing is OpenCV; the matplotlib charts are
-in ``segkit.plots``.
+in ``segkit.training.plots``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .data import default_palette
+from segkit.data import default_palette
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 Box = Tuple[int, int, int, int]

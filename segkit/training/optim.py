@@ -9,8 +9,8 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from .budget import parse_duration
-from .config import ConfigError
+from segkit.training.budget import parse_duration
+from segkit.config import ConfigError
 
 
 def param_groups(model: torch.nn.Module, t) -> List[Dict]:

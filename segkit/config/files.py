@@ -11,11 +11,9 @@ from typing import List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-PACKAGE = Path(__file__).resolve().parent
+from segkit.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema."""
+PACKAGE = Path(__file__).resolve().parents[1]  # segkit/: the installed configs live in segkit/configs/
 
 
 def shipped_dir() -> Optional[Path]:

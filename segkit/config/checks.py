@@ -1,12 +1,10 @@
-"""The whole config checked before the first training step: a typo in a setting that is first used
+"""Checks of the config itself, before the first training step: a typo in a setting that is first used
 at iteration 1000 (``eval.mode=slid``) must not cost the 999 iterations before it."""
 from __future__ import annotations
 
 from typing import List, Optional
 
-from .config import ConfigError
-from .inference import MODES
-from .optim import check_train_config
+from segkit.config.schema import EVAL_MODES as MODES
 
 
 def _pair(values: Optional[list], key: str) -> List[str]:
@@ -45,10 +43,3 @@ def config_problems(cfg) -> List[str]:
     problems += [p for p in [ignore_index_problem(d.num_classes, d.ignore_index)] if p]
     return problems
 
-
-def check_run_config(cfg) -> None:
-    """Raise one ConfigError naming every bad key, before anything is trained or written."""
-    check_train_config(cfg.train)
-    problems = config_problems(cfg)
-    if problems:
-        raise ConfigError("; ".join(problems))

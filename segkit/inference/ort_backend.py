@@ -53,7 +53,7 @@ def cache_stem(checkpoint: Path) -> Path:
 def cached_onnx(checkpoint: Path, model: torch.nn.Module, meta: dict) -> Path:
     """The checkpoint's .onnx, exported now if not cached yet (written to a temporary name, then renamed,
     so a run that stops half-way or a second process never sees a partial file)."""
-    from .exports.model import export_onnx
+    from segkit.exports.model import export_onnx
 
     stem = cache_stem(checkpoint)
     path = stem.with_name(f"{stem.name}.{LAYOUT}.onnx")
@@ -74,7 +74,7 @@ def cached_onnx(checkpoint: Path, model: torch.nn.Module, meta: dict) -> Path:
 
 
 class OnnxModel(torch.nn.Module):
-    """An onnxruntime session behind the module interface ``segkit.inference.infer`` calls:
+    """An onnxruntime session behind the module interface ``segkit.inference.modes.infer`` calls:
     normalised float N x 3 x H x W in, ``{"out": logits}`` out (CPU tensors)."""
 
     def __init__(self, path: Path, threads: Optional[int] = None):

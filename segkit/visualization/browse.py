@@ -1,6 +1,6 @@
 """Ground-truth overlays in a grid: what ``tools/browse_dataset.py`` draws, so a user sees the data as
 the model sees it (optionally after the training augmentation: crops, padding, flips, colour changes).
-The drawing (overlay, hatch, captions, legend, saving) is ``segkit.visualize``'s; this file lays out the grid."""
+The drawing (overlay, hatch, captions, legend, saving) is ``segkit.visualization.overlays``'s; this file lays out the grid."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +9,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .data import build_dataset
-from .data.transforms import train_transform
-from .visualize import add_legend, draw_text, hatched_overlay, palette_array, save_rgb
+from segkit.data import build_dataset
+from segkit.data.transforms import train_transform
+from segkit.visualization.overlays import add_legend, draw_text, hatched_overlay, palette_array, save_rgb
 
 
 def _fit(image: np.ndarray, size: int) -> np.ndarray:

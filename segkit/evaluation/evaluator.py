@@ -8,33 +8,11 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-from .data import Normalizer
-from .inference import infer
-from .metrics import ConfusionMatrix, image_scores
-from .runtime import autocast, inference_channels_last, memory_format
-
-TTA_SCALES = (0.75, 1.0, 1.25)  # --tta when the config sets no scales of its own; with flip, six passes
-
-
-def infer_settings(cfg) -> Dict[str, Any]:
-    """The keyword arguments of ``infer`` that ``cfg.eval`` sets (mode, slide window, TTA, resize)."""
-    e = cfg.eval
-    return {"mode": e.mode, "crop": list(e.crop_size), "stride": list(e.stride), "scales": list(e.scales),
-            "flip": bool(e.flip), "resize": list(e.resize) if e.resize else None, "crop_batch": int(e.crop_batch)}
-
-
-def apply_inference_options(cfg, slide: Optional[bool] = None, tta: bool = False):
-    """What --slide and --tta mean, for tools/eval.py, tools/infer.py and the Predictor alike:
-    slide -> eval.mode=slide (window eval.crop_size, step eval.stride); tta -> horizontal flip plus
-    eval.scales, or TTA_SCALES if the config has a single scale. Changes ``cfg.eval`` in place."""
-    if slide is not None:
-        cfg.eval.mode = "slide" if slide else "whole"
-    if tta:
-        if len(cfg.eval.scales) < 2:
-            cfg.eval.scales = list(TTA_SCALES)
-        cfg.eval.flip = True
-    return cfg
-
+from segkit.data import Normalizer
+from segkit.inference.modes import infer
+from segkit.inference.settings import infer_settings
+from segkit.evaluation.metrics import ConfusionMatrix, image_scores
+from segkit.runtime import autocast, inference_channels_last, memory_format
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader, cfg, device: torch.device, dtype: Optional[torch.dtype] = None,
@@ -63,28 +41,6 @@ def evaluate(model: torch.nn.Module, loader, cfg, device: torch.device, dtype: O
     cm.all_reduce()
     model.train(was_training)
     return cm.compute()
-
-
-class SaveComparisons:
-    """An ``on_batch`` hook: writes ``<out_dir>/<image stem>.png`` = image | ground truth | prediction |
-    error map, for every image of the data set (cut back to its own size when the batch was padded)."""
-
-    def __init__(self, dataset, out_dir, class_names, palette, ignore_index: int):
-        self.dataset, self.out_dir = dataset, Path(out_dir)
-        self.class_names, self.palette, self.ignore_index = list(class_names), palette, ignore_index
-        self.written = 0
-
-    def __call__(self, batch: Dict[str, torch.Tensor], pred: torch.Tensor) -> None:
-        from .visualize import comparison, save_rgb
-
-        for image, mask, p, index, (h, w) in zip(batch["image"], batch["mask"], pred.cpu(), batch["index"].tolist(),
-                                                 batch["size"].tolist()):
-            path = Path(self.dataset.pairs[index][0])
-            # the size pad_collate saw, not the file's: its header gives W x H before EXIF orientation
-            picture = comparison(image[:, :h, :w].permute(1, 2, 0).numpy(), mask[:h, :w].numpy(), p[:h, :w].numpy(),
-                                 self.class_names, self.palette, self.ignore_index)
-            save_rgb(self.out_dir / f"{path.stem}.png", picture)
-            self.written += 1
 
 
 class PerImageMetrics:

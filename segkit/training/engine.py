@@ -1,6 +1,6 @@
 """The training loop. ``tools/train.py`` -> ``train()`` -> loss: two hops.
 
-Validation goes through ``segkit.evaluation.evaluate``, the path ``tools/eval.py`` uses too,
+Validation goes through ``segkit.evaluation.evaluator.evaluate``, the path ``tools/eval.py`` uses too,
 so both print the same mIoU for the same checkpoint. The loop reads no value back from the
 device except at logging intervals, validations and checkpoints; the data it sees, the LR and
 the random state are functions of the iteration, so a resumed run continues exactly.
@@ -15,22 +15,21 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from .budget import REFIT_AT, TimeBudget, parse_duration
-from .checkpoint import (CheckpointError, checkpoint_meta, copy_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
+from segkit.training.budget import REFIT_AT, TimeBudget, parse_duration
+from segkit.checkpoint import (CheckpointError, checkpoint_meta, copy_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
                          training_state)
-from .config import Config, dump, to_dict
-from .config_checks import check_run_config
-from .data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
-from .distributed import (DistEnv, any_rank, average_buffers, from_rank0, gather, max_over_ranks, min_over_ranks, setup,
+from segkit.config import Config, dump, to_dict
+from segkit.data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
+from segkit.training.distributed import (DistEnv, any_rank, average_buffers, from_rank0, gather, max_over_ranks, min_over_ranks, setup,
                           teardown)
-from .evaluation import evaluate
-from .faults import NonFiniteLossError, StopRequest, TrainingInterrupted
-from .optim import build_optimizer, lr_factor, set_lr
-from .progress import TrainLogger, plot_curves
-from .runtime import amp_dtype, autocast, inference_dtype, memory_format, seed_everything
-from .train_setup import (backend_flags, build_criterion, describe, find_start, mute_unused_aux_head,
+from segkit.evaluation.evaluator import evaluate
+from segkit.training.faults import NonFiniteLossError, StopRequest, TrainingInterrupted
+from segkit.training.optim import build_optimizer, lr_factor, set_lr
+from segkit.training.progress import TrainLogger, plot_curves
+from segkit.runtime import amp_dtype, autocast, inference_dtype, memory_format, seed_everything
+from segkit.training.setup import (backend_flags, build_criterion, check_run_config, describe, find_start, mute_unused_aux_head,
                           prepare_work_dir, restore_rng, restore_training_state, work_dir_of, wrap_for_training)
-from .workdir import WorkDirLock
+from segkit.training.workdir import WorkDirLock
 
 __all__ = ["train", "TrainingInterrupted", "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62

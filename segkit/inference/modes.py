@@ -18,7 +18,9 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-MODES = ("whole", "slide")
+from segkit.config.schema import EVAL_MODES
+
+MODES = EVAL_MODES
 
 
 def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

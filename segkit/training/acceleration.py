@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from .config import ConfigError
+from segkit.config import ConfigError
 
 # the shortest run for which `auto` compiles; None: never on this kind of device
 COMPILE_MIN_ITERATIONS: Dict[str, Optional[int]] = {"cuda": 2000, "cpu": None}

@@ -1,6 +1,6 @@
 """Python API for using a trained model:
 
-    from segkit.predictor import Predictor
+    from segkit.inference.predictor import Predictor
     predictor = Predictor.from_checkpoint("work_dirs/sample_deeplabv3plus_r18/best.pth", device="cpu")
     mask = predictor.predict("street.jpg")            # H x W int64 class ids, the image's size
     probs = predictor.predict_proba("street.jpg")     # C x H x W float32, sums to 1 over C
@@ -10,7 +10,7 @@ Normalisation, class names and palette come from the checkpoint; inference runs 
 checkpoint's ``eval`` settings (the ones its validation used: mode, TTA, ``eval.amp``,
 ``eval.channels_last``) unless ``slide``/``tta`` say otherwise. Imports nothing that trains.
 ``backend="onnxruntime"`` runs the same weights exported to ONNX in onnxruntime (CPU), ``"auto"``
-the faster of that and eager PyTorch on this machine (segkit.ort_backend).
+the faster of that and eager PyTorch on this machine (segkit.inference.ort_backend).
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import model_from_checkpoint
-from .data import normalize, read_image
-from .evaluation import apply_inference_options, infer_settings
-from .inference import infer
-from .runtime import autocast, inference_channels_last, inference_dtype, pick_device
+from segkit.checkpoint import model_from_checkpoint
+from segkit.data import normalize, read_image
+from segkit.inference.modes import infer
+from segkit.inference.settings import apply_inference_options, infer_settings
+from segkit.runtime import autocast, inference_channels_last, inference_dtype, pick_device
 
 ImageLike = Union[str, Path, np.ndarray, Image.Image]
 
@@ -80,7 +80,7 @@ class Predictor:
 
     def _switch_backend(self, backend: str, checkpoint, meta: dict) -> None:
         """Run in onnxruntime (``onnxruntime``), or in whichever of it and eager is faster here (``auto``)."""
-        from .ort_backend import BACKENDS, OnnxModel, accepted_int8, cache_stem, cached_onnx, choose
+        from segkit.inference.ort_backend import BACKENDS, OnnxModel, accepted_int8, cache_stem, cached_onnx, choose
 
         if backend not in BACKENDS:
             raise ValueError(f"backend '{backend}': choose one of {', '.join(BACKENDS)}")
@@ -114,7 +114,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: Union[str, Path], device: str = "auto", **options) -> "Predictor":
         """``options``: slide (bool), tta (bool), crop_batch (windows per forward pass in slide mode,
-        default eval.crop_batch), backend ("eager", "onnxruntime" or "auto"; see segkit.ort_backend)."""
+        default eval.crop_batch), backend ("eager", "onnxruntime" or "auto"; see segkit.inference.ort_backend)."""
         model, cfg, meta = model_from_checkpoint(path)
         return cls(model, cfg, meta, device, checkpoint=path, **options)
 

@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from .metrics import format_table
-from .plots import figure, save_figure
+from segkit.evaluation.metrics import format_table
+from segkit.training.plots import figure, save_figure
 
 
 def _plain(value: Any) -> Any:
