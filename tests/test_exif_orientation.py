@@ -92,7 +92,7 @@ def test_a_mask_drawn_on_the_unturned_photo_is_named(tmp_path):
 def test_eval_pictures_show_the_whole_turned_image(sample_root, sample_run, tmp_path, monkeypatch, capsys):
     """--show-dir crops each picture to the image's size: the decoded (turned) one, not the file header's,
     which for orientations 5-8 has width and height swapped and cut a portrait photo square."""
-    import segkit.visualization.overlays
+    import segkit.visualization.comparisons
 
     root = tmp_path / "portrait"
     shutil.copytree(sample_root, root)
@@ -102,8 +102,8 @@ def test_eval_pictures_show_the_whole_turned_image(sample_root, sample_run, tmp_
     save_with_orientation(displayed, path, 6)
     Image.fromarray(read_mask(mask_path)[:, :96].astype(np.uint8)).save(mask_path)
     shown = []
-    real = segkit.visualization.overlays.comparison
-    monkeypatch.setattr(segkit.visualization.overlays, "comparison", lambda image, *a, **k: shown.append(image) or real(image, *a, **k))
+    real = segkit.visualization.comparisons.comparison  # patched where SaveComparisons looks it up
+    monkeypatch.setattr(segkit.visualization.comparisons, "comparison", lambda image, *a, **k: shown.append(image) or real(image, *a, **k))
     assert load_tool("eval").main([str(sample_run / "last.pth"), f"data.root={root}", "eval.batch_size=2",
                                    "--show-dir", str(tmp_path / "show")]) == 0
     assert len(shown) == 6 and any(np.array_equal(image, displayed) for image in shown)

@@ -1,10 +1,13 @@
 """The folders are the layers: each imports only the layers below it (ast, lazy imports included).
 
-    errors -> config -> data, models -> runtime, checkpoint -> exports -> inference -> evaluation
+    errors -> models -> config -> data, runtime, checkpoint -> exports -> inference -> evaluation
            -> training | visualization -> annotations -> studio -> cli
 
-Training and visualization sit side by side above evaluation: training borrows the evaluator (the one
-validation path) and nothing above it; inference never imports training. ``exports`` (model graphs) sits
+Models stand alone (the backbone and decoders serve other code as they are) and sit under config: each
+decoder declares its options in its own file, and the config schema reads them from ``DECODERS`` so that
+``model.decoder.*`` keys are checked when a config loads. Training and visualization sit side by side above
+evaluation: training borrows the evaluator (the one validation path) and nothing above it; inference never
+imports training. ``exports`` (model graphs) sits
 under inference because the ONNX Runtime backend exports the graph it runs. The README draws this graph.
 """
 from __future__ import annotations
@@ -20,9 +23,9 @@ _BASE = {"errors"}
 _CORE = _BASE | {"config", "data", "models", "runtime", "checkpoint"}
 ALLOWED: Dict[str, Set[str]] = {
     "errors": set(),
-    "config": _BASE,
+    "models": _BASE,
+    "config": _BASE | {"models"},
     "data": _BASE | {"config"},
-    "models": _BASE | {"config"},
     "runtime": _BASE | {"config"},
     "checkpoint": _BASE | {"config", "models", "version"},
     "exports": _CORE,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import MISSING as MISSING_FIELD
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -36,15 +37,35 @@ class BackboneConfig:
 
 @dataclass
 class DecoderConfig:
-    name: str = "deeplabv3"  # fcn | deeplabv3 | deeplabv3plus | unet
-    # Fields a decoder does not use are ignored by it; null means the decoder's own default.
-    channels: Optional[int] = None  # fcn: in/4 (torchvision); deeplab: 256
-    dropout: Optional[float] = None  # fcn: 0.1; ASPP projection: 0.5 (torchvision); unet: 0
-    num_convs: int = 1  # fcn: 3x3 conv layers before the classifier (torchvision: 1)
-    aspp_rates: Optional[List[int]] = None  # null: 12,24,36 at OS8, 6,12,18 at OS16, 3,6,9 at OS32
-    separable: bool = False  # deeplabv3plus: depthwise-separable 3x3 convs in ASPP and decoder
-    skip_channels: int = 48  # deeplabv3plus: channels of the projected layer1 skip
-    unet_channels: List[int] = field(default_factory=lambda: [256, 128, 64, 32, 16])
+    name: str = "deeplabv3"  # a key of segkit.models.DECODERS: fcn | deeplabv3 | deeplabv3plus | unet
+    # The other model.decoder.* keys are the options of every registered decoder, each declared once in its
+    # decoder's Options dataclass: decoder_config() adds them when a config loads. An option of a decoder other
+    # than `name` must stay at its default (build_model says which decoder takes it).
+
+
+def decoder_config() -> type:
+    """``DecoderConfig`` with the options of the decoders registered now, so the schema checks their keys and types
+    at load time; a decoder registered later (``DECODERS[name] = Class``) is in the next config loaded."""
+    from segkit.models import DECODERS, decoder_options  # here, not at the top: `import segkit.config` loads no torch
+
+    registered = tuple(DECODERS.items())
+    cls = globals().get("RegisteredDecoderConfig")
+    if cls is None or cls._registered != registered:
+        specs = [(key, kind, field(default=option.default) if option.default_factory is MISSING_FIELD
+                  else field(default_factory=option.default_factory))
+                 for key, (kind, option, _) in decoder_options().items()]
+        cls = make_dataclass("RegisteredDecoderConfig", specs, bases=(DecoderConfig,),
+                             namespace={"_registered": registered})
+        cls.__module__ = __name__
+        globals()["RegisteredDecoderConfig"] = cls  # where pickle finds it: a pickled config names it
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    """Unpickling a config in a fresh process looks up ``RegisteredDecoderConfig`` before anything built it."""
+    if name == "RegisteredDecoderConfig":
+        return decoder_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -179,7 +200,8 @@ SIZE_KEYS = ("data.crop_size", "eval.crop_size", "eval.stride", "eval.resize")
 
 
 def _schema() -> DictConfig:
-    return OmegaConf.structured(Config)
+    """The defaults, with model.decoder holding the options of every registered decoder."""
+    return OmegaConf.structured(Config(model=ModelConfig(decoder=decoder_config()())))
 
 
 def _known_keys(node: Any, prefix: str = "") -> List[str]:
@@ -281,7 +303,12 @@ def from_dict(d: Dict[str, Any]) -> Config:
     try:
         return OmegaConf.merge(_schema(), d)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
-        raise _explain(exc, "checkpoint config") from exc
+        error = _explain(exc, "checkpoint config")
+        name = ((d.get("model") or {}).get("decoder") or {}).get("name")
+        if name is not None and name not in dict(decoder_config()._registered):
+            error = ConfigError(f"{error} The checkpoint's decoder '{name}' is not registered here: import the module "
+                                f"that registers it (DECODERS['{name}'] = ...) before loading the checkpoint.")
+        raise error from exc
 
 
 def dump(cfg: Any) -> str:

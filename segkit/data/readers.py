@@ -1,14 +1,15 @@
 """Readers, one per on-disk format: each finds the (image, mask) pairs of a split and knows its classes.
 
-``build_dataset(cfg, split)`` is the entry point. ``split`` may join splits with ``+``
+``build_dataset(cfg, split)`` is the entry point; ``FORMATS`` maps each ``data.format`` to its reader. ``split`` may join splits with ``+``
 (``train+val``; VOC ``train+aug``): their pairs are concatenated, an image listed twice kept once.
 Every reader takes ``issues``: None raises on the first problem, a list collects them all
 (``tools/check_dataset.py``). Layouts and sources: ``data/README.md``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .classes import (ADE20K_CLASSES, CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE,
                       CITYSCAPES_TRAIN_IDS, VOC_CLASSES)
@@ -126,67 +127,77 @@ def joined_pairs(pairs_fn: Callable, cfg, split: str,
 FOLDER_ONLY = ("image_suffix", "mask_suffix", "pair_pattern", "ignore_mask_dir", "ignore_mask_suffix")
 
 
-def _path_dataset(pairs_fn: Callable, class_names: List[str], palette: List[List[int]],
-                  label_map: Optional[Dict[int, int]] = None, unmapped_ignored: bool = False) -> Callable:
-    """A reader for formats whose masks are files: the format's classes, palette and label mapping,
-    under what the config states (the config wins)."""
+@dataclass(frozen=True)
+class DataFormat:
+    """One on-disk format: how its split is read, and the classes, palette and label mapping it brings
+    where the config names none (the config wins). Most formats store masks as files and give ``pairs``,
+    ``(cfg, split, issues) -> [(image, mask)]``; a format that builds its masks itself (COCO's JSON)
+    gives ``dataset``, ``(cfg, split, transform, issues) -> SegDataset``, and names its classes there."""
+    pairs: Optional[Callable[..., Sequence[Pair]]] = None
+    class_names: Sequence[str] = ()
+    palette: Sequence[Sequence[int]] = ()
+    label_map: Mapping[int, int] = field(default_factory=dict)  # raw mask value -> class id
+    unmapped_ignored: bool = False  # raw values label_map does not name become ignore_index
+    dataset: Optional[Callable[..., SegDataset]] = None
 
-    def build(cfg, split: str, transform=None, issues: Optional[List[Issue]] = None) -> SegDataset:
-        if not cfg.class_names and class_names and len(class_names) != cfg.num_classes:
-            raise DataError(f"the {cfg.format} reader has {len(class_names)} classes but data.num_classes="
-                            f"{cfg.num_classes}; set data.num_classes={len(class_names)}, or name your classes in "
-                            f"data.class_names")
-        names = list(cfg.class_names) or class_names
+    def __post_init__(self):
+        if (self.pairs is None) == (self.dataset is None):
+            raise TypeError("a DataFormat reads its split with pairs= or with dataset=, exactly one of them")
+
+    def build(self, cfg, split: str, transform=None, issues: Optional[List[Issue]] = None) -> SegDataset:
+        return (self.dataset or self._files_dataset)(cfg, split, transform, issues)
+
+    def _files_dataset(self, cfg, split: str, transform=None, issues: Optional[List[Issue]] = None) -> SegDataset:
+        if not cfg.class_names and self.class_names and len(self.class_names) != cfg.num_classes:
+            raise DataError(f"the {cfg.format} reader has {len(self.class_names)} classes but data.num_classes="
+                            f"{cfg.num_classes}; set data.num_classes={len(self.class_names)}, or name your classes "
+                            f"in data.class_names")
         used = [k for k in FOLDER_ONLY if getattr(cfg, k)]
         if used and cfg.format != "folder":
             raise DataError(f"data.{used[0]} applies to data.format=folder only; the {cfg.format} reader knows its "
                             f"layout: remove data.{used[0]}")
-        pairs, ignores = joined_pairs(pairs_fn, cfg, split, issues)
-        colours = [list(c) for c in cfg.palette] or (palette if len(palette) == cfg.num_classes else [])
+        names, colours = self.classes(cfg)
+        pairs, ignores = joined_pairs(self.pairs, cfg, split, issues)
         return SegDataset(pairs, cfg.num_classes, names, colours, cfg.ignore_index,
-                          {**(label_map or {}), **dict(cfg.label_map)}, cfg.reduce_zero_label, transform,
-                          name=f"{cfg.format}:{cfg.root}:{split}", unmapped_ignored=unmapped_ignored,
+                          {**self.label_map, **dict(cfg.label_map)}, cfg.reduce_zero_label, transform,
+                          name=f"{cfg.format}:{cfg.root}:{split}", unmapped_ignored=self.unmapped_ignored,
                           ignore_masks=ignores)
 
-    return build
+    def classes(self, cfg) -> Tuple[List[str], List[List[int]]]:
+        """The config's class names and palette, else this format's where the counts agree, else ``class_<i>``
+        and no palette."""
+        n = cfg.num_classes
+        names = list(cfg.class_names) or (list(self.class_names) if len(self.class_names) == n else
+                                          [f"class_{i}" for i in range(n)])
+        palette = [list(c) for c in cfg.palette] or ([list(c) for c in self.palette] if len(self.palette) == n else [])
+        return names, palette
 
 
-# format -> (class names, palette) it brings where the config names none; COCO's names come from its JSON
-FORMAT_CLASSES: Dict[str, Tuple[List[str], List[List[int]]]] = {
-    "folder": ([], []),
-    "camvid": (CAMVID_CLASSES, CAMVID_PALETTE),
-    "voc": (VOC_CLASSES, []),
-    "cityscapes": (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE),
-    "ade20k": (ADE20K_CLASSES, []),
-    "coco": ([], []),
+# data.format -> its DataFormat. Adding a format is one reader above and one entry here (docs/extending.md).
+FORMATS: Dict[str, DataFormat] = {
+    "folder": DataFormat(folder_pairs),
+    "camvid": DataFormat(camvid_pairs, CAMVID_CLASSES, CAMVID_PALETTE),
+    "voc": DataFormat(voc_pairs, VOC_CLASSES),
+    "cityscapes": DataFormat(cityscapes_pairs, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAIN_IDS,
+                             unmapped_ignored=True),
+    "ade20k": DataFormat(ade20k_pairs, ADE20K_CLASSES),  # with data.reduce_zero_label=true
+    "coco": DataFormat(dataset=coco_dataset),  # classes from its JSON and data.category_ids
 }
 
-# format -> build(cfg, split, transform, issues) -> SegDataset
-READERS: Dict[str, Callable] = {
-    "folder": _path_dataset(folder_pairs, *FORMAT_CLASSES["folder"]),
-    "camvid": _path_dataset(camvid_pairs, *FORMAT_CLASSES["camvid"]),
-    "voc": _path_dataset(voc_pairs, *FORMAT_CLASSES["voc"]),
-    "cityscapes": _path_dataset(cityscapes_pairs, *FORMAT_CLASSES["cityscapes"], CITYSCAPES_TRAIN_IDS,
-                                unmapped_ignored=True),
-    "ade20k": _path_dataset(ade20k_pairs, *FORMAT_CLASSES["ade20k"]),  # with data.reduce_zero_label=true
-    "coco": coco_dataset,
-}
+
+def data_format(cfg) -> DataFormat:
+    if cfg.format not in FORMATS:
+        raise DataError(f"unknown data format '{cfg.format}' (data.format); choose one of {', '.join(FORMATS)}")
+    return FORMATS[cfg.format]
 
 
 def format_classes(cfg) -> Tuple[List[str], List[List[int]]]:
     """Class names and palette of a ``DataConfig``'s data set without listing its files: the config's,
     else its format's (where the counts agree), else ``class_<i>`` and no palette."""
-    if cfg.format not in FORMAT_CLASSES:
-        raise DataError(f"unknown data format '{cfg.format}' (data.format); choose one of {', '.join(READERS)}")
-    names, palette = FORMAT_CLASSES[cfg.format]
-    names = list(cfg.class_names) or (list(names) if len(names) == cfg.num_classes else
-                                      [f"class_{i}" for i in range(cfg.num_classes)])
-    return names, [list(c) for c in cfg.palette] or (list(palette) if len(palette) == cfg.num_classes else [])
+    return data_format(cfg).classes(cfg)
 
 
 def build_dataset(cfg, split: str, transform: Optional[Callable] = None,
                   issues: Optional[List[Issue]] = None) -> SegDataset:
     """The ``split`` of the data set described by a ``DataConfig``; ``transform`` is applied per item."""
-    if cfg.format not in READERS:
-        raise DataError(f"unknown data format '{cfg.format}' (data.format); choose one of {', '.join(READERS)}")
-    return READERS[cfg.format](cfg, split, transform, issues)
+    return data_format(cfg).build(cfg, split, transform, issues)

@@ -1,5 +1,7 @@
 """Models: ``build_model(cfg)`` from two plain registries, ``BACKBONES`` and ``DECODERS``.
 
+Of segkit this layer imports only ``errors``: the backbone and decoders serve other code as they are, and
+the config schema reads each decoder's ``model.decoder.*`` keys from ``DECODERS`` (``decoder_options``).
 Every way a model config can be wrong (an unknown name, a multi-grid of the wrong length,
 group norm that does not divide a layer, ...) fails here, at build time, with a ``ConfigError``
 that names the key.
@@ -7,13 +9,13 @@ that names the key.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import MISSING, Field, fields, is_dataclass
 from functools import partial
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple, Type, get_type_hints
 
 import torch.nn as nn
 
-from ..config import ConfigError, DecoderConfig
+from ..errors import ConfigError
 from .backbone import ARCHS, FeatureSpec, ResNetBackbone, make_norm
 from .deeplab import DeepLabV3Decoder, DeepLabV3PlusDecoder
 from .fcn import FCNDecoder
@@ -25,7 +27,7 @@ from .weights import load_backbone_weights
 
 __all__ = ["BACKBONES", "DECODERS", "FeatureSpec", "ResNetBackbone", "Segmenter", "TorchvisionBackbone",
            "build_backbone", "build_model", "build_segmenter", "convert_torchvision_segmentation",
-           "decoder_norm", "load_backbone_weights"]
+           "decoder_norm", "decoder_options", "load_backbone_weights"]
 
 # name -> constructor taking the backbone options (output_stride=..., norm=...)
 BACKBONES: Dict[str, Callable[..., ResNetBackbone]] = {name: partial(ResNetBackbone, name) for name in ARCHS}
@@ -57,48 +59,70 @@ def build_backbone(cfg, load_weights: bool = True) -> ResNetBackbone:
     return backbone
 
 
-def _fcn(info: Sequence[FeatureSpec], num_classes: int, cfg, norm: Norm) -> nn.Module:
-    return FCNDecoder(info, num_classes, channels=cfg.channels, num_convs=cfg.num_convs, dropout=cfg.dropout, norm=norm)
-
-
-def _deeplabv3(info: Sequence[FeatureSpec], num_classes: int, cfg, norm: Norm) -> nn.Module:
-    return DeepLabV3Decoder(info, num_classes, channels=cfg.channels, aspp_rates=cfg.aspp_rates,
-                            dropout=cfg.dropout, separable=cfg.separable, norm=norm)
-
-
-def _deeplabv3plus(info: Sequence[FeatureSpec], num_classes: int, cfg, norm: Norm) -> nn.Module:
-    return DeepLabV3PlusDecoder(info, num_classes, channels=cfg.channels, skip_channels=cfg.skip_channels,
-                                aspp_rates=cfg.aspp_rates, dropout=cfg.dropout, separable=cfg.separable, norm=norm)
-
-
-def _unet(info: Sequence[FeatureSpec], num_classes: int, cfg, norm: Norm) -> nn.Module:
-    return UNetDecoder(info, num_classes, channels=list(cfg.unet_channels), dropout=cfg.dropout, norm=norm)
-
-
-# name -> builder(feature_info, num_classes, DecoderConfig, norm) -> module with forward(features) -> logits
-DECODERS: Dict[str, Callable[..., nn.Module]] = {
-    "fcn": _fcn, "deeplabv3": _deeplabv3, "deeplabv3plus": _deeplabv3plus, "unet": _unet,
+# name -> decoder class. Each class declares its model.decoder.* keys in an ``Options`` dataclass (with defaults)
+# and builds itself with ``from_config(feature_info, num_classes, options, norm)``; the config schema takes its
+# keys from here, so a new decoder is its own file and one line (docs/extending.md): DECODERS[name] = Class
+DECODERS: Dict[str, Type[nn.Module]] = {
+    "fcn": FCNDecoder,
+    "deeplabv3": DeepLabV3Decoder,
+    "deeplabv3plus": DeepLabV3PlusDecoder,
+    "unet": UNetDecoder,
 }
 
 
-# name -> the model.decoder.* keys that decoder takes (each decoder class declares its own)
-DECODER_OPTIONS: Dict[str, Tuple[str, ...]] = {
-    "fcn": FCNDecoder.CONFIG_OPTIONS, "deeplabv3": DeepLabV3Decoder.CONFIG_OPTIONS,
-    "deeplabv3plus": DeepLabV3PlusDecoder.CONFIG_OPTIONS, "unet": UNetDecoder.CONFIG_OPTIONS,
-}
+def option_default(option: Field) -> Any:
+    return option.default_factory() if option.default_factory is not MISSING else option.default
 
 
-def check_decoder_options(dec) -> None:
-    """A ``model.decoder.*`` option changed from its default for a decoder that does not take it is an error
-    naming the decoder that does (``unet_channels`` on deeplabv3plus would otherwise be ignored silently)."""
-    defaults = DecoderConfig()
-    for key in (f.name for f in fields(DecoderConfig) if f.name != "name"):
-        value = getattr(dec, key)
-        plain = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
-        if key not in DECODER_OPTIONS[dec.name] and plain != getattr(defaults, key):
-            users = [name for name, options in DECODER_OPTIONS.items() if key in options]
-            raise ConfigError(f"model.decoder.{key}={plain} is an option of the {' and '.join(users)} decoder, not of "
-                              f"model.decoder.name={dec.name}; remove it (or set it to {getattr(defaults, key)})")
+def _options_class(name: str, cls: type) -> type:
+    options = getattr(cls, "Options", None)
+    if not (is_dataclass(options) and callable(getattr(cls, "from_config", None))):
+        raise TypeError(f"DECODERS[{name!r}] = {getattr(cls, '__name__', cls)!r} needs an Options dataclass (its "
+                        f"model.decoder.* keys) and a from_config(feature_info, num_classes, options, norm) "
+                        f"classmethod: docs/extending.md")
+    for option in fields(options):
+        if option.name == "name" or option_default(option) is MISSING:
+            raise TypeError(f"{cls.__name__}.Options.{option.name}: every option needs a default (a config sets "
+                            f"only what differs), and 'name' is model.decoder.name itself")
+    return options
+
+
+def decoder_options() -> Dict[str, Tuple[Any, Field, List[str]]]:
+    """The model.decoder.* keys of every registered decoder, each once: key -> (type, field, decoders taking it).
+    Decoders that share a key share its type and default, since a config holds one value for it."""
+    merged: Dict[str, Tuple[Any, Field, List[str]]] = {}
+    for name, cls in DECODERS.items():
+        options = _options_class(name, cls)
+        hints = get_type_hints(options)
+        for option in fields(options):
+            if option.name not in merged:
+                merged[option.name] = (hints[option.name], option, [name])
+                continue
+            kind, first, users = merged[option.name]
+            if (kind, option_default(first)) != (hints[option.name], option_default(option)):
+                raise TypeError(f"model.decoder.{option.name} is {kind} = {option_default(first)!r} for {users[0]} "
+                                f"but {hints[option.name]} = {option_default(option)!r} for {name}: a key decoders "
+                                f"share needs one type and default (null can stand for each decoder's own)")
+            users.append(name)
+    return merged
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+
+
+def decoder_options_of(dec) -> Any:
+    """The chosen decoder's ``Options`` from a ``model.decoder`` config. An option of another decoder changed from
+    its default is an error naming the decoder that takes it (it would otherwise be ignored silently)."""
+    options = DECODERS[dec.name].Options
+    own = {option.name for option in fields(options)}
+    for key, (_, option, users) in decoder_options().items():
+        default = option_default(option)
+        value = _plain(getattr(dec, key, default))
+        if key not in own and value != default:
+            raise ConfigError(f"model.decoder.{key}={value} is an option of the {' and '.join(users)} decoder, not "
+                              f"of model.decoder.name={dec.name}; remove it (or set it to {default})")
+    return options(**{key: _plain(getattr(dec, key)) for key in own if hasattr(dec, key)})
 
 
 def decoder_norm(kind: str, groups: int = 32) -> Norm:
@@ -113,12 +137,12 @@ def build_segmenter(model_cfg, num_classes: int) -> Segmenter:
         raise ConfigError(f"unknown decoder '{dec.name}' (model.decoder.name); choose one of {', '.join(DECODERS)}")
     if num_classes < 1:
         raise ConfigError(f"data.num_classes must be >= 1, got {num_classes}")
-    check_decoder_options(dec)
+    options = decoder_options_of(dec)
     check_widths("model.aux_channels", model_cfg.aux_channels)
     backbone = build_backbone(bb, load_weights=False)  # weights last: every config error comes before a download
     with backbone_keys():  # the decoders' norm layers follow model.backbone.norm and norm_groups
         norm = decoder_norm(bb.norm, bb.norm_groups)
-        decoder = DECODERS[dec.name](backbone.feature_info, num_classes, dec, norm)
+        decoder = DECODERS[dec.name].from_config(backbone.feature_info, num_classes, options, norm)
         aux = None
         if model_cfg.aux_head:
             aux = FCNDecoder(backbone.feature_info, num_classes, in_feature="layer3", channels=model_cfg.aux_channels,

@@ -6,7 +6,8 @@ halved at OS32. With the defaults, ``DeepLabV3Decoder`` is torchvision's ``DeepL
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -58,8 +59,23 @@ class ASPP(nn.Module):
         return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
 
 
+@dataclass
+class DeepLabV3Options:
+    """The ``model.decoder.*`` keys of ``model.decoder.name=deeplabv3``."""
+    channels: Optional[int] = None  # null: 256
+    aspp_rates: Optional[List[int]] = None  # null: 12,24,36 at OS8, 6,12,18 at OS16, 3,6,9 at OS32
+    dropout: Optional[float] = None  # null: 0.5 in the ASPP projection (torchvision)
+    separable: bool = False  # depthwise-separable 3x3 convs in ASPP and decoder
+
+
+@dataclass
+class DeepLabV3PlusOptions(DeepLabV3Options):
+    """``deeplabv3``'s keys and the projected layer1 skip's width."""
+    skip_channels: int = 48
+
+
 class DeepLabV3Decoder(nn.Module):
-    CONFIG_OPTIONS = ("channels", "aspp_rates", "dropout", "separable")  # the model.decoder.* keys it takes
+    Options = DeepLabV3Options
 
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  channels: Optional[int] = None, aspp_rates: Optional[Sequence[int]] = None,
@@ -75,6 +91,12 @@ class DeepLabV3Decoder(nn.Module):
             *conv3x3_block(channels, channels, 1, norm, separable),
             nn.Conv2d(channels, num_classes, 1))
 
+    @classmethod
+    def from_config(cls, feature_info: Sequence[FeatureSpec], num_classes: int, options: DeepLabV3Options,
+                    norm: Norm) -> "DeepLabV3Decoder":
+        return cls(feature_info, num_classes, channels=options.channels, aspp_rates=options.aspp_rates,
+                   dropout=options.dropout, separable=options.separable, norm=norm)
+
     def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(features[self.in_feature])
 
@@ -82,7 +104,7 @@ class DeepLabV3Decoder(nn.Module):
 class DeepLabV3PlusDecoder(nn.Module):
     """ASPP on ``in_feature``, upsampled to a low-level ``skip_feature`` (layer1, stride 4) projected
     to ``skip_channels``; two 3x3 blocks refine the concatenation before the classifier."""
-    CONFIG_OPTIONS = ("channels", "skip_channels", "aspp_rates", "dropout", "separable")  # model.decoder.* keys
+    Options = DeepLabV3PlusOptions
 
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  skip_feature: str = "layer1", channels: Optional[int] = None, skip_channels: int = 48,
@@ -103,6 +125,12 @@ class DeepLabV3PlusDecoder(nn.Module):
         self.fuse = nn.Sequential(conv3x3_block(channels + skip_channels, channels, 1, norm, separable),
                                   conv3x3_block(channels, channels, 1, norm, separable))
         self.classifier = nn.Sequential(nn.Dropout(0.1), nn.Conv2d(channels, num_classes, 1))
+
+    @classmethod
+    def from_config(cls, feature_info: Sequence[FeatureSpec], num_classes: int, options: DeepLabV3PlusOptions,
+                    norm: Norm) -> "DeepLabV3PlusDecoder":
+        return cls(feature_info, num_classes, channels=options.channels, skip_channels=options.skip_channels,
+                   aspp_rates=options.aspp_rates, dropout=options.dropout, separable=options.separable, norm=norm)
 
     def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
         skip = self.skip(features[self.skip_feature])

@@ -5,6 +5,7 @@ which is also the auxiliary head on layer3.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -14,8 +15,16 @@ from .backbone import FeatureSpec, feature_spec
 from .layers import ConvNormAct, Norm, check_dropout, check_widths
 
 
+@dataclass
+class FCNOptions:
+    """The ``model.decoder.*`` keys of ``model.decoder.name=fcn``."""
+    channels: Optional[int] = None  # null: in/4 (torchvision)
+    num_convs: int = 1  # 3x3 conv layers before the classifier (torchvision: 1)
+    dropout: Optional[float] = None  # null: 0.1 (torchvision)
+
+
 class FCNDecoder(nn.Module):
-    CONFIG_OPTIONS = ("channels", "num_convs", "dropout")  # the model.decoder.* keys it takes
+    Options = FCNOptions
 
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  channels: Optional[int] = None, num_convs: int = 1, dropout: Optional[float] = None,
@@ -32,6 +41,12 @@ class FCNDecoder(nn.Module):
             layers.extend(ConvNormAct(cin if i == 0 else channels, channels, 3, norm=norm))
         layers += [nn.Dropout(0.1 if dropout is None else dropout), nn.Conv2d(channels, num_classes, 1)]
         self.head = nn.Sequential(*layers)
+
+    @classmethod
+    def from_config(cls, feature_info: Sequence[FeatureSpec], num_classes: int, options: FCNOptions,
+                    norm: Norm) -> "FCNDecoder":
+        return cls(feature_info, num_classes, channels=options.channels, num_convs=options.num_convs,
+                   dropout=options.dropout, norm=norm)
 
     def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
         return self.head(features[self.in_feature])

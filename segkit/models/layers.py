@@ -5,7 +5,7 @@ from typing import Callable, Optional, Sequence
 
 import torch.nn as nn
 
-from ..config import ConfigError
+from ..errors import ConfigError
 
 Norm = Callable[[int], nn.Module]
 

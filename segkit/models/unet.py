@@ -10,14 +10,15 @@ the cost of running those blocks at the finer resolution. U-Net is meant for out
 from __future__ import annotations
 
 import warnings
-from typing import Dict, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from .backbone import FeatureSpec, feature_spec
-from ..config import ConfigError
 from .layers import ConvNormAct, Norm, check_dropout, check_widths
 
 SKIPS = ("layer3", "layer2", "layer1", "stem")
@@ -38,8 +39,15 @@ class UNetBlock(nn.Module):
         return self.conv2(self.conv1(x))
 
 
+@dataclass
+class UNetOptions:
+    """The ``model.decoder.*`` keys of ``model.decoder.name=unet``."""
+    unet_channels: List[int] = field(default_factory=lambda: [256, 128, 64, 32, 16])  # one per skip and a last block
+    dropout: Optional[float] = None  # null: 0, before the classifier
+
+
 class UNetDecoder(nn.Module):
-    CONFIG_OPTIONS = ("unet_channels", "dropout")  # the model.decoder.* keys it takes
+    Options = UNetOptions
 
     def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
                  skip_features: Sequence[str] = SKIPS, channels: Sequence[int] = (256, 128, 64, 32, 16),
@@ -66,6 +74,11 @@ class UNetDecoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.dropout = nn.Dropout(dropout or 0.0)
         self.classifier = nn.Conv2d(channels[-1], num_classes, 3, padding=1)
+
+    @classmethod
+    def from_config(cls, feature_info: Sequence[FeatureSpec], num_classes: int, options: UNetOptions,
+                    norm: Norm) -> "UNetDecoder":
+        return cls(feature_info, num_classes, channels=list(options.unet_channels), dropout=options.dropout, norm=norm)
 
     def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
         x = features[self.in_feature]

@@ -16,7 +16,7 @@ from typing import Dict, List, Mapping, Union
 
 import torch
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from .backbone import ResNetBackbone
 
 log = logging.getLogger(__name__)
