@@ -55,7 +55,7 @@ def cuda_has_native_bf16() -> bool:
 
 def amp_dtype(mode: str, device: torch.device) -> Optional[torch.dtype]:
     """auto: on a GPU bf16 where it runs natively, else fp16 (with a grad scaler); on a CPU bf16 where
-    the hardware runs it natively (1.5-1.8x faster steps here, see docs/BENCHMARKS.md), else fp32."""
+    the hardware runs it natively (faster steps: docs/BENCHMARKS.md, the step-options tables), else fp32."""
     if mode == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if cuda_has_native_bf16() else torch.float16

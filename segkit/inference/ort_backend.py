@@ -105,7 +105,7 @@ def machine_key() -> str:
     return f"{cpu}; {torch.get_num_threads()} threads; torch {torch.__version__}"
 
 
-# part of the cache key: a record measured another way (one warm-up call, before 2026-11-30) is measured again
+# part of the cache key: a record measured another way (an older rule: one warm-up call) is measured again
 RACE_RULE = "fastest on one image of this size after 2 warm-up calls, interleaved medians of 3; INT8 only where accepted"
 
 

@@ -3,10 +3,9 @@
 ``train.compile``: true | false | auto. ``auto`` compiles only where it repays its compile time:
 on a GPU for runs of at least ``COMPILE_MIN_ITERATIONS["cuda"]`` iterations (compiling takes about
 a minute there; a few percent per step repays it within that many steps); on a CPU not at all:
-``bench/train_throughput.py --compile`` (2026-11-30, quiet 2-core EPYC with AVX512-BF16) measured the
-compiled bf16 + channels-last step at 0.97-1.01x the eager one, every range over rounds including
-1.00x, after 48-62 s of compiling, and 0.99-1.01x on the emulated CPU without AVX-512 (fp32), so a
-CPU run gains nothing from it (docs/BENCHMARKS.md, the training tables).
+``bench/train_throughput.py --compile`` found the compiled step no faster than the eager one, with or
+without AVX-512, after up to a minute of compiling, so a CPU run gains nothing from it (the numbers:
+docs/BENCHMARKS.md, the training tables).
 """
 from __future__ import annotations
 

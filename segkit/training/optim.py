@@ -29,8 +29,8 @@ def param_groups(model: torch.nn.Module, t) -> List[Dict]:
 
 def fused_supported(device: torch.device) -> bool:
     """Whether torch has fused SGD/AdamW kernels for ``device``: one pass over all parameters instead of a
-    loop of small ops per parameter (on the 2-core CPU an AdamW step of ResNet-50's parameters took 14 ms
-    fused against 76 ms in torch's default for-loop; ``bench/train_step_options.py`` times it in a step)."""
+    loop of small ops per parameter (several times faster on a CPU too: docs/BENCHMARKS.md, "Measured by
+    hand"; ``bench/train_step_options.py`` times it in a step)."""
     try:
         from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
     except ImportError:  # older torch: fused kernels on CUDA only
