@@ -19,14 +19,18 @@ class DeviceUnavailable(ConfigError, RuntimeError):
     RuntimeError as callers of ``resolve_device`` expect)."""
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """auto: ``cuda:local_rank`` where CUDA is present, else the CPU; ``cuda`` gets the local rank's index."""
+def resolve_device(name: str, local_rank: int = 0, setting: str = "train.device") -> torch.device:
+    """auto: ``cuda:local_rank`` where CUDA is present, else the CPU; ``cuda`` gets the local rank's index.
+    ``setting``: where the name came from, for the errors."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # torch's message lists twenty device types
+        raise ConfigError(f"{setting}={name} is not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceUnavailable(f"train.device={name} but CUDA is not available here; use train.device=cpu or auto")
+            raise DeviceUnavailable(f"{setting}={name} but CUDA is not available here; use {setting}=cpu or auto")
         if device.index is None:
             device = torch.device(f"cuda:{local_rank}")
     return device
@@ -34,10 +38,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 def pick_device(name: str = "auto") -> torch.device:
     """``resolve_device``, worded for a --device option."""
-    try:
-        return resolve_device(name)
-    except RuntimeError:
-        raise ValueError(f"device '{name}' asked for, but CUDA is not available here; use --device cpu or auto") from None
+    return resolve_device(name, setting="--device")
 
 
 def cpu_has_native_bf16() -> bool:

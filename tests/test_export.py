@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from segkit.checkpoint import model_from_checkpoint
-from segkit.exports.coco import CocoExport, decode_coco
+from segkit.annotations.coco import CocoExport, decode_coco
 from segkit.exports.model import export_onnx, verify
 from tests.tool_loader import load_tool
 

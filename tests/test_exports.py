@@ -15,9 +15,9 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from segkit.data import read_image, read_mask
-from segkit.exports.coco import CocoExport, decode_coco
-from segkit.exports.labelstudio import LabelStudioExport, brush_rle
-from segkit.exports.regions import region_polygons, unique_file_names
+from segkit.annotations.coco import CocoExport, decode_coco
+from segkit.annotations.labelstudio import LabelStudioExport, brush_rle
+from segkit.annotations.regions import region_polygons, unique_file_names
 from tests.tool_loader import load_tool
 
 NAMES = ["background", "vessel", "lesion"]
@@ -187,7 +187,7 @@ def test_label_studio_decoders_read_our_brush_masks_and_the_sdk_accepts_the_task
         from label_studio_converter.brush import decode_rle as converter_decode
         from label_studio_sdk.converter.brush import decode_rle as sdk_decode
         from label_studio_sdk.label_interface import LabelInterface
-        from segkit.exports.labelstudio import brush_encoder
+        from segkit.annotations.labelstudio import brush_encoder
         out = {"encoder": brush_encoder().__module__}
         for path in sys.argv[1:]:
             task = json.load(open(path))[0]

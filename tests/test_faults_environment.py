@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from segkit.training.faults import one_line
+from segkit.errors import one_line
 from tests.tool_loader import load_tool
 from tests.train_helpers import CONFIG, tiny_overrides
 

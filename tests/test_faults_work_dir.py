@@ -211,7 +211,7 @@ def test_inputs_sharing_a_stem_get_distinct_outputs(sample_run, sample_root, tmp
 def test_output_stems_follow_the_export_names():
     from pathlib import Path
 
-    from segkit.exports.regions import unique_output_stems
+    from segkit.annotations.regions import unique_output_stems
 
     paths = [Path("a/img.png"), Path("b/img.png"), Path("c/one.png"), Path("c/shot.png"), Path("c/shot.jpg")]
     assert list(unique_output_stems(paths).values()) == ["a_img", "b_img", "c_one", "c_shot_png", "c_shot_jpg"]

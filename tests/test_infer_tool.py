@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from segkit.data import read_image, read_mask
-from segkit.exports.coco import decode_coco
+from segkit.annotations.coco import decode_coco
 from tests.tool_loader import load_tool
 
 
@@ -66,7 +66,7 @@ def test_without_checkpoint_it_takes_the_newest_or_says_how_to_get_one(camvid_ru
 
 
 def test_an_image_named_twice_is_predicted_once_in_the_order_first_named(tmp_path, monkeypatch):
-    from segkit.cli.infer import expand
+    from segkit.cli.common import expand
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos").mkdir()

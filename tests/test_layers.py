@@ -123,3 +123,14 @@ def test_inference_never_imports_training():
 def test_top_level_holds_only_the_shared_owners():
     files = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(files) <= 6, files
+
+
+def test_no_command_module_imports_another():
+    """What commands share lives in cli/common.py; a command importing another would load its whole stack."""
+    bad = []
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        module = module_name(path)
+        for line, target in imported(ast.parse(path.read_text()), module, path.name == "__init__.py"):
+            if target.startswith("segkit.cli.") and target != "segkit.cli.common":
+                bad.append(f"{module}:{line} imports {target}")
+    assert not bad, "commands importing commands (move the shared part to segkit/cli/common.py):\n" + "\n".join(bad)

@@ -50,7 +50,7 @@ def test_train_cli_reports_bad_input_in_one_line(sample_root, tmp_path, capsys):
 
 def test_train_cli_takes_overrides_after_options(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(load_tool("train"), "train", lambda *args: calls.append(args))
+    monkeypatch.setattr(load_tool("train").module, "train", lambda *args: calls.append(args))
     monkeypatch.chdir(tmp_path)  # the second form's default work dir is repo-relative; nothing lands in the repo
     work_dir = str(tmp_path / "w")
     for argv, resume, work in ((["--resume", "train.lr=0.5", "--work-dir", work_dir], "auto", work_dir),

@@ -1,11 +1,26 @@
-"""The tools' main(argv) functions, imported from segkit.cli so tests call them in-process (no interpreter start-up).
+"""The commands, run in-process as `segkit <command>` runs them (no interpreter start-up): ``load_tool(name)``
+reads like the command's module (``.module`` is the module itself, to monkeypatch), except that ``main(argv)``
+goes through the dispatcher's ``run``, which turns a SegkitError into one ``error:`` line and its exit code.
 
-tools/<name>.py in a checkout is a thin wrapper over the same function."""
+tools/<name>.py in a checkout are thin wrappers over the same ``run``."""
 import importlib
 
-MODULES = {"train": "train", "eval": "eval", "infer": "infer", "visualize": "visualize", "export": "export",
-           "check_dataset": "check", "browse_dataset": "browse", "model_info": "info", "studio": "studio"}
+from segkit.cli import COMMANDS, run
+
+COMMAND_OF = {"train": "train", "eval": "eval", "infer": "infer", "visualize": "visualize", "export": "export",
+              "check_dataset": "check", "browse_dataset": "browse", "model_info": "info", "studio": "studio"}
 
 
-def load_tool(name: str):
-    return importlib.import_module(f"segkit.cli.{MODULES[name]}")
+class Tool:
+    def __init__(self, command: str):
+        self.command, self.module = command, importlib.import_module(COMMANDS[command][0])
+
+    def main(self, argv=None) -> int:
+        return run(self.command, argv)
+
+    def __getattr__(self, name: str):
+        return getattr(self.module, name)
+
+
+def load_tool(name: str) -> Tool:
+    return Tool(COMMAND_OF[name])

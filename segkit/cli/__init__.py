@@ -1,12 +1,19 @@
-"""`segkit <command>`: one module per command, each with its own build_parser() and main(argv).
+"""`segkit <command>`: one module per command, each with its own main(argv); what commands share is in
+common.py, and no command module imports another.
 
 Adding a command is one line in COMMANDS: its name, the module holding main(argv), and a one-line help.
-tools/<name>.py in a checkout call the same main(argv).
+tools/<name>.py in a checkout run the same command through ``run``.
+
+A command raises a SegkitError for bad input; ``run`` catches it once and prints one ``error: ...`` line
+(exit code 2, or the error's own). Any other exception is a bug in segkit and keeps its traceback.
 """
 from __future__ import annotations
 
 import importlib
 import sys
+from typing import Optional, Sequence
+
+from segkit.errors import SegkitError, one_line
 
 COMMANDS = {
     "train": ("segkit.cli.train", "train a model from a config (a path or a shipped name)"),
@@ -43,6 +50,16 @@ def main(argv=None) -> int:
     if name not in COMMANDS:
         print(f"segkit: unknown command '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
     sys.argv[0] = f"segkit {name}"  # argparse takes its usage line's program name from here
-    return module.main(rest) or 0
+    return run(name, rest)
+
+
+def run(name: str, argv: Optional[Sequence[str]] = None) -> int:
+    """Command ``name``'s main(argv) (argv None: sys.argv[1:]); a SegkitError is one line on stderr and its
+    exit code."""
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return module.main(None if argv is None else list(argv)) or 0
+    except SegkitError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return exc.exit_code

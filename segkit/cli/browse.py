@@ -6,13 +6,10 @@ Writes a grid of N samples of a split with their masks blended over the images (
 hatched white), optionally after the training augmentation, so you see exactly what the model sees.
 """
 import argparse
-import sys
 from pathlib import Path
 
-
 from segkit.cli.common import add_config_args, overrides_of
-from segkit.config import ConfigError, load_config
-from segkit.data import DataError
+from segkit.config import load_config
 from segkit.visualization.browse import browse_dataset
 
 
@@ -27,14 +24,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cell", type=int, default=256, help="cell size in pixels (default 256)")
     parser.add_argument("--out", help="output PNG (default outputs/browse/<config>_<split>[_aug].png)")
     args = parser.parse_intermixed_args(argv)
-    try:
-        cfg = load_config(args.config, overrides_of(args))
-        split = args.split or cfg.data.train_split
-        out = args.out or f"outputs/browse/{cfg.name}_{split}{'_aug' if args.augment else ''}.png"
-        path = browse_dataset(cfg, split, Path(out), args.num, args.cols, args.augment, args.seed, args.cell)
-    except (ConfigError, DataError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, overrides_of(args))
+    split = args.split or cfg.data.train_split
+    out = args.out or f"outputs/browse/{cfg.name}_{split}{'_aug' if args.augment else ''}.png"
+    path = browse_dataset(cfg, split, Path(out), args.num, args.cols, args.augment, args.seed, args.cell)
     print(f"wrote {path}")
     return 0
 

@@ -8,12 +8,9 @@ weights, image sizes and the training split's channel mean/std; --make-split wri
 Exits 1 when the data set cannot train, 2 on a bad config.
 """
 import argparse
-import sys
-
 
 from segkit.cli.common import add_config_args, overrides_of
-from segkit.config import ConfigError, load_config
-from segkit.data import DataError
+from segkit.config import load_config
 from segkit.data.check import check_dataset
 from segkit.data.split import make_split
 
@@ -27,17 +24,13 @@ def main(argv=None) -> int:
                         help="first hold out this share of the training pairs as the val split: writes "
                              "<root>/splits/{train,val}.txt (data.split_file), then checks")
     args = parser.parse_intermixed_args(argv)
-    try:
-        cfg = load_config(args.config, overrides_of(args))
-        if args.make_split is not None:
-            lines, settings = make_split(cfg.data, args.make_split)
-            print("\n".join(lines))
-            for key, value in settings.items():  # check what was written, as training will read it
-                setattr(cfg.data, key, value)
-        lines, ok = check_dataset(cfg, args.splits, cfg.data.num_workers if args.workers is None else args.workers)
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, overrides_of(args))
+    if args.make_split is not None:
+        lines, settings = make_split(cfg.data, args.make_split)
+        print("\n".join(lines))
+        for key, value in settings.items():  # check what was written, as training will read it
+            setattr(cfg.data, key, value)
+    lines, ok = check_dataset(cfg, args.splits, cfg.data.num_workers if args.workers is None else args.workers)
     print("\n".join(lines))
     return 0 if ok else 1
 

@@ -14,23 +14,20 @@ import json
 import sys
 from pathlib import Path
 
-
 import torch
 from tqdm import tqdm
 
-from segkit.checkpoint import CheckpointError, model_from_checkpoint
-from segkit.cli.arg_types import output_folder
-from segkit.cli.common import add_override_args, overrides_of
+from segkit.checkpoint import model_from_checkpoint
+from segkit.cli.common import add_override_args, output_folder, overrides_of
 from segkit.config import ConfigError, apply_overrides, find_config, load_config, to_dict
-from segkit.data import DataError, build_dataset, build_eval_loader
+from segkit.data import build_dataset, build_eval_loader
 from segkit.evaluation.evaluator import PerImageMetrics, each, evaluate, json_ready
-from segkit.training.faults import one_line
 from segkit.evaluation.metrics import format_table
-from segkit.inference.settings import apply_inference_options
-from segkit.visualization.comparisons import SaveComparisons
-from segkit.training.plots import plot_confusion, plot_iou
 from segkit.evaluation.report import write_report
+from segkit.inference.settings import apply_inference_options
 from segkit.runtime import inference_channels_last, inference_dtype, pick_device
+from segkit.training.plots import plot_confusion, plot_iou
+from segkit.visualization.comparisons import SaveComparisons
 
 
 def parse_args(argv=None):
@@ -72,24 +69,20 @@ def looks_like_config(path: str) -> bool:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        model, ckpt_cfg, meta = model_from_checkpoint(args.checkpoint)
-        cfg = load_config(args.config, args.overrides) if args.config else apply_overrides(ckpt_cfg, args.overrides)
-        if list(cfg.data.mean) != list(ckpt_cfg.data.mean) or list(cfg.data.std) != list(ckpt_cfg.data.std):
-            print("note: normalisation (data.mean/std) is the checkpoint's: the model was trained with it",
-                  file=sys.stderr)
-            cfg.data.mean, cfg.data.std = list(ckpt_cfg.data.mean), list(ckpt_cfg.data.std)
-        if cfg.data.num_classes != ckpt_cfg.data.num_classes:
-            raise ConfigError(f"{args.config or 'the overrides'}: data.num_classes={cfg.data.num_classes} but the "
-                              f"checkpoint predicts {ckpt_cfg.data.num_classes} classes; leave data.num_classes out "
-                              f"(the checkpoint sets it), or evaluate a checkpoint trained for that many")
-        apply_inference_options(cfg, True if args.slide else None, args.tta)
-        split = args.split or cfg.data.val_split
-        dataset = build_dataset(cfg.data, split)
-        device = pick_device(args.device)
-    except (CheckpointError, ConfigError, DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model, ckpt_cfg, meta = model_from_checkpoint(args.checkpoint)
+    cfg = load_config(args.config, args.overrides) if args.config else apply_overrides(ckpt_cfg, args.overrides)
+    if list(cfg.data.mean) != list(ckpt_cfg.data.mean) or list(cfg.data.std) != list(ckpt_cfg.data.std):
+        print("note: normalisation (data.mean/std) is the checkpoint's: the model was trained with it",
+              file=sys.stderr)
+        cfg.data.mean, cfg.data.std = list(ckpt_cfg.data.mean), list(ckpt_cfg.data.std)
+    if cfg.data.num_classes != ckpt_cfg.data.num_classes:
+        raise ConfigError(f"{args.config or 'the overrides'}: data.num_classes={cfg.data.num_classes} but the "
+                          f"checkpoint predicts {ckpt_cfg.data.num_classes} classes; leave data.num_classes out "
+                          f"(the checkpoint sets it), or evaluate a checkpoint trained for that many")
+    apply_inference_options(cfg, True if args.slide else None, args.tta)
+    split = args.split or cfg.data.val_split
+    dataset = build_dataset(cfg.data, split)
+    device = pick_device(args.device)
 
     # The model exactly as training validated it: same device kind, autocast and memory format.
     model = model.to(device)
@@ -102,12 +95,8 @@ def main(argv=None) -> int:
     pictures = (SaveComparisons(dataset, Path(args.report) / "images", class_names, palette, cfg.data.ignore_index)
                 if args.report else None)
     per_image = PerImageMetrics(dataset, cfg.data.num_classes, cfg.data.ignore_index)
-    try:
-        results = evaluate(model, tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr), cfg, device,
-                           inference_dtype(cfg, device), on_batch=each(show, pictures, per_image))
-    except DataError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
+    results = evaluate(model, tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr), cfg, device,
+                       inference_dtype(cfg, device), on_batch=each(show, pictures, per_image))
 
     print(format_table(results, class_names))
     out = Path(args.out or Path(args.checkpoint).parent / f"eval_{split}.json")

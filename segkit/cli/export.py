@@ -13,12 +13,17 @@ N training images of the checkpoint's data set; verified by argmax agreement wit
 """
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
+import torch
 
-from segkit.checkpoint import CheckpointError, model_from_checkpoint
-from segkit.config import ConfigError
-from segkit.exports.model import export_onnx, export_torchscript, verify
+from segkit.checkpoint import model_from_checkpoint
+from segkit.data import DataError
+from segkit.errors import ConfigError
+from segkit.exports import FORMATS, GraphOptions
+from segkit.exports.model import export_onnx, verify
 
 TOLERANCE = 1e-4  # largest |logit difference| accepted between the exported file and PyTorch
 
@@ -26,7 +31,7 @@ TOLERANCE = 1e-4  # largest |logit difference| accepted between the exported fil
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    parser.add_argument("--format", required=True, choices=list(FORMATS))
     parser.add_argument("--out", help="output file (default: beside the checkpoint, .onnx or .torchscript.pt)")
     parser.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"),
                         help="example input size for tracing (any size works afterwards)")
@@ -39,25 +44,13 @@ def main(argv=None) -> int:
     parser.add_argument("--data-root", help="--int8: the data set's root, if not the checkpoint's data.root")
     args = parser.parse_args(argv)
     if args.int8 and args.format != "onnx":
-        print("error: --int8 quantizes ONNX graphs; use --format onnx", file=sys.stderr)
-        return 2
-    try:
-        model, cfg, meta = model_from_checkpoint(args.checkpoint)
-    except (CheckpointError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigError("--int8 quantizes ONNX graphs; use --format onnx")
+    model, cfg, meta = model_from_checkpoint(args.checkpoint)
+    options = GraphOptions(tuple(args.size), args.opset, args.legacy)
     if args.int8:
-        return export_int8(args, model, cfg, meta)
-    suffix = ".onnx" if args.format == "onnx" else ".torchscript.pt"
-    out = Path(args.out or Path(args.checkpoint).with_suffix(suffix))
-    try:
-        if args.format == "onnx":
-            export_onnx(model, out, meta, tuple(args.size), args.opset, dynamo=not args.legacy)
-        else:
-            export_torchscript(model, out, meta, tuple(args.size))
-    except ImportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return export_int8(args, model, cfg, meta, options)
+    graph = FORMATS[args.format]
+    out = graph.export(model, Path(args.out or Path(args.checkpoint).with_suffix(graph.suffix)), meta, options)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): image N x 3 x H x W -> logits N x "
           f"{len(meta.get('class_names', [])) or '?'} x H x W")
     if args.no_verify:
@@ -74,38 +67,24 @@ def main(argv=None) -> int:
     return 0
 
 
-
-def export_int8(args, model, cfg, meta) -> int:
+def export_int8(args, model, cfg, meta, options: GraphOptions) -> int:
     """fp32 graph to a temporary file, quantized into --out (default CHECKPOINT.int8.onnx), then checked."""
-    import tempfile
-
-    import numpy as np
-    import torch
-
-    from segkit.data import DataError
     from segkit.exports.quantize import calibration_images, quantize_onnx
+    from segkit.inference.ort_backend import OnnxModel
 
     if args.data_root:
         cfg.data.root = args.data_root
     try:
         images = calibration_images(cfg, args.calibrate)
-    except (DataError, ValueError, OSError) as exc:
-        print(f"error: {exc} (--data-root DIR points at the data set)", file=sys.stderr)
-        return 2
+    except DataError as exc:
+        raise DataError(f"{exc} (--data-root DIR points at the data set)") from exc
     out = Path(args.out or Path(args.checkpoint).with_suffix(".int8.onnx"))
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", meta, tuple(args.size), args.opset,
-                               dynamo=not args.legacy)
-            quantize_onnx(fp32, out, images)
-    except ImportError as exc:
-        print(f"error: {exc} (pip install 'segkit[onnx]')", file=sys.stderr)
-        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", meta, options.size, options.opset, dynamo=not options.legacy)
+        quantize_onnx(fp32, out, images)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): int8, calibrated on {len(images)} training image(s)")
     if args.no_verify:
         return 0
-    from segkit.inference.ort_backend import OnnxModel
-
     session, agree = OnnxModel(out), []
     with torch.no_grad():
         for x in images:

@@ -1,7 +1,7 @@
 """Review a model's predictions in the browser and correct them region by region.
 
     segkit studio IMAGES... [--checkpoint CKPT] [--masks DIR] [--port 8765] [--host 127.0.0.1]
-    segkit studio IMAGES... --masks DIR --export coco OUT.json     # the labels as COCO, no server
+    segkit studio IMAGES... --masks DIR --export coco OUT.json     # the labels for annotation tools, no server
 
 IMAGES: files, folders or globs, as for `segkit infer`. Labels are read from and saved to
 <masks>/<stem>.png (palette PNGs of class ids, the layout `data.format=folder` trains on), with
@@ -14,12 +14,11 @@ import sys
 import threading
 from pathlib import Path
 
-from segkit.checkpoint import CheckpointError
-from segkit.cli.infer import checkpoint_to_use, expand
-from segkit.config import ConfigError
-from segkit.data import DataError, read_mask
-from segkit.exports.coco import CocoExport
-from segkit.exports.regions import unique_file_names, unique_output_stems
+from segkit.annotations.regions import unique_file_names, unique_output_stems
+from segkit.cli.common import (add_export_options, annotation_writers, check_exports, checkpoint_to_use, expand,
+                               save_annotations)
+from segkit.data import read_mask
+from segkit.errors import DataError, optional_import
 from segkit.inference.predictor import Predictor
 
 
@@ -33,51 +32,40 @@ def parse_args(argv=None):
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--cache", type=int, default=16, help="images whose model outputs stay in memory")
-    parser.add_argument("--export", nargs=2, metavar=("FORMAT", "PATH"),
-                        help="write the labels under --masks as 'coco out.json' (category_id = class id + 1) and exit")
+    add_export_options(parser, "write the labels under --masks and exit (no server)")
     return parser.parse_args(argv)
 
 
-def export_labels(files, masks: Path, class_names, out: str) -> int:
-    coco = CocoExport(class_names)
+def export_labels(args, files, predictor: Predictor) -> int:
+    writers = annotation_writers(args, predictor.class_names, predictor.palette)
     names, stems = unique_file_names(files), unique_output_stems(files)  # as the Studio keys its labels
+    labelled = {}
     for path in files:
-        label = masks / f"{stems[path]}.png"
+        label = Path(args.masks) / f"{stems[path]}.png"
         if label.is_file():
-            coco.add(names[path], read_mask(label))
-    print(f"COCO labels: {coco.save(out)} ({len(coco.images)} image(s), {len(coco.annotations)} masks)")
+            mask = read_mask(label)
+            for _, _, writer in writers:
+                writer.add(names[path], mask)
+            labelled[names[path]] = path
+    save_annotations(writers, labelled, "labels")
     return 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.export and args.export[0] != "coco":
-        print(f"error: --export {args.export[0]}: the studio exports coco", file=sys.stderr)
-        return 2
+    check_exports(args)
     checkpoint = checkpoint_to_use(args.checkpoint)
-    if checkpoint is None:
-        return 2
     files, problems = expand(args.inputs)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
     if not files:
-        print("error: no images to review (IMAGES names no file)", file=sys.stderr)
-        return 2
-    try:
-        predictor = Predictor.from_checkpoint(checkpoint, args.device)
-        if args.export:
-            return export_labels(files, Path(args.masks), predictor.class_names, args.export[1])
-        try:
-            from segkit.studio import Studio, create_app  # the web stack only when serving
-        except ImportError as exc:
-            print(f"error: segkit studio needs fastapi and uvicorn ({exc}): pip install 'segkit[studio]'",
-                  file=sys.stderr)
-            return 2
-        studio = Studio(predictor, files, Path(args.masks), args.cache, Path(checkpoint))
-    except (CheckpointError, ConfigError, DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return serve(studio, create_app(studio), args.host, args.port)
+        raise DataError("no images to review (IMAGES names no file)")
+    predictor = Predictor.from_checkpoint(checkpoint, args.device)
+    if args.export:
+        return export_labels(args, files, predictor)
+    studio = optional_import("segkit.studio", "studio", "segkit studio")  # the web stack only when serving
+    session = studio.Studio(predictor, files, Path(args.masks), args.cache, Path(checkpoint))
+    return serve(session, studio.create_app(session), args.host, args.port)
 
 
 def serve(studio, app, host: str, port: int) -> int:

@@ -11,13 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
-
-from segkit.checkpoint import CheckpointError
 from segkit.cli.common import add_config_args, overrides_of
-from segkit.config import ConfigError, load_config
-from segkit.data import DataError
-from segkit.training.engine import NonFiniteLossError, TrainingInterrupted, train
-from segkit.training.faults import one_line
+from segkit.config import load_config
+from segkit.training.engine import TrainingInterrupted, train
 
 
 def main(argv=None) -> int:
@@ -37,17 +33,9 @@ def main(argv=None) -> int:
         args.resume = "auto"
     if args.resume and args.init_from:
         parser.error("--resume and --init-from exclude each other: resume continues a run, init-from starts one")
+    cfg = load_config(args.config, overrides_of(args))  # a SegkitError here or below: one line (segkit.cli)
     try:
-        cfg = load_config(args.config, overrides_of(args))
         train(cfg, args.work_dir, args.resume, args.init_from)
-    except (ConfigError, DataError, CheckpointError, ValueError, FileNotFoundError) as exc:
-        # bad config, data or checkpoint (ConfigError, DataError, CheckpointError are ValueErrors;
-        # model builders raise ValueError for unknown names): one line, no traceback
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except TrainingInterrupted as exc:
         print(f"stopped: {exc}", file=sys.stderr)
         return 128 + exc.signum  # the shell's convention for "ended by this signal"

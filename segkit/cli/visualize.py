@@ -11,37 +11,16 @@ VOC colour map. The picture has the image's size (the legend sits inside the cor
 least), so other tools can lay it over the image.
 """
 import argparse
-import sys
 from pathlib import Path
-
 
 import numpy as np
 from PIL import Image
 
-from segkit.checkpoint import CheckpointError, load_checkpoint
-from segkit.cli.arg_types import opacity
-from segkit.config import ConfigError, load_config
-from segkit.data import DataError, format_classes, read_image, read_mask
-from segkit.visualization.overlays import class_ids, render, save_rgb
-
-
-def add_overlay_options(parser: argparse.ArgumentParser) -> None:
-    """The drawing options that visualize and infer share."""
-    parser.add_argument("--alpha", type=opacity, default=0.5, help="opacity of the class colours (0..1)")
-    parser.add_argument("--min-area", type=int, help="smallest region (pixels) that gets a label "
-                                                     "(default: 1/400 of the image, at least 64)")
-    parser.add_argument("--no-labels", action="store_true", help="no class names on the regions")
-    parser.add_argument("--no-outlines", action="store_true", help="no region outlines (they hide thin structures)")
-    parser.add_argument("--no-legend", action="store_true", help="no legend in the corner")
-    parser.add_argument("--skip-classes", default="", help="comma-separated class names or ids left unpainted, "
-                                                           "unnamed and out of the legend, e.g. background")
-
-
-def overlay_options(args, class_names) -> dict:
-    """``render`` keywords from the options of ``add_overlay_options``."""
-    return {"alpha": args.alpha, "outlines": not args.no_outlines, "labels": not args.no_labels,
-            "legend": not args.no_legend, "min_area": args.min_area,
-            "skip": class_ids(args.skip_classes, class_names)}
+from segkit.checkpoint import load_checkpoint
+from segkit.cli.common import add_overlay_options, overlay_options
+from segkit.config import load_config
+from segkit.data import format_classes, read_image, read_mask
+from segkit.visualization.overlays import render, save_rgb
 
 
 def names_and_palette(args, mask: np.ndarray):
@@ -75,14 +54,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="output PNG (default outputs/visualize/<image stem>.png)")
     add_overlay_options(parser)
     args = parser.parse_args(argv)
-    try:
-        image, mask = read_image(args.image), read_mask(args.mask).astype(np.int64)
-        names, palette = names_and_palette(args, mask)
-        palette = mask_palette(Path(args.mask), len(names)) or palette
-        picture = render(image, mask, names, palette, **overlay_options(args, names))
-    except (DataError, ConfigError, CheckpointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    image, mask = read_image(args.image), read_mask(args.mask).astype(np.int64)
+    names, palette = names_and_palette(args, mask)
+    palette = mask_palette(Path(args.mask), len(names)) or palette
+    picture = render(image, mask, names, palette, **overlay_options(args, names))
     out = save_rgb(args.out or Path("outputs/visualize") / f"{Path(args.image).stem}.png", picture)
     print(f"wrote {out}")
     return 0

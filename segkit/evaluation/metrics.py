@@ -23,6 +23,8 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.distributed as dist
 
+from segkit.errors import DataError
+
 
 class ConfusionMatrix:
     """Rows are ground-truth classes, columns predicted classes; ignored pixels never count."""
@@ -47,8 +49,10 @@ class ConfusionMatrix:
         counts = torch.bincount(index, minlength=n * n + 2)
         if int(counts[n * n]):
             bad_target = (target != self.ignore_index) & ((target < 0) | (target >= n))
-            what = "target" if bool(bad_target.any()) else "prediction"
-            raise ValueError(f"{what} has values outside 0..{n - 1} that are not ignore_index={self.ignore_index}")
+            if bool(bad_target.any()):
+                raise DataError(f"target has values outside 0..{n - 1} that are not ignore_index={self.ignore_index}: "
+                                f"check data.num_classes and data.ignore_index (segkit check CONFIG lists the labels)")
+            raise ValueError(f"prediction has values outside 0..{n - 1}")
         self.matrix += counts[: n * n].view(n, n)
 
     def all_reduce(self) -> None:

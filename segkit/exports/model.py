@@ -12,6 +12,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
+from segkit.errors import optional_import
+
 
 class LogitsOnly(torch.nn.Module):
     """The segmenter as a graph wants it: one tensor in, one tensor out (logits, eval mode)."""
@@ -48,19 +50,14 @@ def export_onnx(model: torch.nn.Module, path, meta: Optional[Dict[str, Any]] = N
 
     ``dynamo=True`` is torch.export's exporter (PyTorch's default since 2.9; needs onnxscript, in the
     ``onnx`` extra); ``dynamo=False`` the older TorchScript-based one, deprecated but dependency-free."""
-    import onnx
-
+    onnx = optional_import("onnx", "onnx", "ONNX export")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = LogitsOnly(model).eval()
     example = torch.randn(1, 3, *example_size)
     names = {"input_names": ["image"], "output_names": ["logits"]}
     if dynamo:
-        try:
-            import onnxscript  # noqa: F401
-        except ImportError as exc:
-            raise ImportError("the dynamo ONNX exporter needs onnxscript: pip install 'segkit[onnx]' "
-                              "(or export with the legacy exporter, --legacy)") from exc
+        optional_import("onnxscript", "onnx", "the dynamo ONNX exporter (or export with --legacy)")
         dim = torch.export.Dim
         torch.onnx.export(graph, (example,), str(path), dynamo=True, external_data=False, verbose=False,
                           opset_version=opset, dynamic_shapes={"image": {0: dim("batch"), 2: dim("height"),
@@ -97,8 +94,7 @@ def verify(path, model: torch.nn.Module, sizes: Sequence[Tuple[int, int]] = ((25
     path = Path(path)
     reference = LogitsOnly(model).eval()
     if path.suffix == ".onnx":
-        import onnxruntime as ort
-
+        ort = optional_import("onnxruntime", "onnx", "checking an ONNX export")
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         run = lambda x: torch.from_numpy(session.run(None, {"image": x.numpy()})[0])  # noqa: E731
     else:

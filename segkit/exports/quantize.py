@@ -15,16 +15,17 @@ from typing import Iterator, List
 import numpy as np
 import torch
 
-from ..data import build_dataset, normalize
+from ..data import DataError, build_dataset, normalize
+from ..errors import ConfigError, optional_import
 
 
 def calibration_images(cfg, count: int) -> List[np.ndarray]:
     """The first ``count`` training images as normalised float32 1 x 3 x H x W arrays (the graph's input)."""
     if count < 1:
-        raise ValueError(f"--calibrate {count}: give at least 1 training image for the activation ranges")
+        raise ConfigError(f"--calibrate {count}: give at least 1 training image for the activation ranges")
     dataset = build_dataset(cfg.data, cfg.data.train_split)
     if len(dataset) == 0:
-        raise ValueError(f"no training images under {cfg.data.root} (data.train_split={cfg.data.train_split}) "
+        raise DataError(f"no training images under {cfg.data.root} (data.train_split={cfg.data.train_split}) "
                          "to calibrate on; set data.root to the data set the checkpoint was trained on")
     arrays = []
     for index in range(min(count, len(dataset))):
@@ -50,7 +51,8 @@ class _Reader:
 
 def quantize_onnx(source: Path, target: Path, images: List[np.ndarray]) -> Path:
     """Write the int8 (QDQ) version of the fp32 graph ``source`` to ``target``, calibrated on ``images``."""
-    import onnx
+    onnx = optional_import("onnx", "onnx", "INT8 quantization")
+    optional_import("onnxruntime.quantization", "onnx", "INT8 quantization")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from segkit.config.schema import EVAL_MODES
+from segkit.errors import ConfigError
 
 MODES = EVAL_MODES
 
@@ -39,7 +40,7 @@ def windows(height: int, width: int, crop: Sequence[int], stride: Sequence[int])
     ch, cw = min(int(crop[0]), height), min(int(crop[1]), width)
     sh, sw = int(stride[0]), int(stride[1])
     if sh <= 0 or sw <= 0 or sh > crop[0] or sw > crop[1]:
-        raise ValueError(f"slide stride {tuple(stride)} must be positive and no larger than the crop {tuple(crop)} "
+        raise ConfigError(f"slide stride {tuple(stride)} must be positive and no larger than the crop {tuple(crop)} "
                          f"(eval.stride, eval.crop_size), or some pixels would never be seen")
     rows = max(math.ceil((height - ch) / sh), 0) + 1
     cols = max(math.ceil((width - cw) / sw), 0) + 1
@@ -75,9 +76,9 @@ def infer(model: torch.nn.Module, images: torch.Tensor, num_classes: int, mode: 
           flip: bool = False, resize: Optional[Sequence[int]] = None, crop_batch: int = 4) -> torch.Tensor:
     """Float logits N x C x H x W at the size of ``images`` (normalised N x 3 x H x W), on their device."""
     if mode not in MODES:
-        raise ValueError(f"unknown inference mode '{mode}'; choose whole or slide (eval.mode)")
+        raise ConfigError(f"unknown inference mode '{mode}'; choose whole or slide (eval.mode)")
     if not scales:
-        raise ValueError("eval.scales is empty; use [1.0] for no multi-scale test-time augmentation")
+        raise ConfigError("eval.scales is empty; use [1.0] for no multi-scale test-time augmentation")
     size = tuple(images.shape[-2:])
     base = tuple(int(v) for v in resize) if resize else size
     device = model_device(model) or images.device

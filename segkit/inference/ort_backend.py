@@ -27,6 +27,8 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from segkit.errors import optional_import
+
 BACKENDS = ("eager", "onnxruntime", "auto")
 LAYOUT = "nchw-float32"  # the graph's input: normalised float N x 3 x H x W, batch/height/width dynamic
 
@@ -79,10 +81,7 @@ class OnnxModel(torch.nn.Module):
 
     def __init__(self, path: Path, threads: Optional[int] = None):
         super().__init__()
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise ImportError(f"the onnxruntime backend needs onnxruntime: pip install 'segkit[onnx]' ({exc})") from exc
+        ort = optional_import("onnxruntime", "onnx", "the onnxruntime backend")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -22,7 +22,8 @@ import torch
 from PIL import Image
 
 from segkit.checkpoint import model_from_checkpoint
-from segkit.data import normalize, read_image
+from segkit.data import DataError, normalize, read_image
+from segkit.errors import ConfigError
 from segkit.inference.modes import infer
 from segkit.inference.settings import apply_inference_options, infer_settings
 from segkit.runtime import autocast, inference_channels_last, inference_dtype, pick_device
@@ -43,13 +44,13 @@ def to_rgb(image: ImageLike) -> np.ndarray:
     elif array.dtype.kind == "f":
         array = np.clip(np.rint(array * 255 if array.max(initial=0) <= 1.0 else array), 0, 255).astype(np.uint8)
     elif array.dtype != np.uint8:
-        raise ValueError(f"image array of type {array.dtype}; give uint8 (0..255), uint16 or float (0..1)")
+        raise DataError(f"image array of type {array.dtype}; give uint8 (0..255), uint16 or float (0..1)")
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim == 2:
         return np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ValueError(f"image array of shape {array.shape}; expected H x W, H x W x 3 (RGB) or H x W x 4 (RGBA)")
+        raise DataError(f"image array of shape {array.shape}; expected H x W, H x W x 3 (RGB) or H x W x 4 (RGBA)")
     return np.ascontiguousarray(array[..., :3])
 
 
@@ -83,11 +84,11 @@ class Predictor:
         from segkit.inference.ort_backend import BACKENDS, OnnxModel, accepted_int8, cache_stem, cached_onnx, choose
 
         if backend not in BACKENDS:
-            raise ValueError(f"backend '{backend}': choose one of {', '.join(BACKENDS)}")
+            raise ConfigError(f"backend '{backend}': choose one of {', '.join(BACKENDS)}")
         if self.device.type != "cpu":
             if backend == "auto":
                 return  # onnxruntime runs here on its CPU provider only; on a GPU eager is the fast one
-            raise ValueError(f"backend onnxruntime runs on the CPU, not {self.device}; use device cpu, or backend eager")
+            raise ConfigError(f"backend onnxruntime runs on the CPU, not {self.device}; use device cpu, or backend eager")
         if checkpoint is None:
             raise ValueError(f"backend {backend} caches the exported graph beside the checkpoint; "
                              "build the Predictor with Predictor.from_checkpoint(path, backend=...)")

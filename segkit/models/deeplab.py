@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from .backbone import FeatureSpec, feature_spec
 from .layers import ConvNormAct, Norm, check_dropout, check_rates, check_widths, conv3x3_block
 
@@ -36,7 +37,7 @@ class ASPPPooling(nn.Sequential):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and x.shape[0] == 1 and type(self[2]) is nn.BatchNorm2d:
             # BatchNorm would fail with "Expected more than 1 value per channel": say what to change.
-            raise ValueError("DeepLab's image-pooling branch has one value per channel per image, so its BatchNorm "
+            raise ConfigError("DeepLab's image-pooling branch has one value per channel per image, so its BatchNorm "
                              "needs at least 2 images per batch in training: set train.batch_size >= 2 (per "
                              "process), or model.backbone.norm=gn")
         size = x.shape[-2:]
@@ -115,7 +116,7 @@ class DeepLabV3PlusDecoder(nn.Module):
         check_widths("model.decoder.skip_channels", skip_channels)
         spec, skip = feature_spec(feature_info, in_feature), feature_spec(feature_info, skip_feature)
         if skip.stride >= spec.stride:
-            raise ValueError(f"DeepLabV3+ needs a skip feature finer than its ASPP input: "
+            raise ConfigError(f"DeepLabV3+ needs a skip feature finer than its ASPP input: "
                              f"{skip_feature} (stride {skip.stride}) vs {in_feature} (stride {spec.stride})")
         self.in_feature, self.skip_feature = in_feature, skip_feature
         channels = channels or 256

@@ -13,6 +13,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
+from ..errors import CheckpointError
 from .backbone import ResNetBackbone
 
 # torchvision's prefix -> segkit's; the backbone's names are the same on both sides
@@ -64,7 +65,7 @@ def convert_torchvision_segmentation(state_dict: Dict[str, torch.Tensor]) -> Dic
                 break
         else:
             if not key.startswith("backbone."):
-                raise ValueError(f"'{key}' is not from a torchvision DeepLabV3/FCN state dict "
+                raise CheckpointError(f"'{key}' is not from a torchvision DeepLabV3/FCN state dict "
                                  f"(expected backbone.*, classifier.* or aux_classifier.*)")
         converted[key] = value
     return converted

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from ..data import DataError, read_image, read_mask
-from ..exports.regions import unique_output_stems
+from ..errors import SegkitError
+from ..annotations.regions import unique_output_stems
 from segkit.evaluation.metrics import image_scores
 from segkit.visualization.overlays import palette_array, save_index_png
 
@@ -29,7 +30,7 @@ SPLIT_FILE = "labelled.txt"  # the stems with a label, for data.split_file when 
 Box = Tuple[int, int, int, int]  # y0, x0, h, w
 
 
-class StudioError(ValueError):
+class StudioError(SegkitError, ValueError):
     """A request the studio refuses (bad stem, class or coordinates); nothing was changed."""
 
 

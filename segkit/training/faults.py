@@ -5,13 +5,13 @@ continues from the newest.
 """
 from __future__ import annotations
 
-import re
 import signal
 import threading
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from segkit.data.loaders import STOP_SIGNALS
+from segkit.errors import SegkitError
 
 
 class TrainingInterrupted(Exception):
@@ -23,8 +23,10 @@ class TrainingInterrupted(Exception):
                          f"{checkpoint}; continue with --resume auto")
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(SegkitError, FloatingPointError):
     """The loss became NaN or infinite; no checkpoint was written after that."""
+
+    exit_code = 1  # the run started and failed; its input was not refused
 
     def __init__(self, iteration: int, checkpoint: Optional[Path], checkpoint_iteration: int = 0):
         self.iteration, self.checkpoint = iteration, checkpoint
@@ -59,16 +61,3 @@ class StopRequest:
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def one_line(exc: BaseException) -> str:
-    """The message of ``exc`` for a one-line error. A data loader worker's error comes back to the
-    main process with the worker's whole traceback in its message; keep the original message (its
-    last line) and say which worker."""
-    text = str(exc)
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not text.startswith("Caught ") or "Original Traceback" not in text or len(lines) < 2:
-        return text
-    where = lines[0].split(" in ", 1)[-1].rstrip(".")  # "DataLoader worker process 0"
-    message = re.sub(r"^[\w.]+(Error|Exception): ", "", lines[-1].strip())
-    return f"{message} (raised in {where})"

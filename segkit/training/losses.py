@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from segkit.errors import ConfigError
+
 
 def _weights_tensor(class_weights: Optional[Sequence[float]]) -> Optional[torch.Tensor]:
     return torch.tensor(list(class_weights), dtype=torch.float32) if class_weights is not None else None
@@ -132,16 +134,16 @@ def build_loss(cfg, auto_weights: Optional[Sequence[float]] = None) -> SegLoss:
     """From the full config: ``cfg.loss`` and ``cfg.data`` (ignore_index, num_classes).
     ``auto_weights``: the median-frequency weights for terms with ``class_weights: auto``."""
     if not cfg.loss.terms:
-        raise ValueError("loss.terms is empty; give at least one term, e.g. [{name: ce}]")
+        raise ConfigError("loss.terms is empty; give at least one term, e.g. [{name: ce}]")
     terms: Dict[str, Tuple[nn.Module, float]] = {}
     for i, term in enumerate(cfg.loss.terms):
         where = f"loss.terms[{i}]"
         if term.name not in LOSSES:
-            raise ValueError(f"unknown loss '{term.name}' ({where}.name); choose one of {', '.join(LOSSES)}")
+            raise ConfigError(f"unknown loss '{term.name}' ({where}.name); choose one of {', '.join(LOSSES)}")
         weights = term.class_weights
         if isinstance(weights, str):
             if weights != "auto":
-                raise ValueError(f"{where}.class_weights='{weights}': use auto, null or a list of floats")
+                raise ConfigError(f"{where}.class_weights='{weights}': use auto, null or a list of floats")
             if auto_weights is None:
                 raise ValueError(f"{where}.class_weights=auto needs the training set's median-frequency weights "
                                  f"(segkit.data.stats); pass them to build_loss(cfg, auto_weights)")
@@ -149,10 +151,10 @@ def build_loss(cfg, auto_weights: Optional[Sequence[float]] = None) -> SegLoss:
         if weights is not None:
             weights = [float(w) for w in weights]
             if len(weights) != cfg.data.num_classes:
-                raise ValueError(f"{where}.class_weights has {len(weights)} values for data.num_classes="
+                raise ConfigError(f"{where}.class_weights has {len(weights)} values for data.num_classes="
                                  f"{cfg.data.num_classes}; give one per class")
             if term.name == "lovasz":
-                raise ValueError(f"{where}: the Lovasz loss takes no class weights; remove class_weights there")
+                raise ConfigError(f"{where}: the Lovasz loss takes no class weights; remove class_weights there")
         name = term.name if term.name not in terms else f"{term.name}{i}"
         terms[name] = (LOSSES[term.name](term, cfg.data.ignore_index, weights), float(term.weight))
     return SegLoss(terms, cfg.loss.aux_weight)

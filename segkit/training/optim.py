@@ -42,7 +42,7 @@ def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     t = cfg.train
     params = param_groups(model, t)
     if not params:
-        raise ValueError("no trainable parameters: every parameter is frozen (model.backbone.frozen_stages?)")
+        raise ConfigError("no trainable parameters: every parameter is frozen (model.backbone.frozen_stages?)")
     fast = {"fused": True} if fused_supported(params[0]["params"][0].device) else {}
     if t.optimizer == "sgd":
         return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, **fast)

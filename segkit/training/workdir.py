@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from segkit.errors import SegkitError
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; the lock file still names the owner
@@ -22,7 +24,7 @@ LOCK_NAME = "segkit.lock"
 RUN_FILES = ("last.pth", "best.pth", "iter_*.pth", "metrics.jsonl", "curves.png", "config.yaml", "tb")
 
 
-class WorkDirError(ValueError):
+class WorkDirError(SegkitError, ValueError):
     """The work dir cannot be used (another run holds it, or it is not writable); the message says what to do."""
 
 

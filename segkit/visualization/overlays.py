@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from segkit.data import default_palette
+from segkit.data import DataError, default_palette
+from segkit.errors import ConfigError, OutputError
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 Box = Tuple[int, int, int, int]
@@ -23,7 +24,7 @@ def palette_array(num_classes: int, palette: Optional[Sequence[Sequence[int]]] =
     """num_classes x 3 uint8 colours: the given palette, else the VOC colour map."""
     colours = [list(c) for c in palette] if palette is not None and len(palette) else default_palette(num_classes)
     if len(colours) < num_classes:
-        raise ValueError(f"palette has {len(colours)} colours for {num_classes} classes")
+        raise ConfigError(f"palette has {len(colours)} colours for {num_classes} classes")
     return np.asarray(colours[:num_classes], dtype=np.uint8).reshape(num_classes, 3)
 
 
@@ -36,7 +37,7 @@ def class_ids(spec: str, class_names: Sequence[str]) -> List[int]:
         elif item.isdigit() and int(item) < len(class_names):
             ids.append(int(item))
         else:
-            raise ValueError(f"--skip-classes: {item!r} is not a class; the classes are {', '.join(class_names)}")
+            raise ConfigError(f"--skip-classes: {item!r} is not a class; the classes are {', '.join(class_names)}")
     return ids
 
 
@@ -51,7 +52,7 @@ def colourise(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
 def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """``alpha`` of the class colour over the image; non-class pixels show the image alone."""
     if image.shape[:2] != mask.shape[:2]:
-        raise ValueError(f"image {image.shape[1]}x{image.shape[0]} and mask {mask.shape[1]}x{mask.shape[0]} "
+        raise DataError(f"image {image.shape[1]}x{image.shape[0]} and mask {mask.shape[1]}x{mask.shape[0]} "
                          f"(W x H) differ in size")
     is_class = (mask >= 0) & (mask < len(palette))
     blended = image.astype(np.float32) * (1 - alpha) + colourise(mask, palette).astype(np.float32) * alpha
@@ -269,9 +270,15 @@ def comparison(image: np.ndarray, target: np.ndarray, pred: np.ndarray, class_na
 
 def save_rgb(path, image: np.ndarray) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}; use a .png or .jpg path in a writable folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    except (OSError, cv2.error) as exc:  # an unwritable folder; cv2: no writer for the extension
+        written, why = False, f" ({str(exc).strip().splitlines()[-1]})"
+    else:
+        why = ""
+    if not written:
+        raise OutputError(f"could not write {path}{why}; use a .png or .jpg path in a writable folder")
     return path
 
 

@@ -7,22 +7,28 @@ Label Studio's (``label-studio-converter import coco`` and label_studio_sdk's co
 ``segmentation`` as a list of polygons and crash on an RLE dict). ``category_id = class id + 1``
 (COCO keeps 0 for "no category"); skipped classes get neither annotations nor a category. ``score``
 is the mean softmax confidence of the predicted class over the annotation's pixels.
+
+``datumaro``: the same file in the folder layout datumaro's (and CVAT's) COCO importer reads as a data
+set, with the images copied in beside it (``coco`` writes it too when given a folder).
 """
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..errors import ConfigError
 from .regions import region_polygons
+from .writer import AnnotationWriter, WriterOptions
 
 DATASET_IMAGES = "images/default"  # where datumaro's COCO importer looks for the "default" subset's images
 
 
-class CocoExport:
+class CocoExport(AnnotationWriter):
     """Collects predicted masks image by image, then writes one COCO JSON."""
 
     def __init__(self, class_names: Sequence[str], skip: Sequence[int] = (), polygons: bool = False):
@@ -31,6 +37,17 @@ class CocoExport:
         self.polygons = polygons
         self.images: List[Dict[str, Any]] = []
         self.annotations: List[Dict[str, Any]] = []
+
+    @classmethod
+    def from_options(cls, options: WriterOptions) -> "CocoExport":
+        return cls(options.class_names, options.skip, options.polygons)
+
+    @property
+    def note(self) -> str:
+        if self.polygons:
+            return ""
+        return ("RLE masks: Label Studio's COCO importers read polygons only; for Label Studio use "
+                "--export labelstudio, or --coco-polygons")
 
     def add(self, file_name: str, mask: np.ndarray, confidence: Optional[np.ndarray] = None) -> int:
         """Add one image's H x W class-id mask; returns its image id."""
@@ -68,17 +85,40 @@ class CocoExport:
         return {"info": {"description": "segkit predictions (category_id = class id + 1)"},
                 "images": self.images, "categories": categories, "annotations": self.annotations}
 
-    def save(self, path) -> Path:
+    def save(self, path, sources: Optional[Mapping[str, Path]] = None) -> Path:
         """Write to ``path`` (a .json file), or, for a folder, to ``path/annotations/instances_default.json``
-        beside ``path/images/default/`` (made empty here; ``tools/infer.py`` copies the inputs into it):
-        the layout datumaro's (and CVAT's) COCO importer reads as a data set."""
+        beside ``path/images/default/`` holding the ``sources`` under their file names: the layout
+        datumaro's (and CVAT's) COCO importer reads as a data set."""
         path = Path(path)
         if path.suffix.lower() != ".json":
-            (path / DATASET_IMAGES).mkdir(parents=True, exist_ok=True)
-            path = path / "annotations" / "instances_default.json"
+            return self._save_folder(path, sources or {})
+        return self._write(path)
+
+    def _write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict()))
         return path
+
+    def _save_folder(self, folder: Path, sources: Mapping[str, Path]) -> Path:
+        (folder / DATASET_IMAGES).mkdir(parents=True, exist_ok=True)
+        for name, source in sources.items():
+            target = folder / DATASET_IMAGES / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.resolve() != Path(source).resolve():
+                shutil.copy2(source, target)
+        return self._write(folder / "annotations" / "instances_default.json")
+
+
+class DatumaroExport(CocoExport):
+    """A COCO file in datumaro's data set layout, images included: always a folder."""
+
+    note = ""  # datumaro and CVAT read RLE masks
+
+    def save(self, path, sources: Optional[Mapping[str, Path]] = None) -> Path:
+        if Path(path).suffix.lower() == ".json":
+            raise ConfigError(f"--export datumaro {path}: datumaro writes a folder (annotations/ and images/); "
+                              f"give a folder, or use --export coco {path} for one COCO file")
+        return self._save_folder(Path(path), sources or {})
 
 
 def decode_coco(path, file_name: str) -> np.ndarray:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from .regions import region_polygons
-
-DEFAULT_IMAGE_ROOT = "/data/local-files/?d="  # Label Studio's local-files storage, as its converters use
+from .writer import DEFAULT_IMAGE_ROOT, AnnotationWriter, WriterOptions
 RUN_BITS = (3, 4, 8, 16)  # the run-length field widths Label Studio's encoder declares in every header
 
 
@@ -52,7 +51,7 @@ def brush_encoder():
     return brush_rle
 
 
-class LabelStudioExport:
+class LabelStudioExport(AnnotationWriter):
     """Collects predicted masks image by image, then writes one Label Studio tasks JSON."""
 
     def __init__(self, class_names: Sequence[str], palette: Sequence[Sequence[int]], skip: Sequence[int] = (),
@@ -63,6 +62,10 @@ class LabelStudioExport:
         self.from_name, self.to_name = from_name, to_name
         self.encode = None if polygons else brush_encoder()
         self.tasks: List[Dict[str, Any]] = []
+
+    @classmethod
+    def from_options(cls, options: WriterOptions) -> "LabelStudioExport":
+        return cls(options.class_names, options.palette, options.skip, options.polygons, options.image_root)
 
     def add(self, file_name: str, mask: np.ndarray, confidence: Optional[np.ndarray] = None) -> None:
         """Add one image's H x W class-id mask as a task with one prediction."""
@@ -103,7 +106,7 @@ class LabelStudioExport:
         return (f'<View>\n  <Image name="{self.to_name}" value="${self.to_name}" zoom="true"/>\n'
                 f'  <{tag} name="{self.from_name}" toName="{self.to_name}">\n{labels}\n  </{tag}>\n</View>\n')
 
-    def save(self, path) -> Path:
+    def save(self, path, sources: Optional[Mapping[str, Path]] = None) -> Path:
         """Write the tasks to ``path`` and the labeling interface beside it (``<stem>.label_config.xml``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""What the prediction exports share: region polygons and image names that stay distinct."""
+"""What the annotation writers share: region polygons and image names that stay distinct."""
 from __future__ import annotations
 
 import os
