@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 
 test: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
 
 test-all: setup

@@ -3,6 +3,7 @@ chromedriver), for the browser test, the studio benchmark and the README screens
 
 ``.ci/install-browser`` installs Debian's chromium and chromium-driver where they are missing.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -14,9 +15,17 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, Tuple
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
 
 
 def find_browser() -> Tuple[Optional[str], Optional[str], str]:
@@ -77,12 +86,18 @@ def wait_ready(session, timeout: float = 60) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(session, timeout, poll_frequency=0.02).until(
-        lambda s: s.execute_script("return document.body.dataset.state") == "ready")
+        lambda s: s.execute_script("return document.body.dataset.state") == "ready"
+    )
 
 
 def image_offset(session, x: int, y: int) -> Tuple[int, int]:
     """Offset from the overlay canvas's centre (Selenium's origin) to image pixel (x, y)."""
-    return tuple(session.execute_script(
-        "const r = document.getElementById('overlay').getBoundingClientRect();"
-        "return [Math.round((arguments[0] + 0.5) * r.width / S.w - r.width / 2),"
-        "        Math.round((arguments[1] + 0.5) * r.height / S.h - r.height / 2)];", x, y))
+    return tuple(
+        session.execute_script(
+            "const r = document.getElementById('overlay').getBoundingClientRect();"
+            "return [Math.round((arguments[0] + 0.5) * r.width / S.w - r.width / 2),"
+            "        Math.round((arguments[1] + 0.5) * r.height / S.h - r.height / 2)];",
+            x,
+            y,
+        )
+    )

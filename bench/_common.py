@@ -3,6 +3,7 @@
 A section of BENCHMARKS.md is the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``;
 ``write_section`` replaces it (or appends it), so each script owns its tables and reruns keep the rest.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -88,19 +89,27 @@ def cpu_name() -> str:
 def cpu_flags() -> str:
     """The CPU features the fast paths hang on, and what train.amp=auto picks here."""
     try:
-        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                         if line.startswith("flags")).split(":", 1)[1].split())
+        flags = set(
+            next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+            .split(":", 1)[1]
+            .split()
+        )
     except (OSError, StopIteration):
         flags = set()
-    named = [n for n, f in (("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"),
-                            ("AVX2", "avx2")) if f in flags]
+    named = [
+        n
+        for n, f in (("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"), ("AVX2", "avx2"))
+        if f in flags
+    ]
     if all(os.environ.get(k) == v for k, v in AVX2_ONLY.items()):
         named = [n for n in named if n == "AVX2"]  # what the emulated CPU has (see emulation())
     from segkit.runtime import amp_dtype
 
     auto = amp_dtype("auto", torch.device("cpu"))
-    return (f"CPU flags: {', '.join(named) or 'none of AVX2/AVX-512/AMX'}; train.amp=auto on this CPU: "
-            f"{'bf16' if auto is not None else 'fp32 (no native bf16)'}")
+    return (
+        f"CPU flags: {', '.join(named) or 'none of AVX2/AVX-512/AMX'}; train.amp=auto on this CPU: "
+        f"{'bf16' if auto is not None else 'fp32 (no native bf16)'}"
+    )
 
 
 # A CPU without AVX-512 (so without native bf16), emulated on one that has it: oneDNN (convolutions, and
@@ -123,18 +132,28 @@ def emulation() -> str:
     """What the machine line says when AVX2_ONLY is in force ('' when not)."""
     if not all(os.environ.get(k) == v for k, v in AVX2_ONLY.items()):
         return ""
-    return ("; emulating a CPU without AVX-512: " + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items())
-            + f" (ATen kernels: {torch.backends.cpu.get_cpu_capability()})")
+    return (
+        "; emulating a CPU without AVX-512: "
+        + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items())
+        + f" (ATen kernels: {torch.backends.cpu.get_cpu_capability()})"
+    )
 
 
 def machine() -> str:
     """One line: CPU (or GPU), CPU flags, cores, torch version, date."""
     dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    if git and subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "segkit", "bench", "configs"], cwd=ROOT).returncode:
+    git = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    if (
+        git
+        and subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "segkit", "bench", "configs"], cwd=ROOT).returncode
+    ):
         git += " with uncommitted changes"  # the numbers are not that commit's
-    return (f"{cpu_name()}, {os.cpu_count()} cores, {dev}; {cpu_flags()}{emulation()}; torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads; segkit {git or '?'}; {datetime.date.today().isoformat()}")
+    return (
+        f"{cpu_name()}, {os.cpu_count()} cores, {dev}; {cpu_flags()}{emulation()}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; segkit {git or '?'}; {datetime.date.today().isoformat()}"
+    )
 
 
 def markdown_table(header: List[str], rows: List[List[object]]) -> str:
@@ -151,7 +170,7 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
@@ -168,8 +187,13 @@ def run_worker(spec: Dict[str, object], timeout: float = 900) -> Dict[str, objec
 
     with tempfile.TemporaryDirectory(prefix="segkit-bench-inductor-") as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache} if spec.get("compile") else None
-        proc = subprocess.run([sys.executable, str(Path(__file__).with_name("_worker.py")), json.dumps(spec)],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("_worker.py")), json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark worker failed for {spec}:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -4,13 +4,14 @@
 (ru_maxrss) is that model's own; ``"side": "pair"`` builds both sides of a pair in both precisions
 and times them interleaved in one process, so load drift hits every variant alike.
 """
+
 from __future__ import annotations
 
 import json
 import resource
 import statistics
-import time
 import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -80,6 +81,7 @@ def make_step(spec: dict, side: str):
         def step():
             with ctx():
                 outputs(model(x))[0].argmax(1)
+
     return step, device, dtype
 
 
@@ -102,8 +104,11 @@ def run(spec: dict) -> dict:
         with FlopCounterMode(display=False) as counter:
             step()
         result["flops"] = counter.get_total_flops()
-    result["peak_mb"] = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda"
-                         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    result["peak_mb"] = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
     return describe(result, device, dtype)
 
 
@@ -128,15 +133,19 @@ def run_pair(spec: dict) -> dict:
     result = {name: statistics.median(times) for name, times in per_round.items()}
     if compile_s is not None:
         result["compile_s"] = compile_s
-        result["compiled_ratios"] = {"vs_fast": ratio_spread(per_round["fast/segkit"], per_round["compiled/segkit"]),
-                                     "vs_ref_fp32": ratio_spread(per_round["fp32/reference"],
-                                                                 per_round["compiled/segkit"])}
+        result["compiled_ratios"] = {
+            "vs_fast": ratio_spread(per_round["fast/segkit"], per_round["compiled/segkit"]),
+            "vs_ref_fp32": ratio_spread(per_round["fp32/reference"], per_round["compiled/segkit"]),
+        }
     # a speed ratio is the other side's time over segkit's, round by round
-    result["ratios"] = {mode: ratio_spread(per_round[f"{mode}/reference"], per_round[f"{mode}/segkit"])
-                        for mode in dtypes}
+    result["ratios"] = {
+        mode: ratio_spread(per_round[f"{mode}/reference"], per_round[f"{mode}/segkit"]) for mode in dtypes
+    }
     if "fast" in dtypes and "fp32" in dtypes:
         result["ratios"]["fast_vs_ref_fp32"] = ratio_spread(per_round["fp32/reference"], per_round["fast/segkit"])
-    result["dtypes"] = {mode: str(d).replace("torch.", "") if d is not None else "float32" for mode, d in dtypes.items()}
+    result["dtypes"] = {
+        mode: str(d).replace("torch.", "") if d is not None else "float32" for mode, d in dtypes.items()
+    }
     result["device"] = device.type
     return result
 

@@ -6,6 +6,7 @@ record settings, time and mIoU in docs/BENCHMARKS.md (section ``camvid-<config s
 The CPU recipe takes about 30 minutes on 2 cores. Settings were chosen on val only; test is
 evaluated once, at the end, with the checkpoint that was best on val.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,10 +23,10 @@ from bench._common import default_camvid, machine, markdown_table, write_section
 from segkit.checkpoint import model_from_checkpoint  # noqa: E402
 from segkit.config import load_config  # noqa: E402
 from segkit.data import build_dataset, build_eval_loader  # noqa: E402
-from segkit.training.engine import train  # noqa: E402
-from segkit.runtime import inference_channels_last, inference_dtype  # noqa: E402
 from segkit.evaluation.evaluator import evaluate  # noqa: E402
 from segkit.evaluation.metrics import format_table  # noqa: E402
+from segkit.runtime import inference_channels_last, inference_dtype  # noqa: E402
+from segkit.training.engine import train  # noqa: E402
 
 
 def score(checkpoint: Path, data: str | None = None) -> Dict[str, Dict]:
@@ -56,30 +57,50 @@ def run(config: str, data: str, overrides: Sequence[str] = (), work_dir: str | N
     start = time.perf_counter()
     train(cfg, str(work))
     seconds = time.perf_counter() - start
-    return {"cfg": cfg, "work": work, "seconds": seconds, "scores": score(work / "best.pth", data), "machine": ran_on,
-            "device": "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu"}
+    return {
+        "cfg": cfg,
+        "work": work,
+        "seconds": seconds,
+        "scores": score(work / "best.pth", data),
+        "machine": ran_on,
+        "device": "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu",
+    }
 
 
 def section(config: str, overrides: Sequence[str], result: Dict) -> str:
     cfg, scores = result["cfg"], result["scores"]
     t, m = cfg.train, cfg.model
-    loss = " + ".join(f"{x.weight:g} {x.name}" + (f" (class weights {x.class_weights})" if x.class_weights else "")
-                      for x in cfg.loss.terms)
-    settings = (f"{m.backbone.name} (OS{m.backbone.output_stride}, from scratch) {m.decoder.name}"
-                f"{f' {m.decoder.channels}ch' if m.decoder.channels else ''}; crops {list(cfg.data.crop_size)} "
-                f"at scale {list(cfg.data.scale_range)}; {t.iterations} iterations x batch {t.batch_size}; "
-                f"{t.optimizer} lr {t.lr:g}, wd {t.weight_decay:g}, poly, warm-up {t.warmup_iters}; loss {loss}; "
-                f"amp {t.amp}; eval resize {cfg.eval.resize or 'none'}")
-    rows = [[f"`{config}`", f"{100 * scores['val']['mIoU']:.1f}", f"{100 * scores['test']['mIoU']:.1f}",
-             f"{result['seconds'] / 60:.1f}", result["device"]]]
+    loss = " + ".join(
+        f"{x.weight:g} {x.name}" + (f" (class weights {x.class_weights})" if x.class_weights else "")
+        for x in cfg.loss.terms
+    )
+    settings = (
+        f"{m.backbone.name} (OS{m.backbone.output_stride}, from scratch) {m.decoder.name}"
+        f"{f' {m.decoder.channels}ch' if m.decoder.channels else ''}; crops {list(cfg.data.crop_size)} "
+        f"at scale {list(cfg.data.scale_range)}; {t.iterations} iterations x batch {t.batch_size}; "
+        f"{t.optimizer} lr {t.lr:g}, wd {t.weight_decay:g}, poly, warm-up {t.warmup_iters}; loss {loss}; "
+        f"amp {t.amp}; eval resize {cfg.eval.resize or 'none'}"
+    )
+    rows = [
+        [
+            f"`{config}`",
+            f"{100 * scores['val']['mIoU']:.1f}",
+            f"{100 * scores['test']['mIoU']:.1f}",
+            f"{result['seconds'] / 60:.1f}",
+            result["device"],
+        ]
+    ]
     table = markdown_table(["config", "val mIoU", "test mIoU", "train minutes", "device"], rows)
-    per_class = markdown_table(["class"] + scores["test"]["class_names"],
-                               [["test IoU"] + [f"{100 * v:.1f}" for v in scores["test"]["IoU"]]])
-    return (f"### CamVid from scratch: `{Path(config).stem}`\n\n{table}\n\n{per_class}\n\nSettings: {settings}. "
-            f"Best checkpoint on val; test evaluated once. Published from-scratch anchors on CamVid test "
-            f"(11 classes): ENet 51.3, FC-DenseNet103 66.9.\n"
-            f"`python bench/camvid_train.py {' '.join([config, *overrides])} --data DATA`\n\n"
-            f"{result.get('machine') or machine()}")
+    per_class = markdown_table(
+        ["class"] + scores["test"]["class_names"], [["test IoU"] + [f"{100 * v:.1f}" for v in scores["test"]["IoU"]]]
+    )
+    return (
+        f"### CamVid from scratch: `{Path(config).stem}`\n\n{table}\n\n{per_class}\n\nSettings: {settings}. "
+        f"Best checkpoint on val; test evaluated once. Published from-scratch anchors on CamVid test "
+        f"(11 classes): ENet 51.3, FC-DenseNet103 66.9.\n"
+        f"`python bench/camvid_train.py {' '.join([config, *overrides])} --data DATA`\n\n"
+        f"{result.get('machine') or machine()}"
+    )
 
 
 def publish(config: str, overrides: Sequence[str], result: Dict) -> str:

@@ -11,6 +11,7 @@ its timed loop. A third row adds segkit's photometric distortion, which the refe
     python bench/data_pipeline.py            # the measurement; writes its section of docs/BENCHMARKS.md
     python bench/data_pipeline.py --quick    # a short check that it runs (indicative numbers only)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import default_camvid, ROOT, machine, markdown_table, sync, write_section  # noqa: E402
+from bench._common import ROOT, default_camvid, machine, markdown_table, sync, write_section  # noqa: E402
 from segkit.config import load_config  # noqa: E402
 from segkit.data import build_dataset, build_train_loader, normalize, train_transform  # noqa: E402
 
@@ -101,6 +102,8 @@ def cat_list(images, fill_value=0):
 def reference_collate(batch):
     images, targets = list(zip(*batch))
     return cat_list(images, fill_value=0), cat_list(targets, fill_value=255)
+
+
 # --- end of the reference
 
 
@@ -109,8 +112,9 @@ def _endless(loader):
         yield from loader
 
 
-def interleaved_throughput(pipelines: dict, batches: int, batch_size: int, device: torch.device, repeats: int,
-                           warmup: int) -> dict:
+def interleaved_throughput(
+    pipelines: dict, batches: int, batch_size: int, device: torch.device, repeats: int, warmup: int
+) -> dict:
     """Images/s of each pipeline, timed in turns (round-robin), so that a shared machine's changing load falls
     on all alike; _common.measure times one function at a time. Each turn starts the pipeline's loader,
     takes ``warmup`` batches untimed (worker start-up, the prefetch queue), times ``batches`` batches, and
@@ -135,8 +139,9 @@ def interleaved_throughput(pipelines: dict, batches: int, batch_size: int, devic
             seconds[name].append(time.perf_counter() - start)
             stream.close()
             del stream, loader  # the loader's workers stop with it
-    return {name: {"images_per_s": batches * batch_size / statistics.median(t), "seconds": t}
-            for name, t in seconds.items()}
+    return {
+        name: {"images_per_s": batches * batch_size / statistics.median(t), "seconds": t} for name, t in seconds.items()
+    }
 
 
 def main() -> int:
@@ -160,8 +165,12 @@ def main() -> int:
     torch.set_num_threads(1)
 
     crop = 512
-    overrides = [f"data.root={args.root}", f"data.crop_size=[{crop},{crop}]", "data.scale_range=[0.5,2.0]",
-                 "data.hflip=true"]
+    overrides = [
+        f"data.root={args.root}",
+        f"data.crop_size=[{crop},{crop}]",
+        "data.scale_range=[0.5,2.0]",
+        "data.hflip=true",
+    ]
     camvid = str(ROOT / "configs/_base/datasets/camvid.yaml")
     plain_cfg = load_config(camvid, overrides + ["data.photometric=false"]).data
     photometric_cfg = load_config(camvid, overrides + ["data.photometric=true"]).data
@@ -171,31 +180,45 @@ def main() -> int:
     reference = ReferenceDataset(plain.pairs, ReferenceTrainPreset(base_size=short_side, crop_size=crop))
 
     pipelines = {
-        "torchvision reference (PIL)": (lambda: DataLoader(
-            reference, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=pin, drop_last=True,
-            persistent_workers=workers > 0, collate_fn=reference_collate), False),
+        "torchvision reference (PIL)": (
+            lambda: DataLoader(
+                reference,
+                batch_size=batch_size,
+                shuffle=True,
+                num_workers=workers,
+                pin_memory=pin,
+                drop_last=True,
+                persistent_workers=workers > 0,
+                collate_fn=reference_collate,
+            ),
+            False,
+        ),
         "segkit (same steps)": (lambda: build_train_loader(plain, batch_size, workers, seed=0, pin_memory=pin), True),
-        "segkit + photometric distortion": (lambda: build_train_loader(photometric, batch_size, workers, seed=0,
-                                                                  pin_memory=pin), True),
+        "segkit + photometric distortion": (
+            lambda: build_train_loader(photometric, batch_size, workers, seed=0, pin_memory=pin),
+            True,
+        ),
     }
     results = interleaved_throughput(pipelines, batches, batch_size, device, repeats, warmup=2 * max(workers, 1))
     rows = []
     base = results["torchvision reference (PIL)"]["images_per_s"]
     for name, r in results.items():
         rows.append([name, f"{r['images_per_s']:.1f}", f"{r['images_per_s'] / base:.2f}x"])
-    body = "\n".join([
-        "## Data pipeline: training images/s on CamVid, 512x512 crops",
-        "",
-        f"`python bench/data_pipeline.py{''.join(' ' + a for a in sys.argv[1:] if a != '--no-write')}` on {machine()}.",
-        f"{len(plain)} train images (480x360), {workers} workers, batch {batch_size}, pinned memory {pin}; segkit "
-        f"rows use build_train_loader, the loader train() uses; median of {repeats} turns of {batches} batches per pipeline, the pipelines timed in "
-        f"turns, each turn after {2 * max(workers, 1)} untimed batches. Same steps: "
-        f"decode, random scale 0.5-2.0, flip, 512x512 crop padded with the ignore label, padding collate; the "
-        f"reference normalises in the worker, segkit on the device (inside the timed loop).",
-        "" if not args.quick else "\n**--quick run: few batches, indicative only.**",
-        "",
-        markdown_table(["pipeline", "images/s", "vs reference"], rows),
-    ])
+    body = "\n".join(
+        [
+            "## Data pipeline: training images/s on CamVid, 512x512 crops",
+            "",
+            f"`python bench/data_pipeline.py{''.join(' ' + a for a in sys.argv[1:] if a != '--no-write')}` on {machine()}.",
+            f"{len(plain)} train images (480x360), {workers} workers, batch {batch_size}, pinned memory {pin}; segkit "
+            f"rows use build_train_loader, the loader train() uses; median of {repeats} turns of {batches} batches per pipeline, the pipelines timed in "
+            f"turns, each turn after {2 * max(workers, 1)} untimed batches. Same steps: "
+            f"decode, random scale 0.5-2.0, flip, 512x512 crop padded with the ignore label, padding collate; the "
+            f"reference normalises in the worker, segkit on the device (inside the timed loop).",
+            "" if not args.quick else "\n**--quick run: few batches, indicative only.**",
+            "",
+            markdown_table(["pipeline", "images/s", "vs reference"], rows),
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section("data_pipeline", body)

@@ -3,7 +3,7 @@
     python bench/gpu_check.py              # on CUDA: writes the "GPU" section of docs/BENCHMARKS.md
     python bench/gpu_check.py --dry-run    # the same code paths on the CPU at toy sizes, in seconds
 
-1. the CUDA tests (tests/test_engine_cuda.py, tests/test_predictor.py: AMP bf16 and fp16 with the
+1. the CUDA tests (tests/training/test_engine_cuda.py, tests/inference/test_predictor.py: AMP bf16 and fp16 with the
    grad scaler, channels-last, cudnn.benchmark, torch.compile, pinned memory, resume);
 2. trains the sample config, and a CamVid config at full 480x360 crops, with AMP for a fixed number
    of iterations sized to a few minutes on a current GPU, then evaluates on val and test;
@@ -13,6 +13,7 @@
 Without CUDA (and without --dry-run) it stops with a message and writes the section as "not run".
 A dry run never rewrites measured numbers: it records only its date in the section.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,18 +31,43 @@ import torch  # noqa: E402
 from bench._common import BENCHMARKS_MD, ROOT, default_camvid, machine, markdown_table, write_section  # noqa: E402
 from bench._pairs import measure_pairs, table  # noqa: E402
 
-CUDA_TESTS = ["tests/test_engine_cuda.py", "tests/test_predictor.py"]
+CUDA_TESTS = ["tests/training/test_engine_cuda.py", "tests/inference/test_predictor.py"]
 PAIRS = ["DeepLabV3-R50-OS8", "U-Net-R34"]  # torchvision deeplabv3_resnet50, smp Unet("resnet34")
 # (config, overrides on a GPU, overrides in a dry run); the sample set has no test split, so its "test" is val
 RUNS = {
-    "sample": ("configs/sample/deeplabv3plus_r18.yaml", ["train.iterations=1000", "train.amp=auto", "data.test_split=val"],
-               ["data.test_split=val", "train.iterations=2", "train.batch_size=2", "data.crop_size=[64,64]", "train.val_interval=2"]),
-    "camvid": ("configs/camvid/deeplabv3plus_r50_os16.yaml",
-               ["train.iterations=1500", "train.amp=auto", "data.crop_size=[360,480]", "train.val_interval=1500",
-                "train.checkpoint_interval=1500", "data.num_workers=8", "model.backbone.pretrained=null"],
-               ["train.iterations=2", "train.batch_size=2", "data.crop_size=[64,64]", "train.val_interval=2",
-                "train.checkpoint_interval=2", "data.num_workers=0", "model.backbone.name=resnet18",
-                "model.backbone.pretrained=null"]),
+    "sample": (
+        "configs/sample/deeplabv3plus_r18.yaml",
+        ["train.iterations=1000", "train.amp=auto", "data.test_split=val"],
+        [
+            "data.test_split=val",
+            "train.iterations=2",
+            "train.batch_size=2",
+            "data.crop_size=[64,64]",
+            "train.val_interval=2",
+        ],
+    ),
+    "camvid": (
+        "configs/camvid/deeplabv3plus_r50_os16.yaml",
+        [
+            "train.iterations=1500",
+            "train.amp=auto",
+            "data.crop_size=[360,480]",
+            "train.val_interval=1500",
+            "train.checkpoint_interval=1500",
+            "data.num_workers=8",
+            "model.backbone.pretrained=null",
+        ],
+        [
+            "train.iterations=2",
+            "train.batch_size=2",
+            "data.crop_size=[64,64]",
+            "train.val_interval=2",
+            "train.checkpoint_interval=2",
+            "data.num_workers=0",
+            "model.backbone.name=resnet18",
+            "model.backbone.pretrained=null",
+        ],
+    ),
 }
 
 
@@ -64,8 +90,15 @@ def cuda_tests(dry_run: bool) -> list:
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     summary = (run.stdout.strip().splitlines() or ["(no output)"])[-1]
     print(run.stdout[-3000:], flush=True)
-    return [["CUDA tests", " ".join(CUDA_TESTS), summary, f"{time.perf_counter() - start:.0f} s",
-             "passed" if run.returncode == 0 else f"FAILED (exit {run.returncode})"]]
+    return [
+        [
+            "CUDA tests",
+            " ".join(CUDA_TESTS),
+            summary,
+            f"{time.perf_counter() - start:.0f} s",
+            "passed" if run.returncode == 0 else f"FAILED (exit {run.returncode})",
+        ]
+    ]
 
 
 def trainings(dry_run: bool, work: Path, sample_root: Path) -> list:
@@ -81,8 +114,15 @@ def trainings(dry_run: bool, work: Path, sample_root: Path) -> list:
         overrides = dry if dry_run else gpu
         result = train_and_score(config, str(data), overrides, str(work / name))
         val, test = (f"{100 * result['scores'][s]['mIoU']:.1f}" for s in ("val", "test"))
-        rows.append([f"train {name}", f"`{config}` {' '.join(overrides)}", f"val {val} / test {test} mIoU",
-                     f"{result['seconds']:.0f} s", result["device"]])
+        rows.append(
+            [
+                f"train {name}",
+                f"`{config}` {' '.join(overrides)}",
+                f"val {val} / test {test} mIoU",
+                f"{result['seconds']:.0f} s",
+                result["device"],
+            ]
+        )
     return rows
 
 
@@ -100,27 +140,36 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         from segkit.data.sample import generate
 
-        sample_root = generate(Path(tmp) / "sample", splits={"train": 4, "val": 2}) if args.dry_run \
-            else ROOT / "data" / "sample"
+        sample_root = (
+            generate(Path(tmp) / "sample", splits={"train": 4, "val": 2}) if args.dry_run else ROOT / "data" / "sample"
+        )
         if not args.dry_run and not sample_root.is_dir():
             generate(sample_root)
         steps = cuda_tests(args.dry_run) + trainings(args.dry_run, Path(tmp), sample_root)
     size, batch, rounds = (64, 2, 1) if args.dry_run else (512, 16, 4)  # BatchNorm in training needs 2 images
-    speed = {task: measure_pairs(task, size, batch, 0 if args.dry_run else 2, rounds, 1 if args.dry_run else 3,
-                                 models=PAIRS) for task in ("train", "infer")}
+    speed = {
+        task: measure_pairs(task, size, batch, 0 if args.dry_run else 2, rounds, 1 if args.dry_run else 3, models=PAIRS)
+        for task in ("train", "infer")
+    }
     minutes = (time.perf_counter() - start) / 60
     body = markdown_table(["step", "what", "result", "time", "device"], steps) + "".join(
         f"\n\n{task.capitalize()} steps, batch {batch} of {size}x{size}:\n\n" + table(results, batch)
-        for task, results in speed.items())
+        for task, results in speed.items()
+    )
     print(body + f"\n\n{minutes:.1f} minutes in all")
     if args.dry_run:
         failed = any("FAILED" in row[-1] for row in steps)
-        write_section("gpu", f"## GPU\n\nNot run: no GPU was available. `python bench/gpu_check.py --dry-run` "
-                             f"(the same steps on the CPU at toy sizes) {'FAILED' if failed else 'passed'} on {today}; "
-                             "on a CUDA machine `make gpu-check` measures and fills this section.", args.out)
+        write_section(
+            "gpu",
+            f"## GPU\n\nNot run: no GPU was available. `python bench/gpu_check.py --dry-run` "
+            f"(the same steps on the CPU at toy sizes) {'FAILED' if failed else 'passed'} on {today}; "
+            "on a CUDA machine `make gpu-check` measures and fills this section.",
+            args.out,
+        )
         return 1 if failed else 0
-    write_section("gpu", f"## GPU\n\n`make gpu-check` ({minutes:.1f} minutes)  \nMachine: {machine()}\n\n{body}",
-                  args.out)
+    write_section(
+        "gpu", f"## GPU\n\n`make gpu-check` ({minutes:.1f} minutes)  \nMachine: {machine()}\n\n{body}", args.out
+    )
     return 0
 
 

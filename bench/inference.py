@@ -11,6 +11,7 @@ not depend on the weights. The folder rows use the CamVid checkpoint of ``bench/
 it exists (``make bench-long``), so the mask agreement is that of a trained model. Images are 360 x 480
 (CamVid). Every exported result is checked against eager PyTorch before it is timed.
 """
+
 import argparse
 import re
 import subprocess
@@ -37,17 +38,42 @@ TRAINED = ROOT / "work_dirs" / "bench_deeplabv3plus_r18_cpu" / "best.pth"  # ben
 
 
 def camvid_config():
-    return load_config(None, ["name=bench_camvid", "data.format=camvid", f"data.root={CAMVID}",
-                              "data.num_classes=11", "data.ignore_index=11", "model.backbone.name=resnet18",
-                              "model.backbone.output_stride=16", "model.decoder.name=deeplabv3plus",
-                              "train.channels_last=false"])
+    return load_config(
+        None,
+        [
+            "name=bench_camvid",
+            "data.format=camvid",
+            f"data.root={CAMVID}",
+            "data.num_classes=11",
+            "data.ignore_index=11",
+            "model.backbone.name=resnet18",
+            "model.backbone.output_stride=16",
+            "model.decoder.name=deeplabv3plus",
+            "train.channels_last=false",
+        ],
+    )
 
 
 def tool_rate(folder: Path, checkpoint: Path, out: Path, backend: str) -> float:
     """images/s that tools/infer.py reports for a folder (the graph export of --backend onnxruntime comes
     before its clock starts, as the cached graph makes it on every later run)."""
-    run = subprocess.run([sys.executable, str(ROOT / "tools/infer.py"), str(folder), "--checkpoint", str(checkpoint),
-                          "--out", str(out), "--device", "cpu", "--backend", backend], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools/infer.py"),
+            str(folder),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--backend",
+            backend,
+        ],
+        capture_output=True,
+        text=True,
+    )
     rate = re.search(r"\(([0-9.]+) images/s\)", run.stdout)
     if run.returncode or not rate:
         raise SystemExit(f"tools/infer.py --backend {backend} failed: {run.stderr[-2000:]}")
@@ -98,7 +124,9 @@ def main() -> None:
         crop, stride = (size[0] * 2 // 3, size[1] * 2 // 3), (size[0] // 3, size[1] // 3)
         slide = measure(lambda: infer(model, x, 11, mode="slide", crop=crop, stride=stride), repeats=repeats)["median"]
         crops = len(windows(*size, crop, stride))
-        row(f"slide {crop[0]}x{crop[1]} stride {stride[0]}x{stride[1]}", "PyTorch eager", slide, eager, f"{crops} crops")
+        row(
+            f"slide {crop[0]}x{crop[1]} stride {stride[0]}x{stride[1]}", "PyTorch eager", slide, eager, f"{crops} crops"
+        )
 
         checkpoint = TRAINED if TRAINED.is_file() and not args.quick else tmp / "model.pth"
         if checkpoint != TRAINED:
@@ -115,10 +143,16 @@ def main() -> None:
                 rates[backend] = tool_rate(folder, checkpoint, tmp / backend, backend)
             agreement = {b: mask_agreement(tmp / "eager", tmp / b) for b in rates}
 
-    weights = ("the CamVid checkpoint `bench/camvid_train.py` trained" if checkpoint == TRAINED
-               else "untrained weights (train the CamVid checkpoint first for meaningful mask agreement)")
-    engines = {"eager": "PyTorch eager (checkpoint's eval.amp)", "onnxruntime": "ONNX Runtime fp32 (--backend onnxruntime)",
-               "auto": "--backend auto (the faster on this machine, decided once and cached)"}
+    weights = (
+        "the CamVid checkpoint `bench/camvid_train.py` trained"
+        if checkpoint == TRAINED
+        else "untrained weights (train the CamVid checkpoint first for meaningful mask agreement)"
+    )
+    engines = {
+        "eager": "PyTorch eager (checkpoint's eval.amp)",
+        "onnxruntime": "ONNX Runtime fp32 (--backend onnxruntime)",
+        "auto": "--backend auto (the faster on this machine, decided once and cached)",
+    }
     for backend, rate in rates.items():
         engine = engines[backend]
         note = f"{len(images)} CamVid val images, 360x480, {weights}; the tool's own images/s"
@@ -126,9 +160,11 @@ def main() -> None:
             note += f"; {rate / rates['eager']:.2f}x eager's images/s; masks agree with eager's on {100 * agreement[backend]:.2f}% of pixels"
         row("tools/infer.py on a folder (read, infer, write mask + overlay)", engine, 1 / rate, eager, note)
     header = ["what", "engine", "ms per image", "images/s", "time vs eager whole", "note"]
-    body = (f"`python bench/inference.py{' --quick' if args.quick else ''}`: DeepLabV3+ R18 OS16, 11 classes, CPU, "
-            f"batch 1, median of {repeats}. ONNX export (dynamo exporter) took {export_seconds:.1f} s.\n"
-            f"Machine: {machine()}\n\n" + markdown_table(header, rows))
+    body = (
+        f"`python bench/inference.py{' --quick' if args.quick else ''}`: DeepLabV3+ R18 OS16, 11 classes, CPU, "
+        f"batch 1, median of {repeats}. ONNX export (dynamo exporter) took {export_seconds:.1f} s.\n"
+        f"Machine: {machine()}\n\n" + markdown_table(header, rows)
+    )
     if args.quick:
         body += "\n\n(quick mode: a check of the script, not a measurement)"
     write_section("inference", "## Inference\n\n" + body)

@@ -9,6 +9,7 @@ CKPT defaults to what ``bench/camvid_train.py`` writes (work_dirs/bench_deeplabv
 ``make bench-long`` runs that first. Speed: one 360x480 val image per call, the backends timed in
 interleaved rounds; mIoU: the whole val split, evaluated as the checkpoint's config says.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench._common import (ROOT, default_camvid, interleave, load_average, machine, markdown_table,  # noqa: E402
-                           ratio_spread, write_section)
+from bench._common import (  # noqa: E402
+    ROOT,
+    default_camvid,
+    interleave,
+    load_average,
+    machine,
+    markdown_table,
+    ratio_spread,
+    write_section,
+)
 from segkit.checkpoint import model_from_checkpoint  # noqa: E402
 from segkit.data import build_dataset, build_eval_loader, normalize  # noqa: E402
 from segkit.evaluation.evaluator import evaluate  # noqa: E402
-from segkit.inference.ort_backend import OnnxModel, cache_stem, cached_onnx  # noqa: E402
 from segkit.exports.quantize import calibration_images, quantize_onnx  # noqa: E402
+from segkit.inference.ort_backend import OnnxModel, cache_stem, cached_onnx  # noqa: E402
 from segkit.runtime import autocast, inference_channels_last, inference_dtype  # noqa: E402
 
 AGREEMENT_IMAGES = 20
@@ -41,10 +50,24 @@ def tiny_checkpoint(data: Path, work: Path) -> Path:
     from segkit.config import load_config
     from segkit.training.engine import train
 
-    cfg = load_config(None, ["data.format=camvid", f"data.root={data}", "data.num_classes=11", "data.ignore_index=11",
-                             "data.crop_size=[96,128]", "model.backbone.name=resnet18", "data.num_workers=0",
-                             "model.decoder.name=deeplabv3plus", "train.device=cpu", "train.batch_size=2",
-                             "train.iterations=3", "train.val_interval=3", "train.checkpoint_interval=3"])
+    cfg = load_config(
+        None,
+        [
+            "data.format=camvid",
+            f"data.root={data}",
+            "data.num_classes=11",
+            "data.ignore_index=11",
+            "data.crop_size=[96,128]",
+            "model.backbone.name=resnet18",
+            "data.num_workers=0",
+            "model.decoder.name=deeplabv3plus",
+            "train.device=cpu",
+            "train.batch_size=2",
+            "train.iterations=3",
+            "train.val_interval=3",
+            "train.checkpoint_interval=3",
+        ],
+    )
     train(cfg, str(work))
     return work / "last.pth"
 
@@ -61,8 +84,11 @@ def backends(checkpoint: Path, model, cfg, meta, calibrate: int) -> dict:
     fp32_graph, int8 = cached_onnx(checkpoint, model, meta), int8_graph(checkpoint, calibrate)
     if not int8.is_file():
         quantize_onnx(fp32_graph, int8, calibration_images(cfg, calibrate))
-    found = {"eager fp32": (model, None), "onnxruntime fp32": (OnnxModel(fp32_graph), None),
-             "onnxruntime int8": (OnnxModel(int8), None)}
+    found = {
+        "eager fp32": (model, None),
+        "onnxruntime fp32": (OnnxModel(fp32_graph), None),
+        "onnxruntime int8": (OnnxModel(int8), None),
+    }
     dtype = inference_dtype(cfg, device)  # what the checkpoint's validation ran
     if dtype is not None or inference_channels_last(cfg):  # segkit's default eager path, as the Predictor runs it
         fast = copy.deepcopy(model).to(memory_format=torch.channels_last) if inference_channels_last(cfg) else model
@@ -96,8 +122,10 @@ def main() -> None:
     if args.quick:
         val.pairs = val.pairs[:3]
     cpu = torch.device("cpu")
-    scores = {name: evaluate(m, build_eval_loader(val, 1), cfg, cpu, dtype)["mIoU"] * 100
-              for name, (m, dtype) in found.items()}
+    scores = {
+        name: evaluate(m, build_eval_loader(val, 1), cfg, cpu, dtype)["mIoU"] * 100
+        for name, (m, dtype) in found.items()
+    }
     image = normalize(torch.from_numpy(val.read(0)[0]).permute(2, 0, 1)[None], cfg.data.mean, cfg.data.std)
     agreement = mask_agreement(found, val, cfg, 3 if args.quick else AGREEMENT_IMAGES)
 
@@ -105,7 +133,9 @@ def main() -> None:
         def run():
             with torch.no_grad(), autocast(cpu, dtype):
                 m(image)
+
         return run
+
     times = interleave({name: call(*pair) for name, pair in found.items()}, args.rounds, 1)
     write_report(args, checkpoint, scores, times, load, len(val), agreement)
     tmp.cleanup()
@@ -131,24 +161,53 @@ def write_report(args, checkpoint: Path, scores: dict, times: dict, load: str, i
     rows = []
     for name, seconds in times.items():
         speed = ratio_spread(times[base], seconds)
-        rows.append([name, f"{scores[name]:.2f}", f"{scores[name] - scores[base]:+.2f}",
-                     f"{1000 * sorted(seconds)[len(seconds) // 2]:.0f}", f"{speed['median']:.2f}x "
-                     f"({speed['min']:.2f}-{speed['max']:.2f})", f"{100 * agreement[name][base]:.2f}%",
-                     f"{100 * agreement[name][default]:.2f}%"])
+        rows.append(
+            [
+                name,
+                f"{scores[name]:.2f}",
+                f"{scores[name] - scores[base]:+.2f}",
+                f"{1000 * sorted(seconds)[len(seconds) // 2]:.0f}",
+                f"{speed['median']:.2f}x ({speed['min']:.2f}-{speed['max']:.2f})",
+                f"{100 * agreement[name][base]:.2f}%",
+                f"{100 * agreement[name][default]:.2f}%",
+            ]
+        )
     drop = scores[base] - scores["onnxruntime int8"]
-    verdict = (f"INT8 {'accepted' if drop <= MAX_DROP else 'rejected'} for `--backend auto`: val mIoU "
-               f"{'drop' if drop >= 0 else 'gain'} {abs(drop):.2f} points (limit {MAX_DROP}).")
+    verdict = (
+        f"INT8 {'accepted' if drop <= MAX_DROP else 'rejected'} for `--backend auto`: val mIoU "
+        f"{'drop' if drop >= 0 else 'gain'} {abs(drop):.2f} points (limit {MAX_DROP})."
+    )
     stem = cache_stem(checkpoint)
     # read by --backend auto (segkit.inference.ort_backend.accepted_int8): INT8 joins its race only where accepted
-    stem.with_name(f"{stem.name}.int8.json").write_text(json.dumps(
-        {"val_mIoU": scores, "drop": drop, "accepted": drop <= MAX_DROP,
-         "graph": str(int8_graph(checkpoint, args.calibrate).resolve())}, indent=1))
-    table = markdown_table(["backend", "val mIoU", "vs eager fp32", "ms / image (360x480)", "speed vs eager fp32",
-                            "masks = eager fp32's", f"masks = {default.replace(' (segkit default)', '')}'s"], rows)
-    body = (f"`python bench/int8.py --checkpoint {checkpoint.name} --calibrate {args.calibrate}`: CamVid val "
-            f"({images} images), batch 1 on the CPU; speed = {args.rounds} interleaved rounds on one val image, "
-            f"median with min-max over rounds; masks: pixels whose class agrees, over the first "
-            f"{AGREEMENT_IMAGES} val images at full size.  \nMachine: {machine()}; {load} at the start\n\n{table}\n\n{verdict}")
+    stem.with_name(f"{stem.name}.int8.json").write_text(
+        json.dumps(
+            {
+                "val_mIoU": scores,
+                "drop": drop,
+                "accepted": drop <= MAX_DROP,
+                "graph": str(int8_graph(checkpoint, args.calibrate).resolve()),
+            },
+            indent=1,
+        )
+    )
+    table = markdown_table(
+        [
+            "backend",
+            "val mIoU",
+            "vs eager fp32",
+            "ms / image (360x480)",
+            "speed vs eager fp32",
+            "masks = eager fp32's",
+            f"masks = {default.replace(' (segkit default)', '')}'s",
+        ],
+        rows,
+    )
+    body = (
+        f"`python bench/int8.py --checkpoint {checkpoint.name} --calibrate {args.calibrate}`: CamVid val "
+        f"({images} images), batch 1 on the CPU; speed = {args.rounds} interleaved rounds on one val image, "
+        f"median with min-max over rounds; masks: pixels whose class agrees, over the first "
+        f"{AGREEMENT_IMAGES} val images at full size.  \nMachine: {machine()}; {load} at the start\n\n{table}\n\n{verdict}"
+    )
     print(body)
     if not args.quick:
         write_section("int8", "## CPU inference backends: eager, ONNX Runtime fp32 and INT8\n\n" + body)

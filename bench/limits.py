@@ -7,6 +7,7 @@ Peak = the faster of a large matmul and a large 3x3 convolution in the same dtyp
 hardware's GEMM and oneDNN/cuDNN convolutions reach); achieved = the FLOPs of a step
 (torch.utils.flop_counter) divided by its time. A profiler table shows where the time goes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,26 +67,36 @@ def profile_table(size: int, batch: int, rows: int = 12) -> str:
         step()
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
-    return markdown_table(["operator", "self CPU ms", "share", "calls"],
-                          [[f"`{e.key}`", f"{e.self_cpu_time_total / 1e3:.1f}", f"{100 * e.self_cpu_time_total / total:.1f}%",
-                            e.count] for e in events[:rows]])
+    return markdown_table(
+        ["operator", "self CPU ms", "share", "calls"],
+        [
+            [f"`{e.key}`", f"{e.self_cpu_time_total / 1e3:.1f}", f"{100 * e.self_cpu_time_total / total:.1f}%", e.count]
+            for e in events[:rows]
+        ],
+    )
 
 
 # operator -> category for the "why" table; the first pattern that matches wins, on the aten name
-CATEGORIES = (("convolution backward", r"convolution_backward|conv.*backward"),
-              ("convolution forward", r"conv"),
-              ("batch norm (fwd + bwd)", r"batch_norm"),
-              ("fused optimizer step", r"_fused_|_foreach_"),
-              ("copies and dtype casts", r"copy_|_to_copy|^aten::to$|clone|contiguous|^aten::cat$|empty|fill_|zero_"),
-              ("upsampling, bilinear and nearest (fwd + bwd)", r"upsample|grid_sampler"),
-              ("loss (log-softmax, NLL)", r"log_softmax|nll_loss"),
-              ("elementwise, activations, for-loop optimizer", r"add|mul|div|sub|relu|clamp|threshold|sqrt|addcmul|"
-                                                                  r"addcdiv|lerp|bernoulli|dropout|sum|mean|max|where|neg"))
+CATEGORIES = (
+    ("convolution backward", r"convolution_backward|conv.*backward"),
+    ("convolution forward", r"conv"),
+    ("batch norm (fwd + bwd)", r"batch_norm"),
+    ("fused optimizer step", r"_fused_|_foreach_"),
+    ("copies and dtype casts", r"copy_|_to_copy|^aten::to$|clone|contiguous|^aten::cat$|empty|fill_|zero_"),
+    ("upsampling, bilinear and nearest (fwd + bwd)", r"upsample|grid_sampler"),
+    ("loss (log-softmax, NLL)", r"log_softmax|nll_loss"),
+    (
+        "elementwise, activations, for-loop optimizer",
+        r"add|mul|div|sub|relu|clamp|threshold|sqrt|addcmul|"
+        r"addcdiv|lerp|bernoulli|dropout|sum|mean|max|where|neg",
+    ),
+)
 
 
 def category_times(model: str, side: str, mode: str, size: int, batch: int, steps: int = 2) -> dict:
     """{category: ms per step} of one training step (torch.profiler, self CPU time), and "total"."""
     import re
+
     from torch.profiler import ProfilerActivity, profile
 
     from bench._worker import make_step
@@ -112,18 +123,28 @@ def why_table(size: int, batch: int, models=None) -> str:
 
     rows = []
     for model in models or PAIRS:
-        ref, fast = category_times(model, "reference", "fp32", size, batch), category_times(model, "segkit", "fast",
-                                                                                          size, batch)
+        ref, fast = (
+            category_times(model, "reference", "fp32", size, batch),
+            category_times(model, "segkit", "fast", size, batch),
+        )
         for name in ref:
             if ref[name] < 0.5 and fast[name] < 0.5:
                 continue
-            rows.append([model if name == next(iter(ref)) else "", name, f"{ref[name]:.0f}",
-                         f"{100 * ref[name] / ref['total']:.0f}%", f"{fast[name]:.0f}",
-                         f"{100 * fast[name] / fast['total']:.0f}%",
-                         f"{ref[name] / fast[name]:.2f}x" if min(ref[name], fast[name]) >= 0.5 else ""])
+            rows.append(
+                [
+                    model if name == next(iter(ref)) else "",
+                    name,
+                    f"{ref[name]:.0f}",
+                    f"{100 * ref[name] / ref['total']:.0f}%",
+                    f"{fast[name]:.0f}",
+                    f"{100 * fast[name] / fast['total']:.0f}%",
+                    f"{ref[name] / fast[name]:.2f}x" if min(ref[name], fast[name]) >= 0.5 else "",
+                ]
+            )
         print(rows[-1], flush=True)
-    return markdown_table(["model", "operators", "reference fp32 ms", "share", "segkit fast ms", "share",
-                           "speed-up"], rows)
+    return markdown_table(
+        ["model", "operators", "reference fp32 ms", "share", "segkit fast ms", "share", "speed-up"], rows
+    )
 
 
 def main() -> None:
@@ -142,31 +163,64 @@ def main() -> None:
     for model in MODELS:
         for task in ("train", "infer"):
             for mode in ("fp32", "fast"):
-                r = run_worker({"task": task, "model": model, "side": "segkit", "mode": mode, "size": size,
-                                "batch": batch, "warmup": 1 if args.quick else 2, "repeats": 1 if args.quick else 5,
-                                "flops": True})
+                r = run_worker(
+                    {
+                        "task": task,
+                        "model": model,
+                        "side": "segkit",
+                        "mode": mode,
+                        "size": size,
+                        "batch": batch,
+                        "warmup": 1 if args.quick else 2,
+                        "repeats": 1 if args.quick else 5,
+                        "flops": True,
+                    }
+                )
                 achieved = r["flops"] / r["median"] / 1e9
                 peak = peaks[r["dtype"]]
-                rows.append([model, task, r["dtype"], f"{r['flops'] / 1e9:.1f}", f"{r['median']:.3f}",
-                             f"{achieved:.0f}", f"{peak:.0f}", f"{100 * achieved / peak:.0f}%"])
+                rows.append(
+                    [
+                        model,
+                        task,
+                        r["dtype"],
+                        f"{r['flops'] / 1e9:.1f}",
+                        f"{r['median']:.3f}",
+                        f"{achieved:.0f}",
+                        f"{peak:.0f}",
+                        f"{100 * achieved / peak:.0f}%",
+                    ]
+                )
                 print(rows[-1], flush=True)
-    table = markdown_table(["model", "step", "dtype", "GFLOP / step", "seconds", "achieved GFLOP/s",
-                            f"peak GFLOP/s (best of {n}^3 matmul, 3x3 conv)", "utilisation"], rows)
+    table = markdown_table(
+        [
+            "model",
+            "step",
+            "dtype",
+            "GFLOP / step",
+            "seconds",
+            "achieved GFLOP/s",
+            f"peak GFLOP/s (best of {n}^3 matmul, 3x3 conv)",
+            "utilisation",
+        ],
+        rows,
+    )
     prof = profile_table(size, batch)
     why = why_table(size, batch, ["U-Net-R34"] if args.quick else None)
     if args.quick:
         print(table, prof, why, sep="\n\n")
         return
-    body = (f"Command: `python bench/limits.py`  \nMachine: {machine()}  \n"
-            f"segkit models, batch {batch} of {size}x{size}; FLOPs counted by torch.utils.flop_counter "
-            f"(convolutions and matmuls; a training step counts forward and backward).\n\n{table}\n\n"
-            f"Where the time goes in one fast-path training step of {MODEL} (torch.profiler, self CPU time):\n\n{prof}\n\n"
-            f"Why a model's fast path is short of 2x the reference's fp32 training step "
-            f"(`bench/train_throughput.py`'s table): the same training step profiled by operator category, "
-            f"the reference in fp32 beside segkit's fast path (torch.profiler self CPU time per step, batch {batch} "
-            f"of {size}x{size}; the profiler's own overhead inflates the many small operators alike on both "
-            f"sides). The speed-up column is what the fast path does to each category; the total's speed-up is "
-            f"bounded by the categories it barely changes.\n\n{why}")
+    body = (
+        f"Command: `python bench/limits.py`  \nMachine: {machine()}  \n"
+        f"segkit models, batch {batch} of {size}x{size}; FLOPs counted by torch.utils.flop_counter "
+        f"(convolutions and matmuls; a training step counts forward and backward).\n\n{table}\n\n"
+        f"Where the time goes in one fast-path training step of {MODEL} (torch.profiler, self CPU time):\n\n{prof}\n\n"
+        f"Why a model's fast path is short of 2x the reference's fp32 training step "
+        f"(`bench/train_throughput.py`'s table): the same training step profiled by operator category, "
+        f"the reference in fp32 beside segkit's fast path (torch.profiler self CPU time per step, batch {batch} "
+        f"of {size}x{size}; the profiler's own overhead inflates the many small operators alike on both "
+        f"sides). The speed-up column is what the fast path does to each category; the total's speed-up is "
+        f"bounded by the categories it barely changes.\n\n{why}"
+    )
     write_section("limits", body)
     print(body)
 

@@ -9,6 +9,7 @@ Targets are CamVid's real val labels (random ones if the data is absent); predic
 targets with a share of pixels replaced by random classes. Every method sees the images one by
 one, as evaluation does, and all three must give the same per-class IoU.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -74,9 +75,11 @@ def mmseg_numpy_iou(preds, targets, device=None):
     return inter / union
 
 
-METHODS = {"segkit ConfusionMatrix (bincount)": segkit_iou,
-           "torchmetrics MulticlassJaccardIndex": torchmetrics_iou,
-           "per-image NumPy histogram (mmseg 0.x)": mmseg_numpy_iou}
+METHODS = {
+    "segkit ConfusionMatrix (bincount)": segkit_iou,
+    "torchmetrics MulticlassJaccardIndex": torchmetrics_iou,
+    "per-image NumPy histogram (mmseg 0.x)": mmseg_numpy_iou,
+}
 
 
 def main() -> None:
@@ -99,13 +102,23 @@ def main() -> None:
                 raise SystemExit(f"{name} on {device} disagrees with segkit: max |IoU difference| {diff:.2e}")
             seconds = measure(lambda: fn(preds, targets, device), warmup=1, repeats=repeats, device=device)["median"]
             base = base or seconds
-            rows.append([name, device, f"{count / seconds:,.0f}", f"{1000 * seconds / count:.2f}",
-                         f"{seconds / base:.2f}x", f"{diff:.0e}"])
+            rows.append(
+                [
+                    name,
+                    device,
+                    f"{count / seconds:,.0f}",
+                    f"{1000 * seconds / count:.2f}",
+                    f"{seconds / base:.2f}x",
+                    f"{diff:.0e}",
+                ]
+            )
     header = ["method", "device", "images/s", "ms/image", "time vs segkit", "max abs IoU diff vs segkit"]
     h, w = targets[0].shape
-    body = (f"`python bench/metrics.py{' --quick' if args.quick else ''}`: mIoU over {count} masks of {h} x {w} "
-            f"({source}, {NUM_CLASSES} classes, ignore {IGNORE}), one update per image, median of {repeats}.\n"
-            f"Machine: {machine()}\n\n" + markdown_table(header, rows))
+    body = (
+        f"`python bench/metrics.py{' --quick' if args.quick else ''}`: mIoU over {count} masks of {h} x {w} "
+        f"({source}, {NUM_CLASSES} classes, ignore {IGNORE}), one update per image, median of {repeats}.\n"
+        f"Machine: {machine()}\n\n" + markdown_table(header, rows)
+    )
     if args.quick:
         body += "\n\n(quick mode: a check of the script, not a measurement)"
     write_section("metrics", "## Metrics\n\n" + body)

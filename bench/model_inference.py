@@ -7,6 +7,7 @@ Latency: batch 1; throughput: batch 4; both at the same size, precision and thre
 sides. The ONNX rows run segkit's exported model (tools/export.py) in onnxruntime on the CPU,
 against segkit's eager fp32 time in the same run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,9 @@ def onnx_rows(size: int, batches, repeats: int, models=None) -> list:
                 onnx = measure(lambda: session.run(None, {name: x.numpy()}), warmup=2, repeats=repeats)["median"]
                 with torch.no_grad():
                     diff = float(np.abs(session.run(None, {name: x.numpy()})[0] - model(x)["out"].numpy()).max())
-                rows.append([label, batch, f"{batch / eager:.2f}", f"{batch / onnx:.2f}", f"{eager / onnx:.2f}x",
-                             f"{diff:.1e}"])
+                rows.append(
+                    [label, batch, f"{batch / eager:.2f}", f"{batch / onnx:.2f}", f"{eager / onnx:.2f}x", f"{diff:.1e}"]
+                )
                 print(rows[-1], flush=True)
     return rows
 
@@ -65,13 +67,20 @@ def main() -> None:
     latency = measure_pairs("infer", args.size, 1, 2, args.rounds, 2)
     throughput = measure_pairs("infer", args.size, 4, 1, args.rounds, 1)
     onnx = onnx_rows(args.size, [1, 4], args.repeats)
-    body = (f"Command: `python bench/model_inference.py --size {args.size}`  \nMachine: {machine()}; {load} at the "
-            f"start  \nForward pass and argmax at {args.size}x{args.size}, eval mode. "
-            + INTERLEAVED.format(steps="2 (batch 1) or 1 (batch 4)", rounds=args.rounds) + "\n\n"
-            "Latency (batch 1):\n\n" + table(latency, 1) + "\n\nThroughput (batch 4):\n\n" + table(throughput, 4)
-            + "\n\nsegkit eager fp32 vs ONNX Runtime (CPUExecutionProvider, fp32), same weights:\n\n"
-            + markdown_table(["model", "batch", "eager img/s", "onnxruntime img/s", "onnxruntime / eager",
-                              "max |logit diff|"], onnx))
+    body = (
+        f"Command: `python bench/model_inference.py --size {args.size}`  \nMachine: {machine()}; {load} at the "
+        f"start  \nForward pass and argmax at {args.size}x{args.size}, eval mode. "
+        + INTERLEAVED.format(steps="2 (batch 1) or 1 (batch 4)", rounds=args.rounds)
+        + "\n\n"
+        "Latency (batch 1):\n\n"
+        + table(latency, 1)
+        + "\n\nThroughput (batch 4):\n\n"
+        + table(throughput, 4)
+        + "\n\nsegkit eager fp32 vs ONNX Runtime (CPUExecutionProvider, fp32), same weights:\n\n"
+        + markdown_table(
+            ["model", "batch", "eager img/s", "onnxruntime img/s", "onnxruntime / eager", "max |logit diff|"], onnx
+        )
+    )
     write_section("model_inference", body)
     print(body)
 

@@ -17,6 +17,7 @@
 
 No pretrained weights exist here: both start from scratch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,11 @@ class ReferenceCamVid(torch.utils.data.Dataset):
             mask = TF.pad(mask, [0, 0, pad_w, pad_h], fill=self.ignore)
         top, left = random.randint(0, max(h, ch) - ch), random.randint(0, max(w, cw) - cw)
         image, mask = TF.crop(image, top, left, ch, cw), TF.crop(mask, top, left, ch, cw)
-        x = TF.normalize(TF.to_dtype(TF.pil_to_tensor(image), torch.float32, scale=True),
-                         mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+        x = TF.normalize(
+            TF.to_dtype(TF.pil_to_tensor(image), torch.float32, scale=True),
+            mean=[0.485, 0.456, 0.406],
+            std=[0.229, 0.224, 0.225],
+        )
         return x, torch.as_tensor(np.array(mask), dtype=torch.int64)
 
 
@@ -82,8 +86,9 @@ def reference_train(cfg, camvid: Path, budget_s: float, out: Path, seed: int = 0
     torch.manual_seed(seed)
     model = build_model(cfg).train()
     data = ReferenceCamVid(camvid, list(cfg.data.crop_size), list(cfg.data.scale_range), cfg.data.ignore_index)
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
-                                         num_workers=2, persistent_workers=True)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True, num_workers=2, persistent_workers=True
+    )
     main_params = [p for n, p in model.named_parameters() if not n.startswith("aux_head.")]
     aux_params = [p for n, p in model.named_parameters() if n.startswith("aux_head.")]
     groups = [{"params": main_params}] + ([{"params": aux_params, "lr": 0.1}] if aux_params else [])
@@ -136,29 +141,53 @@ def main() -> None:
     ref_scores = score(Path(ref["checkpoint"]), str(camvid))
     seg_scores = segkit["scores"]
     seg_iters = segkit["cfg"].train.iterations  # train() without stop_at runs them all
-    (work / "result.json").write_text(json.dumps({
-        "budget_s": budget,
-        "segkit": {"iterations": seg_iters, **{k: v["mIoU"] for k, v in seg_scores.items()}},
-        "reference": {"iterations": ref["iterations"], **{k: v["mIoU"] for k, v in ref_scores.items()}}}, indent=2))
+    (work / "result.json").write_text(
+        json.dumps(
+            {
+                "budget_s": budget,
+                "segkit": {"iterations": seg_iters, **{k: v["mIoU"] for k, v in seg_scores.items()}},
+                "reference": {"iterations": ref["iterations"], **{k: v["mIoU"] for k, v in ref_scores.items()}},
+            },
+            indent=2,
+        )
+    )
 
     def pct(v: float) -> str:
         return f"{100 * v:.1f}"
 
-    rows = [["segkit recipe (`tools/train.py`)", f"{budget / 60:.1f}", seg_iters, pct(seg_scores["val"]["mIoU"]),
-             pct(seg_scores["test"]["mIoU"])],
-            ["plain torchvision-style loop", f"{ref['seconds'] / 60:.1f}", ref["iterations"],
-             pct(ref_scores["val"]["mIoU"]), pct(ref_scores["test"]["mIoU"])]]
-    per_class = markdown_table(["class", "segkit test IoU", "reference test IoU"],
-                               [[n, pct(a), pct(b)] for n, a, b in zip(seg_scores["test"]["class_names"],
-                                                                      seg_scores["test"]["IoU"], ref_scores["test"]["IoU"])])
-    body = (f"Command: `make bench-quality` (= `python bench/quality.py --config {args.config}`)  \n"
-            f"Machine: {machine()}  \n"
-            f"From scratch (no pretrained weights), CamVid train (367 images), same architecture and seed for "
-            f"both, same crop, scale range and batch; scored on val (101) and test (233), mIoU over the 11 classes.\n\n"
-            + markdown_table(["run", "minutes", "iterations", "val mIoU", "test mIoU"], rows)
-            + f"\n\nPer class (test):\n\n{per_class}\n\n"
-            "For scale, published from-scratch CamVid test mIoU: ENet 51.3, FC-DenseNet103 66.9 "
-            "(both trained far longer, on GPUs).")
+    rows = [
+        [
+            "segkit recipe (`tools/train.py`)",
+            f"{budget / 60:.1f}",
+            seg_iters,
+            pct(seg_scores["val"]["mIoU"]),
+            pct(seg_scores["test"]["mIoU"]),
+        ],
+        [
+            "plain torchvision-style loop",
+            f"{ref['seconds'] / 60:.1f}",
+            ref["iterations"],
+            pct(ref_scores["val"]["mIoU"]),
+            pct(ref_scores["test"]["mIoU"]),
+        ],
+    ]
+    per_class = markdown_table(
+        ["class", "segkit test IoU", "reference test IoU"],
+        [
+            [n, pct(a), pct(b)]
+            for n, a, b in zip(seg_scores["test"]["class_names"], seg_scores["test"]["IoU"], ref_scores["test"]["IoU"])
+        ],
+    )
+    body = (
+        f"Command: `make bench-quality` (= `python bench/quality.py --config {args.config}`)  \n"
+        f"Machine: {machine()}  \n"
+        f"From scratch (no pretrained weights), CamVid train (367 images), same architecture and seed for "
+        f"both, same crop, scale range and batch; scored on val (101) and test (233), mIoU over the 11 classes.\n\n"
+        + markdown_table(["run", "minutes", "iterations", "val mIoU", "test mIoU"], rows)
+        + f"\n\nPer class (test):\n\n{per_class}\n\n"
+        "For scale, published from-scratch CamVid test mIoU: ENet 51.3, FC-DenseNet103 66.9 "
+        "(both trained far longer, on GPUs)."
+    )
     write_section("quality", body)
     print(body)
 

@@ -10,6 +10,7 @@ resident size over the process's size before listing). Targets (issue 12): 100k 
     python bench/startup.py                      # 10k, 100k, 1M pairs; writes its section of docs/BENCHMARKS.md
     python bench/startup.py --sizes 10000 --no-write
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,12 @@ def measure(root: Path) -> dict:
     dataset = build_dataset(cfg.data, "train")
     listing = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"pairs": len(dataset), "scandir_s": scandir, "build_dataset_s": listing,
-            "listing_mb": (peak - before) / 1024}  # ru_maxrss is in KiB on Linux
+    return {
+        "pairs": len(dataset),
+        "scandir_s": scandir,
+        "build_dataset_s": listing,
+        "listing_mb": (peak - before) / 1024,
+    }  # ru_maxrss is in KiB on Linux
 
 
 def main() -> int:
@@ -81,8 +86,13 @@ def main() -> int:
         for n in args.sizes:
             root = base / f"pairs_{n}"
             make_pairs(root, n)
-            run = subprocess.run([sys.executable, __file__, "--measure", str(root)], capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+            run = subprocess.run(
+                [sys.executable, __file__, "--measure", str(root)],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                check=True,
+            )
             r = json.loads(run.stdout.strip().splitlines()[-1])
             assert r["pairs"] == n, r
             rows.append([f"{n:,}", f"{r['scandir_s']:.2f}", f"{r['build_dataset_s']:.2f}", f"{r['listing_mb']:.0f}"])
@@ -90,17 +100,19 @@ def main() -> int:
     finally:
         if not args.dir:
             shutil.rmtree(base, ignore_errors=True)
-    body = "\n".join([
-        "## Start-up: listing N image/mask pairs (folder reader)",
-        "",
-        f"`python bench/startup.py{''.join(' ' + a for a in sys.argv[1:] if a != '--no-write')}` on {machine()}; "
-        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when it started.",
-        "Empty fake files (listing opens none); one fresh process per size. `build_dataset` is what every start, "
-        "resume and evaluation runs; memory is the peak resident size it added. Targets: 100k pairs < 5 s, "
-        "1M pairs < ~200 MB.",
-        "",
-        markdown_table(["pairs", "bare os.scandir s", "build_dataset s", "listing memory MB"], rows),
-    ])
+    body = "\n".join(
+        [
+            "## Start-up: listing N image/mask pairs (folder reader)",
+            "",
+            f"`python bench/startup.py{''.join(' ' + a for a in sys.argv[1:] if a != '--no-write')}` on {machine()}; "
+            f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) when it started.",
+            "Empty fake files (listing opens none); one fresh process per size. `build_dataset` is what every start, "
+            "resume and evaluation runs; memory is the peak resident size it added. Targets: 100k pairs < 5 s, "
+            "1M pairs < ~200 MB.",
+            "",
+            markdown_table(["pairs", "bare os.scandir s", "build_dataset s", "listing memory MB"], rows),
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section("startup", body)

@@ -8,6 +8,7 @@ the model has seen it, and a correction's round trip (click -> PNG saved -> page
 Without --checkpoint an untrained CamVid-sized model is written to a temporary folder (11 classes,
 FCN ResNet-18): the timings after the first model call do not depend on the weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,20 +30,33 @@ from segkit.checkpoint import checkpoint_meta, save_checkpoint, training_state  
 from segkit.config import load_config, to_dict  # noqa: E402
 from segkit.data.classes import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: E402
 from segkit.data.sample import generate  # noqa: E402
-from segkit.models import build_model  # noqa: E402
 from segkit.inference.predictor import Predictor  # noqa: E402
+from segkit.models import build_model  # noqa: E402
 from segkit.studio import Studio, create_app  # noqa: E402
 
 SIZE = 2048
 
 
 def untrained_checkpoint(folder: Path) -> Path:
-    cfg = load_config(None, ["name=bench_studio", "data.num_classes=11", "data.ignore_index=11",
-                             "model.backbone.name=resnet18", "model.backbone.output_stride=32",
-                             "model.decoder.name=fcn", "train.device=cpu"])
+    cfg = load_config(
+        None,
+        [
+            "name=bench_studio",
+            "data.num_classes=11",
+            "data.ignore_index=11",
+            "model.backbone.name=resnet18",
+            "model.backbone.output_stride=32",
+            "model.decoder.name=fcn",
+            "train.device=cpu",
+        ],
+    )
     path = folder / "untrained.pth"
-    save_checkpoint(path, training_state(build_model(cfg).state_dict(), to_dict(cfg),
-                                         checkpoint_meta(cfg, CAMVID_CLASSES, CAMVID_PALETTE)))
+    save_checkpoint(
+        path,
+        training_state(
+            build_model(cfg).state_dict(), to_dict(cfg), checkpoint_meta(cfg, CAMVID_CLASSES, CAMVID_PALETTE)
+        ),
+    )
     return path
 
 
@@ -57,16 +71,19 @@ def big_images(folder: Path, count: int) -> list:
     return out
 
 
-OPEN = ("const done = arguments[arguments.length - 1], t0 = performance.now();"
-        "open(arguments[0]).then(() => done(performance.now() - t0));")
-EDIT = ("const done = arguments[arguments.length - 1], t0 = performance.now();"
-        "edit(arguments[0]).then(() => done(performance.now() - t0));")
+OPEN = (
+    "const done = arguments[arguments.length - 1], t0 = performance.now();"
+    "open(arguments[0]).then(() => done(performance.now() - t0));"
+)
+EDIT = (
+    "const done = arguments[arguments.length - 1], t0 = performance.now();"
+    "edit(arguments[0]).then(() => done(performance.now() - t0));"
+)
 
 
 def timings(checkpoint: Path, repeats: int, work: Path) -> dict:
     images = big_images(work, repeats + 1)
-    studio = Studio(Predictor.from_checkpoint(checkpoint, device="cpu"), images, work / "masks",
-                    cache_size=len(images))
+    studio = Studio(Predictor.from_checkpoint(checkpoint, device="cpu"), images, work / "masks", cache_size=len(images))
     for stem in studio.images:  # the first model call per image, outside the timing
         studio.analysis(stem)
     stems = list(studio.images)
@@ -80,32 +97,47 @@ def timings(checkpoint: Path, repeats: int, work: Path) -> dict:
         target = studio.mask_path(stems[-1])
         for i in range(repeats):
             before = target.stat().st_mtime_ns if target.exists() else 0
-            result["region"].append(session.execute_async_script(
-                EDIT, {"op": "region", "x": SIZE // 2, "y": SIZE // 2, "cls": i % 2}))
+            result["region"].append(
+                session.execute_async_script(EDIT, {"op": "region", "x": SIZE // 2, "y": SIZE // 2, "cls": i % 2})
+            )
             points = [[200 + 40 * k, 300 + 10 * i] for k in range(30)]
-            result["brush"].append(session.execute_async_script(
-                EDIT, {"op": "brush", "points": points, "radius": 8, "cls": 2 + i % 2}))
+            result["brush"].append(
+                session.execute_async_script(EDIT, {"op": "brush", "points": points, "radius": 8, "cls": 2 + i % 2})
+            )
             assert target.stat().st_mtime_ns > before, "the edit did not save the PNG"
     return result
 
 
 def publish(result: dict, checkpoint_note: str, quick: bool = False) -> str:
     """The section's text, written to docs/BENCHMARKS.md unless ``quick``."""
+
     def row(name, values, limit):
-        return [name, f"{statistics.median(values):.0f}", f"{min(values):.0f}", f"{max(values):.0f}", len(values), limit]
-    table = markdown_table(["step (2048x2048 image)", "median ms", "min ms", "max ms", "runs", "goal"], [
-        row("open the image with its overlay, model output cached", result["open"], "< 1000 ms"),
-        row("region click -> PNG saved -> page redrawn", result["region"], "< 200 ms"),
-        row("30-point brush stroke -> PNG saved -> page redrawn", result["brush"], "< 200 ms")])
+        return [
+            name,
+            f"{statistics.median(values):.0f}",
+            f"{min(values):.0f}",
+            f"{max(values):.0f}",
+            len(values),
+            limit,
+        ]
+
+    table = markdown_table(
+        ["step (2048x2048 image)", "median ms", "min ms", "max ms", "runs", "goal"],
+        [
+            row("open the image with its overlay, model output cached", result["open"], "< 1000 ms"),
+            row("region click -> PNG saved -> page redrawn", result["region"], "< 200 ms"),
+            row("30-point brush stroke -> PNG saved -> page redrawn", result["brush"], "< 200 ms"),
+        ],
+    )
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    body = (f"""## Studio (region labeling page)
+    body = f"""## Studio (region labeling page)
 
 `python bench/studio.py`: the page in headless Chromium, timed inside the page (`performance.now()`),
 served by uvicorn on the same machine. {checkpoint_note}
 
 {table}
 
-Machine: {machine()}; load average (1, 5, 15 min) after measuring: {load}.""")
+Machine: {machine()}; load average (1, 5, 15 min) after measuring: {load}."""
     if not quick:
         write_section("studio", body)
     return body
@@ -127,9 +159,11 @@ def screenshot(path: Path, checkpoint: Path, work: Path) -> None:
         ys, xs = np.nonzero(label == label.max())
         from selenium.webdriver.common.action_chains import ActionChains
         from selenium.webdriver.common.by import By
+
         canvas = session.find_element(By.ID, "overlay")
         ActionChains(session).send_keys("1").move_to_element_with_offset(
-            canvas, *image_offset(session, int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))).click().perform()
+            canvas, *image_offset(session, int(xs[len(xs) // 2]), int(ys[len(ys) // 2]))
+        ).click().perform()
         wait_ready(session)
         path.parent.mkdir(parents=True, exist_ok=True)
         session.save_screenshot(str(path))
@@ -161,8 +195,11 @@ def main() -> None:
         if args.screenshot:
             screenshot(Path(args.screenshot), checkpoint, work)
             return
-        note = (f"Checkpoint {checkpoint.name}." if args.checkpoint else
-                "Untrained 11-class FCN ResNet-18 (output stride 32): the timed steps do not run the model.")
+        note = (
+            f"Checkpoint {checkpoint.name}."
+            if args.checkpoint
+            else "Untrained 11-class FCN ResNet-18 (output stride 32): the timed steps do not run the model."
+        )
         print(publish(timings(checkpoint, args.repeats, work), note, args.quick))
 
 

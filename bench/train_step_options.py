@@ -8,6 +8,7 @@ The variants run in interleaved rounds (A B C D, A B C D, ...) and each keeps it
 time, so a busy machine slows them alike; the table gives steps/s and the ratio to fp32
 contiguous. Writes the ``train-step-options-<config stem>`` section of docs/BENCHMARKS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,10 @@ import torch  # noqa: E402
 
 from bench._common import machine, markdown_table, sync, write_section  # noqa: E402
 from segkit.config import load_config  # noqa: E402
+from segkit.models import build_model  # noqa: E402
 from segkit.runtime import amp_dtype, autocast  # noqa: E402
 from segkit.training.losses import build_loss  # noqa: E402
-from segkit.models import build_model  # noqa: E402
 from segkit.training.optim import build_optimizer, param_groups  # noqa: E402
-
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}
 
@@ -46,8 +46,9 @@ def make_step(cfg, dtype, channels_last: bool, device: torch.device, impl: str =
         t = cfg.train
         extra = {"momentum": t.momentum} if t.optimizer == "sgd" else {}
         flags = {"foreach": impl == "foreach", "fused": impl == "fused"}  # both False: torch's for-loop
-        optimizer = OPTIMIZERS[t.optimizer](param_groups(model, t), lr=t.lr, weight_decay=t.weight_decay,
-                                            **flags, **extra)
+        optimizer = OPTIMIZERS[t.optimizer](
+            param_groups(model, t), lr=t.lr, weight_decay=t.weight_decay, **flags, **extra
+        )
     h, w = cfg.data.crop_size
     images = torch.randn(cfg.train.batch_size, 3, h, w, device=device).contiguous(memory_format=fmt)
     target = torch.randint(0, cfg.data.num_classes, (cfg.train.batch_size, h, w), device=device)
@@ -59,6 +60,7 @@ def make_step(cfg, dtype, channels_last: bool, device: torch.device, impl: str =
         loss.backward()
         optimizer.step()
         sync(device)
+
     return step
 
 
@@ -83,8 +85,11 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides)
     load = os.getloadavg()[0]  # a shared machine slows every variant; the ratios hold better than the rates
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    variants = {(name, cl, "default"): make_step(cfg, dtype, cl, device)
-                for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)) for cl in (False, True)}
+    variants = {
+        (name, cl, "default"): make_step(cfg, dtype, cl, device)
+        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16))
+        for cl in (False, True)
+    }
     fast = ("bf16", torch.bfloat16) if amp_dtype("auto", device) is not None else ("fp32", None)
     for impl in ("for-loop", "foreach", "fused"):  # the optimizer's implementations on the fast path
         variants[(fast[0], True, impl)] = make_step(cfg, fast[1], True, device, impl)
@@ -99,20 +104,34 @@ def main() -> None:
                 times[key].append(time.perf_counter() - t0)
     base = statistics.median(times[("fp32", False, "default")])
     default = f"default ({default_impl(cfg, device)})"
-    rows = [[name, "on" if cl else "off", default if impl == "default" else impl, f"{1 / statistics.median(ts):.2f}",
-             f"{base / statistics.median(ts):.2f}x"] for (name, cl, impl), ts in times.items()]
+    rows = [
+        [
+            name,
+            "on" if cl else "off",
+            default if impl == "default" else impl,
+            f"{1 / statistics.median(ts):.2f}",
+            f"{base / statistics.median(ts):.2f}x",
+        ]
+        for (name, cl, impl), ts in times.items()
+    ]
     h, w = cfg.data.crop_size
-    table = markdown_table(["autocast", "channels-last", f"{cfg.train.optimizer} implementation", "steps/s",
-                            "vs fp32 contiguous"], rows)
-    text = (f"Training steps of `{args.config}` ({cfg.model.backbone.name} {cfg.model.decoder.name}, batch "
-            f"{cfg.train.batch_size} x {h}x{w}, {args.rounds} interleaved rounds of {args.steps} steps, medians; "
-            f"optimizer implementation \"default\" is what segkit's build_optimizer makes on this device). "
-            f"`python bench/train_step_options.py {args.config}`\n\n{table}\n\n{machine()}; load average "
-            f"{load:.1f} at the start")
+    table = markdown_table(
+        ["autocast", "channels-last", f"{cfg.train.optimizer} implementation", "steps/s", "vs fp32 contiguous"], rows
+    )
+    text = (
+        f"Training steps of `{args.config}` ({cfg.model.backbone.name} {cfg.model.decoder.name}, batch "
+        f"{cfg.train.batch_size} x {h}x{w}, {args.rounds} interleaved rounds of {args.steps} steps, medians; "
+        f'optimizer implementation "default" is what segkit\'s build_optimizer makes on this device). '
+        f"`python bench/train_step_options.py {args.config}`\n\n{table}\n\n{machine()}; load average "
+        f"{load:.1f} at the start"
+    )
     print(text)
     if not args.no_write:
         stem = Path(args.config).stem
-        write_section(f"train-step-options-{stem}", f"### Training step of `{stem}`: autocast, memory format, optimizer\n\n" + text)
+        write_section(
+            f"train-step-options-{stem}",
+            f"### Training step of `{stem}`: autocast, memory format, optimizer\n\n" + text,
+        )
 
 
 if __name__ == "__main__":

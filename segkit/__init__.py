@@ -7,6 +7,7 @@ stays light: torch, matplotlib and albumentations load only with the name that n
     cfg = segkit.load_config("sample/deeplabv3plus_r18", ["train.iterations=100"])
     segkit.train(cfg)
 """
+
 import importlib
 
 __version__ = "0.1.0"

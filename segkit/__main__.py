@@ -1,4 +1,5 @@
 """`python -m segkit COMMAND ...`: the same dispatcher as the installed `segkit` command."""
+
 import sys
 
 from segkit.cli import main

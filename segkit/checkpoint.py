@@ -5,6 +5,7 @@ A checkpoint holds the model weights and everything needed to use them: the reso
 class names, palette and normalisation (``meta``), plus the training state for resuming
 (``training_state`` builds it; every key it writes is read by inference or by ``--resume``).
 """
+
 from __future__ import annotations
 
 import errno
@@ -35,23 +36,44 @@ class CheckpointWriteError(CheckpointError):
 
 def checkpoint_meta(cfg: Config, class_names: Sequence[str], palette: Sequence[Sequence[int]]) -> Dict[str, Any]:
     """What a checkpoint carries so that inference needs nothing else."""
-    return {"class_names": list(class_names), "palette": [list(c) for c in palette],
-            "mean": list(cfg.data.mean), "std": list(cfg.data.std), "ignore_index": cfg.data.ignore_index,
-            "segkit_version": __version__, "torch_version": str(torch.__version__)}
+    return {
+        "class_names": list(class_names),
+        "palette": [list(c) for c in palette],
+        "mean": list(cfg.data.mean),
+        "std": list(cfg.data.std),
+        "ignore_index": cfg.data.ignore_index,
+        "segkit_version": __version__,
+        "torch_version": str(torch.__version__),
+    }
 
 
-def training_state(model: Mapping[str, torch.Tensor], config: Dict[str, Any], meta: Dict[str, Any], *,
-                   iteration: int = 0, schedule_iterations: Optional[int] = None, lr: float = 0.0,
-                   best_score: float = -1.0, best_iteration: int = 0, optimizer: Optional[Dict] = None,
-                   scaler: Optional[Dict] = None, rng: Optional[List[Dict]] = None, world_size: int = 1
-                   ) -> Dict[str, Any]:
+def training_state(
+    model: Mapping[str, torch.Tensor],
+    config: Dict[str, Any],
+    meta: Dict[str, Any],
+    *,
+    iteration: int = 0,
+    schedule_iterations: Optional[int] = None,
+    lr: float = 0.0,
+    best_score: float = -1.0,
+    best_iteration: int = 0,
+    optimizer: Optional[Dict] = None,
+    scaler: Optional[Dict] = None,
+    rng: Optional[List[Dict]] = None,
+    world_size: int = 1,
+) -> Dict[str, Any]:
     """The checkpoint dict. ``config`` is plain (``to_dict``). Without ``optimizer`` it holds weights
     for inference only; ``--resume`` needs the optimizer, scaler and random states too.
     ``schedule_iterations``: what the LR schedule spans (``train.iterations``, or what a time budget fit)."""
-    state = {"model": model, "config": config, "meta": meta, "iteration": iteration,
-             "best_score": best_score, "best_iteration": best_iteration,
-             "scheduler": {"policy": "poly", "iterations": schedule_iterations or config["train"]["iterations"],
-                           "lr": lr}}
+    state = {
+        "model": model,
+        "config": config,
+        "meta": meta,
+        "iteration": iteration,
+        "best_score": best_score,
+        "best_iteration": best_iteration,
+        "scheduler": {"policy": "poly", "iterations": schedule_iterations or config["train"]["iterations"], "lr": lr},
+    }
     if optimizer is not None:
         state.update(optimizer=optimizer, scaler=scaler or {}, rng=rng or [], world_size=world_size)
     return state
@@ -88,12 +110,17 @@ def current_umask() -> int:
 
 
 def _write_failure(path: Path, exc: OSError) -> str:
-    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}.get(
-        exc.errno, exc.strerror or str(exc))
+    what = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+    }.get(exc.errno, exc.strerror or str(exc))
     kept = f"the previous {path.name} is unchanged" if path.exists() else "nothing was written"
-    return (f"cannot write checkpoint {path}: {what} (OSError {exc.errno}); {kept}. Free space or fix the "
-            f"permissions (or choose another --work-dir), then continue with --resume auto.")
+    return (
+        f"cannot write checkpoint {path}: {what} (OSError {exc.errno}); {kept}. Free space or fix the "
+        f"permissions (or choose another --work-dir), then continue with --resume auto."
+    )
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -166,7 +193,8 @@ def find_resume_checkpoint(work_dir: Union[str, Path]) -> Optional[Tuple[Path, D
                 raise CheckpointError(
                     f"--resume auto cannot use {path}: {exc} Nothing was changed. Move that file out of {work} "
                     f"to resume from an older checkpoint, or start a new run with --resume none (the old "
-                    f"run's files are then moved to {work}/previous/).") from exc
+                    f"run's files are then moved to {work}/previous/)."
+                ) from exc
     return None
 
 
@@ -179,17 +207,25 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
     except pickle.UnpicklingError as exc:
         detail = next((line.strip() for line in str(exc).splitlines() if "Unsupported global" in line), None)
         if detail is None:  # random bytes or a damaged pickle, not a refused class
-            raise CheckpointError(f"{path} cannot be read as a PyTorch checkpoint ({_unpickling_detail(exc)}): it is "
-                                  f"corrupt or not a checkpoint. Use another copy (e.g. last.pth).") from exc
-        raise CheckpointError(f"{path} holds Python objects that weights_only=True refuses ({detail}); "
-                              f"segkit checkpoints hold only tensors and plain containers. Is it from another tool?") from exc
+            raise CheckpointError(
+                f"{path} cannot be read as a PyTorch checkpoint ({_unpickling_detail(exc)}): it is "
+                f"corrupt or not a checkpoint. Use another copy (e.g. last.pth)."
+            ) from exc
+        raise CheckpointError(
+            f"{path} holds Python objects that weights_only=True refuses ({detail}); "
+            f"segkit checkpoints hold only tensors and plain containers. Is it from another tool?"
+        ) from exc
     except Exception as exc:
-        raise CheckpointError(f"{path} cannot be read as a PyTorch checkpoint ({str(exc).splitlines()[0]}): "
-                              f"it is truncated, corrupt or not a checkpoint. Use another copy (e.g. last.pth).") from exc
+        raise CheckpointError(
+            f"{path} cannot be read as a PyTorch checkpoint ({str(exc).splitlines()[0]}): "
+            f"it is truncated, corrupt or not a checkpoint. Use another copy (e.g. last.pth)."
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         keys = list(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path} is not a segkit checkpoint (found {keys}). For plain backbone weights "
-                              f"(torchvision/ImageNet) set model.backbone.pretrained={path} instead.")
+        raise CheckpointError(
+            f"{path} is not a segkit checkpoint (found {keys}). For plain backbone weights "
+            f"(torchvision/ImageNet) set model.backbone.pretrained={path} instead."
+        )
     return ckpt
 
 
@@ -201,8 +237,10 @@ def _unpickling_detail(exc: Exception) -> str:
 def check_resumable(ckpt: Dict[str, Any], source: str) -> None:
     """A checkpoint written without training state (weights for inference) cannot be resumed."""
     if "optimizer" not in ckpt:
-        raise CheckpointError(f"{source} holds weights only, no optimizer state to resume from; "
-                              f"use --init-from {source} to start a new training from its weights")
+        raise CheckpointError(
+            f"{source} holds weights only, no optimizer state to resume from; "
+            f"use --init-from {source} to start a new training from its weights"
+        )
 
 
 def config_from_checkpoint(ckpt: Dict[str, Any]) -> Config:
@@ -219,11 +257,18 @@ def load_model_state(model: torch.nn.Module, ckpt: Dict[str, Any], source: str =
         built = f"{cfg.get('backbone', {}).get('name')} + {cfg.get('decoder', {}).get('name')}" if cfg else "?"
         raise CheckpointError(
             f"{source} does not fit this model (the checkpoint is {built}): "
-            + "; ".join(p for p in (f"shape mismatches: {', '.join(clash[:4])}" if clash else "",
-                                    f"missing: {', '.join(missing[:4])}" if missing else "",
-                                    f"unexpected: {', '.join(unexpected[:4])}" if unexpected else "") if p)
+            + "; ".join(
+                p
+                for p in (
+                    f"shape mismatches: {', '.join(clash[:4])}" if clash else "",
+                    f"missing: {', '.join(missing[:4])}" if missing else "",
+                    f"unexpected: {', '.join(unexpected[:4])}" if unexpected else "",
+                )
+                if p
+            )
             + ". Build the model from the checkpoint's own config (leave out --config), or use --init-from "
-              "to start a new training from its compatible weights.")
+            "to start a new training from its compatible weights."
+        )
     model.load_state_dict(ckpt["model"])
 
 
@@ -232,8 +277,7 @@ def load_compatible(model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> T
     e.g. a classifier for another class count. Returns (loaded keys, skipped descriptions)."""
     diff = compare_state_dicts(model.state_dict(), state)
     fits = diff.fitting()
-    skipped = [f"{k}: checkpoint {diff.shapes(k, 'model ')} (re-initialised)"
-               for k in diff.shape_clash]
+    skipped = [f"{k}: checkpoint {diff.shapes(k, 'model ')} (re-initialised)" for k in diff.shape_clash]
     skipped += [f"{k}: not in the checkpoint (as built)" for k in diff.missing]
     skipped += [f"{k}: not in this model (unused)" for k in diff.unexpected]
     model.load_state_dict(fits, strict=False)
@@ -246,8 +290,13 @@ def rng_state() -> Dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: Dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "python": [version, list(internal), gauss],
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -260,7 +309,9 @@ def set_rng_state(state: Dict[str, Any], say=print) -> None:
     visible GPUs than when saved) are left out, and ``say`` names them."""
     torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
@@ -268,12 +319,15 @@ def set_rng_state(state: Dict[str, Any], say=print) -> None:
         for index, s in enumerate(saved[:visible]):
             torch.cuda.set_rng_state(s.cpu(), index)
         if len(saved) > visible:
-            say(f"the checkpoint holds CUDA random states of {len(saved)} GPUs, {visible} visible here: "
-                f"restored the first {visible}; the others' dropout randomness will differ")
+            say(
+                f"the checkpoint holds CUDA random states of {len(saved)} GPUs, {visible} visible here: "
+                f"restored the first {visible}; the others' dropout randomness will differ"
+            )
 
 
-def model_from_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu"
-                          ) -> Tuple[torch.nn.Module, Config, Dict[str, Any]]:
+def model_from_checkpoint(
+    path: Union[str, Path], map_location: Union[str, torch.device] = "cpu"
+) -> Tuple[torch.nn.Module, Config, Dict[str, Any]]:
     """(model in eval mode, its config, meta: class_names, palette, mean, std)."""
     ckpt = load_checkpoint(path, map_location)
     cfg = config_from_checkpoint(ckpt)

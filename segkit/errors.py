@@ -10,6 +10,7 @@ catching them.
 ``segkit.checkpoint.CheckpointWriteError``, ``segkit.runtime.DeviceUnavailable`` and
 ``segkit.studio.StudioError`` live beside the code that raises them and derive from these.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,5 +1,6 @@
 """Where and how a model runs, shared by training, evaluation, inference and the tools: the device,
 the autocast dtype and context, the memory format, and seeding. Imports nothing that trains."""
+
 from __future__ import annotations
 
 import random

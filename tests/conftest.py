@@ -1,4 +1,5 @@
 """Shared fixtures. Everything runs on the CPU; real data comes from ../shared/data when present."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,12 @@ def _repo_changes() -> set | None:
     """Paths git reports as changed or untracked (ignored ones such as data/sample, .venv-clients/ left out)
     plus the files under the ignored output folders; None outside a git checkout (an sdist)."""
     try:
-        run = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
-                             capture_output=True, text=True, timeout=30)
+        run = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if run.returncode != 0:
@@ -72,9 +77,19 @@ def _train_tiny(work: Path, config: str | None, overrides: list) -> Path:
     from segkit.config import load_config
     from segkit.training.engine import train
 
-    cfg = load_config(config, ["data.num_workers=0", "train.device=cpu", "train.batch_size=2", "train.iterations=3",
-                               "train.val_interval=3", "train.checkpoint_interval=3", "train.log_interval=3"]
-                      + overrides)
+    cfg = load_config(
+        config,
+        [
+            "data.num_workers=0",
+            "train.device=cpu",
+            "train.batch_size=2",
+            "train.iterations=3",
+            "train.val_interval=3",
+            "train.checkpoint_interval=3",
+            "train.log_interval=3",
+        ]
+        + overrides,
+    )
     train(cfg, str(work))
     return work
 
@@ -83,8 +98,11 @@ def _train_tiny(work: Path, config: str | None, overrides: list) -> Path:
 def sample_run(sample_root, tmp_path_factory) -> Path:
     """Work dir of a DeepLabV3+ R18 trained 3 steps on the sample set by segkit.training.engine.train:
     last.pth, best.pth, metrics.jsonl (the validation mIoU it logged), config.yaml."""
-    return _train_tiny(tmp_path_factory.mktemp("sample_run"), str(ROOT / "configs/sample/deeplabv3plus_r18.yaml"),
-                       [f"data.root={sample_root}"])
+    return _train_tiny(
+        tmp_path_factory.mktemp("sample_run"),
+        str(ROOT / "configs/sample/deeplabv3plus_r18.yaml"),
+        [f"data.root={sample_root}"],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +122,18 @@ def camvid_small(camvid_root, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def camvid_run(camvid_small, tmp_path_factory) -> Path:
     """Work dir of an FCN R18 (output stride 32) trained 3 steps on CamVid images (11 classes, ignore 11)."""
-    return _train_tiny(tmp_path_factory.mktemp("camvid_run"), None, [
-        "name=camvid_tiny", "data.format=camvid", f"data.root={camvid_small}", "data.num_classes=11",
-        "data.ignore_index=11", "data.crop_size=[96,128]", "model.backbone.name=resnet18",
-        "model.backbone.output_stride=32", "model.decoder.name=fcn"])
+    return _train_tiny(
+        tmp_path_factory.mktemp("camvid_run"),
+        None,
+        [
+            "name=camvid_tiny",
+            "data.format=camvid",
+            f"data.root={camvid_small}",
+            "data.num_classes=11",
+            "data.ignore_index=11",
+            "data.crop_size=[96,128]",
+            "model.backbone.name=resnet18",
+            "model.backbone.output_stride=32",
+            "model.decoder.name=fcn",
+        ],
+    )

@@ -1,4 +1,5 @@
 """Writers for the small data sets the data tests build on disk (not a test module)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -68,21 +69,24 @@ def write_grey_gif(path: Path, values: np.ndarray) -> Path:
     return path
 
 
-def drive_set(root: Path, n: int = 6, h: int = 40, w: int = 48, first: int = 21, seed: int = 0,
-              split: str = "training") -> Path:
+def drive_set(
+    root: Path, n: int = 6, h: int = 40, w: int = 48, first: int = 21, seed: int = 0, split: str = "training"
+) -> Path:
     """A DRIVE-like layout, nothing renamed: training/images/NN_training.tif, training/1st_manual/NN_manual1.gif
     (vessels 255, background 0) and training/mask/NN_training_mask.gif (field of view 255, outside 0);
     ``split="test"`` writes test/images/NN_test.tif and so on."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:h, :w]
-    fov = ((yy - h / 2) ** 2 / (h / 2 - 2) ** 2 + (xx - w / 2) ** 2 / (w / 2 - 2) ** 2 <= 1)
+    fov = (yy - h / 2) ** 2 / (h / 2 - 2) ** 2 + (xx - w / 2) ** 2 / (w / 2 - 2) ** 2 <= 1
     for i in range(first, first + n):
         vessels = np.zeros((h, w), np.uint8)
         for _ in range(3):
             x0, x1 = rng.integers(0, w, 2)
             cv2.line(vessels, (int(x0), 0), (int(x1), h - 1), 255, 2)
         vessels[~fov] = 0
-        image = np.where(vessels[..., None] > 0, 60, 170).astype(np.uint8) + rng.integers(0, 40, (h, w, 3), dtype=np.uint8)
+        image = np.where(vessels[..., None] > 0, 60, 170).astype(np.uint8) + rng.integers(
+            0, 40, (h, w, 3), dtype=np.uint8
+        )
         image[~fov] = 0
         write_image(root / split / "images" / f"{i:02d}_{split}.tif", image)
         write_grey_gif(root / split / "1st_manual" / f"{i:02d}_manual1.gif", vessels)

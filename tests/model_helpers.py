@@ -1,4 +1,5 @@
 """Helpers for the model tests (backbone, decoders, weights)."""
+
 import torch
 import torch.nn as nn
 

@@ -1,4 +1,5 @@
 """Checkpoint files: atomic writes, weights_only loading, links, pruning, auto-resume lookup, init-from."""
+
 import os
 import random
 
@@ -7,9 +8,19 @@ import pytest
 import torch
 import torch.nn as nn
 
-from segkit.checkpoint import (CheckpointError, copy_checkpoint, find_resume_checkpoint, iteration_checkpoints,
-                               load_checkpoint, load_compatible, prune_checkpoints, remove_stale_temporaries,
-                               rng_state, save_checkpoint, set_rng_state)
+from segkit.checkpoint import (
+    CheckpointError,
+    copy_checkpoint,
+    find_resume_checkpoint,
+    iteration_checkpoints,
+    load_checkpoint,
+    load_compatible,
+    prune_checkpoints,
+    remove_stale_temporaries,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 
 def test_save_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
@@ -21,7 +32,9 @@ def test_save_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(CheckpointError, match=r"cannot write checkpoint .*last\.pth: .*the previous last\.pth is unchanged"):
+    with pytest.raises(
+        CheckpointError, match=r"cannot write checkpoint .*last\.pth: .*the previous last\.pth is unchanged"
+    ):
         save_checkpoint(path, {"iteration": 2, "model": {"w": torch.zeros(3)}})
     assert load_checkpoint(path)["iteration"] == 1  # the previous file is intact
     assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]  # and no temporary is left
@@ -99,8 +112,11 @@ def test_prune_leaves_files_of_another_run_past_this_iteration(tmp_path):
     for it in (4, 6, 2):
         save_checkpoint(tmp_path / f"iter_{it:07d}.pth", {"iteration": it})
     prune_checkpoints(tmp_path, keep=1, upto=2)
-    assert [p.name for p in iteration_checkpoints(tmp_path)] == ["iter_0000002.pth", "iter_0000004.pth",
-                                                                  "iter_0000006.pth"]
+    assert [p.name for p in iteration_checkpoints(tmp_path)] == [
+        "iter_0000002.pth",
+        "iter_0000004.pth",
+        "iter_0000006.pth",
+    ]
 
 
 def test_compare_state_dicts_names_shape_clashes_missing_and_unexpected():

@@ -1,8 +1,8 @@
 """The README is a front door, not a manual: short, its links and those of docs/ lead somewhere, and every
 `segkit <command>` it names is a real command."""
+
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Iterator, Tuple
@@ -17,8 +17,6 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 INLINE_CODE = re.compile(r"`([^`\n]+)`")
 COMMAND = re.compile(r"(?<![\w./-])segkit ([a-z][a-z0-9-]*)")
-# pages linked before they land: written on another branch of issue #18 (delete the entry when it merges)
-PENDING = {"docs/extending.md"}
 
 
 def manual_pages():
@@ -47,9 +45,12 @@ def test_readme_is_at_most_250_lines():
 
 
 def test_every_relative_link_points_to_a_file():
-    missing = [f"{page.relative_to(ROOT)}: ({link})" for page in manual_pages()
-               for link, path in relative_links(page)
-               if not path.exists() and os.path.relpath(path, ROOT) not in PENDING]
+    missing = [
+        f"{page.relative_to(ROOT)}: ({link})"
+        for page in manual_pages()
+        for link, path in relative_links(page)
+        if not path.exists()
+    ]
     assert not missing, "links to files that do not exist:\n" + "\n".join(missing)
 
 
@@ -68,8 +69,10 @@ def test_every_command_the_readme_names_exists():
 
 def test_the_checks_catch_what_they_are_for(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("[a](gone.md) [b](https://example.org/x) [c](#here) ![d](img/x.png)\n"
-                    "```\n[not a link](nowhere.md)\n```\n")
+    page.write_text(
+        "[a](gone.md) [b](https://example.org/x) [c](#here) ![d](img/x.png)\n```\n[not a link](nowhere.md)\n```\n"
+    )
     assert [link for link, _ in relative_links(page)] == ["gone.md", "img/x.png"]
-    assert COMMAND.findall(code_of("run `segkit trian X` or\n```\npython -m segkit eval b.pth\n```\n"
-                                   "segkit is a toolkit")) == ["eval", "trian"]
+    assert COMMAND.findall(
+        code_of("run `segkit trian X` or\n```\npython -m segkit eval b.pth\n```\nsegkit is a toolkit")
+    ) == ["eval", "trian"]

@@ -1,5 +1,6 @@
 """One error base: every error segkit raises at users is a SegkitError; `segkit <command>` turns it into one
 ``error:`` line and its exit code (2), and anything else, a bug, keeps its traceback."""
+
 import importlib
 import inspect
 import pkgutil
@@ -15,8 +16,10 @@ from segkit.errors import MissingDependency, optional_import
 
 ROOT = Path(__file__).resolve().parents[1]
 # exceptions segkit defines that are not errors shown to users, and why
-NOT_ERRORS = {"segkit.training.faults.TrainingInterrupted": "a stop on a signal after saving a checkpoint: "
-                                                            "`segkit train` exits 128 + the signal"}
+NOT_ERRORS = {
+    "segkit.training.faults.TrainingInterrupted": "a stop on a signal after saving a checkpoint: "
+    "`segkit train` exits 128 + the signal"
+}
 
 
 def defined_exceptions():
@@ -35,14 +38,18 @@ def test_every_error_segkit_defines_derives_from_segkit_error():
     from segkit import CheckpointError, ConfigError, DataError, SegkitError
 
     found = dict(defined_exceptions())
-    assert {"segkit.training.workdir.WorkDirError", "segkit.studio.session.StudioError",
-            "segkit.training.faults.NonFiniteLossError", "segkit.checkpoint.CheckpointWriteError"} <= set(found)
+    assert {
+        "segkit.training.workdir.WorkDirError",
+        "segkit.studio.session.StudioError",
+        "segkit.training.faults.NonFiniteLossError",
+        "segkit.checkpoint.CheckpointWriteError",
+    } <= set(found)
     assert all(issubclass(cls, SegkitError) for cls in (ConfigError, DataError, CheckpointError))
     assert [name for name, cls in found.items() if not issubclass(cls, SegkitError) and name not in NOT_ERRORS] == []
     assert all(issubclass(cls, ValueError) for cls in (ConfigError, DataError, CheckpointError))  # as they were
 
 
-FAKE_COMMAND = '''
+FAKE_COMMAND = """
 from segkit.errors import DataError
 from segkit.training.faults import NonFiniteLossError
 
@@ -55,7 +62,7 @@ def main(argv):
     if argv == ["bug"]:
         raise ValueError("a bug in segkit")
     return None
-'''
+"""
 
 
 @pytest.fixture
@@ -81,8 +88,13 @@ def test_any_other_exception_is_a_bug_and_keeps_its_traceback(fake_command):
 
 @pytest.mark.parametrize("command", [["-m", "segkit", "train"], ["tools/train.py"]])
 def test_a_mistyped_key_is_one_error_line_naming_it_and_exit_2(command):
-    done = subprocess.run([sys.executable, *command, "sample/fcn_r18", "train.lrr=0.1"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, *command, "sample/fcn_r18", "train.lrr=0.1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "'train.lrr'" in lines[0], done.stderr
@@ -91,8 +103,11 @@ def test_a_mistyped_key_is_one_error_line_naming_it_and_exit_2(command):
 
 def test_a_missing_extra_names_the_pip_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
-    with pytest.raises(MissingDependency, match=r"the onnxruntime backend needs onnxruntime .*"
-                                                r"pip install 'segkit\[onnx\]'") as info:
+    with pytest.raises(
+        MissingDependency,
+        match=r"the onnxruntime backend needs onnxruntime .*"
+        r"pip install 'segkit\[onnx\]'",
+    ) as info:
         optional_import("onnxruntime", "onnx", "the onnxruntime backend")
     assert isinstance(info.value, ImportError)  # callers that catch ImportError still do
 

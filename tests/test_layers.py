@@ -10,6 +10,7 @@ evaluation: training borrows the evaluator (the one validation path) and nothing
 imports training. ``exports`` (model graphs) sits
 under inference because the ONNX Runtime backend exports the graph it runs. The README draws this graph.
 """
+
 from __future__ import annotations
 
 import ast
@@ -66,14 +67,19 @@ def imported(tree: ast.AST, module: str, is_package: bool) -> Iterator[Tuple[int
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             if base == "segkit":  # from segkit import X: the lazy API or a subpackage
                 for alias in node.names:
                     yield node.lineno, "segkit." + ROOT_NAMES.get(alias.name, alias.name)
             elif base.split(".")[0] == "segkit":
                 yield node.lineno, base
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module" and node.args
-              and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("segkit.")):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", None) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and str(node.args[0].value).startswith("segkit.")
+        ):
             yield node.lineno, node.args[0].value
 
 
@@ -97,19 +103,22 @@ def test_every_module_imports_only_layers_below_it():
         if "configs" in path.relative_to(PACKAGE).parts:
             continue
         module = module_name(path)
-        assert layer_of(module) in ALLOWED or module in ("segkit", "segkit.__main__"), \
+        assert layer_of(module) in ALLOWED or module in ("segkit", "segkit.__main__"), (
             f"{path}: a new top-level module or folder; give it a place in ALLOWED (and the README's diagram)"
+        )
         bad += violations(path.read_text(), module, path.name == "__init__.py")
     assert not bad, "imports against the layer graph:\n" + "\n".join(bad)
 
 
 def test_the_check_catches_data_importing_training():
     """The check itself can fail: a data module importing training, eagerly, lazily or relatively."""
-    for source in ("from segkit.training.faults import STOP_SIGNALS\n",
-                   "def f():\n    from segkit.training import engine\n",
-                   "from ..training.faults import one_line\n",
-                   "import segkit.training.engine\n",
-                   "import importlib\nimportlib.import_module('segkit.training.engine')\n"):
+    for source in (
+        "from segkit.training.faults import STOP_SIGNALS\n",
+        "def f():\n    from segkit.training import engine\n",
+        "from ..training.faults import one_line\n",
+        "import segkit.training.engine\n",
+        "import importlib\nimportlib.import_module('segkit.training.engine')\n",
+    ):
         assert violations(source, "segkit.data.loaders"), source
     assert violations("from segkit import Predictor\n", "segkit.data.io")  # the lazy API is no back door
     assert not violations("from segkit.config import ConfigError\nfrom .io import DataError\n", "segkit.data.loaders")

@@ -1,4 +1,5 @@
 """The runtime layer: inference stands on it alone, and the eval section's precision is what runs."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -12,11 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_predictor_imports_no_training_module():
-    code = ("import sys, segkit.inference.predictor, segkit.inference.modes\n"
-            "bad = [m for m in ('segkit.training.engine', 'segkit.training.losses', 'segkit.training.optim', 'albumentations') if m in sys.modules]\n"
-            "print(','.join(bad))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    code = (
+        "import sys, segkit.inference.predictor, segkit.inference.modes\n"
+        "bad = [m for m in ('segkit.training.engine', 'segkit.training.losses', 'segkit.training.optim', 'albumentations') if m in sys.modules]\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )
     assert out.stdout.strip() == "", f"segkit.inference.predictor pulled in training modules: {out.stdout}"
 
 
@@ -29,11 +38,20 @@ def test_eval_precision_falls_back_to_training_and_can_differ():
 
 
 def test_predictor_runs_with_the_eval_sections_precision():
-    from segkit.models import build_model
     from segkit.inference.predictor import Predictor
+    from segkit.models import build_model
 
-    cfg = load_config(None, ["data.num_classes=2", "model.backbone.name=resnet18", "model.decoder.name=fcn",
-                             "train.amp=none", "eval.amp=bf16", "eval.channels_last=false"])
+    cfg = load_config(
+        None,
+        [
+            "data.num_classes=2",
+            "model.backbone.name=resnet18",
+            "model.decoder.name=fcn",
+            "train.amp=none",
+            "eval.amp=bf16",
+            "eval.channels_last=false",
+        ],
+    )
     predictor = Predictor(build_model(cfg), cfg, {}, device="cpu")
     assert predictor.dtype is torch.bfloat16 and not predictor.channels_last
     assert predictor.predict(torch.zeros(32, 40, 3, dtype=torch.uint8).numpy()).shape == (32, 40)

@@ -3,12 +3,22 @@ reads like the command's module (``.module`` is the module itself, to monkeypatc
 goes through the dispatcher's ``run``, which turns a SegkitError into one ``error:`` line and its exit code.
 
 tools/<name>.py in a checkout are thin wrappers over the same ``run``."""
+
 import importlib
 
 from segkit.cli import COMMANDS, run
 
-COMMAND_OF = {"train": "train", "eval": "eval", "infer": "infer", "visualize": "visualize", "export": "export",
-              "check_dataset": "check", "browse_dataset": "browse", "model_info": "info", "studio": "studio"}
+COMMAND_OF = {
+    "train": "train",
+    "eval": "eval",
+    "infer": "infer",
+    "visualize": "visualize",
+    "export": "export",
+    "check_dataset": "check",
+    "browse_dataset": "browse",
+    "model_info": "info",
+    "studio": "studio",
+}
 
 
 class Tool:

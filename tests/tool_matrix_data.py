@@ -1,8 +1,9 @@
-"""Small data sets, one per shipped data family, for the tool matrix (tests/test_tool_matrix.py).
+"""Small data sets, one per shipped data family, for the tool matrix (tests/e2e/test_tool_matrix.py).
 
 CamVid and ISBI are a few real files copied from ../shared/data; VOC, Cityscapes, ADE20K and COCO
 are trees built here in each reader's layout; "binary" is a custom folder set of 0/255 square masks.
 Each builder returns (config, overrides) for `segkit train`."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,9 @@ def camvid(root: Path, shared: Path):
 
 def isbi(root: Path, shared: Path):
     if not (shared / "isbi_membrane").is_dir():
-        pytest.skip(f"ISBI not found at {shared / 'isbi_membrane'}: the real-data rows need a checkout next to ../shared")
+        pytest.skip(
+            f"ISBI not found at {shared / 'isbi_membrane'}: the real-data rows need a checkout next to ../shared"
+        )
     for sub in ("image", "label"):
         (root / sub).mkdir(parents=True)
         for stem in ("0", "1", "25"):
@@ -84,13 +87,26 @@ def coco(root: Path, shared: Path):
         for i in range(count):
             write_image(root / f"{split}2017" / f"{i:012d}.jpg", rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
             images.append({"id": i + 1, "file_name": f"{i:012d}.jpg", "height": H, "width": W})
-            annotations += [{"id": 2 * i + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
-                             "segmentation": [[2, 2, 20, 2, 20, 30, 2, 30]]},
-                            {"id": 2 * i + 2, "image_id": i + 1, "category_id": 3, "iscrowd": 0,
-                             "segmentation": [[30, 10, 50, 10, 50, 35, 30, 35]]}]
+            annotations += [
+                {
+                    "id": 2 * i + 1,
+                    "image_id": i + 1,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "segmentation": [[2, 2, 20, 2, 20, 30, 2, 30]],
+                },
+                {
+                    "id": 2 * i + 2,
+                    "image_id": i + 1,
+                    "category_id": 3,
+                    "iscrowd": 0,
+                    "segmentation": [[30, 10, 50, 10, 50, 35, 30, 35]],
+                },
+            ]
         (root / "annotations").mkdir(exist_ok=True)
         (root / "annotations" / f"instances_{split}2017.json").write_text(
-            json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+            json.dumps({"images": images, "annotations": annotations, "categories": categories})
+        )
     return "_base/datasets/coco", ["name=coco_tiny", "data.num_classes=3", "model.decoder.name=fcn"]
 
 
@@ -102,16 +118,41 @@ def binary(root: Path, shared: Path):
             image, mask = random_pair(rng, 48, 48, values=(0, 255))
             write_image(root / "images" / split / f"{split}_{i}.png", image[..., 0])
             write_mask(root / "masks" / split / f"{split}_{i}.png", mask)
-    return "isbi/unet_r18", ["name=binary_tiny", "data.split_file=null", "data.image_dir=images/{split}",
-                             "data.mask_dir=masks/{split}"]
+    return "isbi/unet_r18", [
+        "name=binary_tiny",
+        "data.split_file=null",
+        "data.image_dir=images/{split}",
+        "data.mask_dir=masks/{split}",
+    ]
 
 
-FAMILIES = {"camvid": camvid, "isbi": isbi, "voc": voc, "cityscapes": cityscapes, "ade20k": ade20k, "coco": coco,
-            "binary": binary}
+FAMILIES = {
+    "camvid": camvid,
+    "isbi": isbi,
+    "voc": voc,
+    "cityscapes": cityscapes,
+    "ade20k": ade20k,
+    "coco": coco,
+    "binary": binary,
+}
 
 # Tiny and fast everywhere: a ResNet-18 at output stride 32, two steps of two 32x32 crops, no downloads
-TINY = ["train.iterations=2", "train.batch_size=2", "train.val_interval=2", "train.checkpoint_interval=2",
-        "train.log_interval=1", "train.device=cpu", "train.progress=log", "train.tensorboard=false",
-        "data.num_workers=0", "data.crop_size=[32,32]", "data.base_size=null", "model.backbone.name=resnet18",
-        "model.backbone.output_stride=32", "model.backbone.pretrained=null", "eval.crop_size=[64,64]",
-        "eval.stride=[60,60]", "eval.scales=[1.0]"]
+TINY = [
+    "train.iterations=2",
+    "train.batch_size=2",
+    "train.val_interval=2",
+    "train.checkpoint_interval=2",
+    "train.log_interval=1",
+    "train.device=cpu",
+    "train.progress=log",
+    "train.tensorboard=false",
+    "data.num_workers=0",
+    "data.crop_size=[32,32]",
+    "data.base_size=null",
+    "model.backbone.name=resnet18",
+    "model.backbone.output_stride=32",
+    "model.backbone.pretrained=null",
+    "eval.crop_size=[64,64]",
+    "eval.stride=[60,60]",
+    "eval.scales=[1.0]",
+]

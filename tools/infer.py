@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Checkout form of `segkit infer`: the same command as the installed one."""
+
 import sys
 from pathlib import Path
 

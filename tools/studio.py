@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Checkout form of `segkit studio`: the same command as the installed one."""
+
 import sys
 from pathlib import Path
 

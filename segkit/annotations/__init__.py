@@ -4,6 +4,7 @@ predictions, ``segkit studio --export FORMAT PATH`` the corrected labels, both t
 Adding a format is one writer (a subclass of ``AnnotationWriter``, in its own module here) and one
 entry in ``WRITERS`` (docs/extending.md). ``regions`` holds what the writers share.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Iterable, Type

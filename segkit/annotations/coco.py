@@ -11,6 +11,7 @@ is the mean softmax confidence of the predicted class over the annotation's pixe
 ``datumaro``: the same file in the folder layout datumaro's (and CVAT's) COCO importer reads as a data
 set, with the images copied in beside it (``coco`` writes it too when given a folder).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ class CocoExport(AnnotationWriter):
     def note(self) -> str:
         if self.polygons:
             return ""
-        return ("RLE masks: Label Studio's COCO importers read polygons only; for Label Studio use "
-                "--export labelstudio, or --coco-polygons")
+        return (
+            "RLE masks: Label Studio's COCO importers read polygons only; for Label Studio use "
+            "--export labelstudio, or --coco-polygons"
+        )
 
     def add(self, file_name: str, mask: np.ndarray, confidence: Optional[np.ndarray] = None) -> int:
         """Add one image's H x W class-id mask; returns its image id."""
@@ -69,21 +72,37 @@ class CocoExport(AnnotationWriter):
 
     def _annotate(self, image_id: int, cls: int, segmentation, confidence: Optional[np.ndarray]) -> None:
         h, w = self.images[-1]["height"], self.images[-1]["width"]
-        rle = segmentation if isinstance(segmentation, dict) else mask_utils.merge(
-            mask_utils.frPyObjects(segmentation, h, w))
-        annotation = {"id": len(self.annotations) + 1, "image_id": image_id, "category_id": int(cls) + 1,
-                      "segmentation": segmentation, "area": float(mask_utils.area(rle)),
-                      "bbox": [float(v) for v in mask_utils.toBbox(rle)], "iscrowd": 0}
+        rle = (
+            segmentation
+            if isinstance(segmentation, dict)
+            else mask_utils.merge(mask_utils.frPyObjects(segmentation, h, w))
+        )
+        annotation = {
+            "id": len(self.annotations) + 1,
+            "image_id": image_id,
+            "category_id": int(cls) + 1,
+            "segmentation": segmentation,
+            "area": float(mask_utils.area(rle)),
+            "bbox": [float(v) for v in mask_utils.toBbox(rle)],
+            "iscrowd": 0,
+        }
         if confidence is not None:
             covered = mask_utils.decode(rle).astype(bool)
             annotation["score"] = round(float(confidence[covered].mean()) if covered.any() else 0.0, 6)
         self.annotations.append(annotation)
 
     def to_dict(self) -> Dict[str, Any]:
-        categories = [{"id": i + 1, "name": name, "supercategory": "segkit"} for i, name in enumerate(self.class_names)
-                      if i not in self.skip]
-        return {"info": {"description": "segkit predictions (category_id = class id + 1)"},
-                "images": self.images, "categories": categories, "annotations": self.annotations}
+        categories = [
+            {"id": i + 1, "name": name, "supercategory": "segkit"}
+            for i, name in enumerate(self.class_names)
+            if i not in self.skip
+        ]
+        return {
+            "info": {"description": "segkit predictions (category_id = class id + 1)"},
+            "images": self.images,
+            "categories": categories,
+            "annotations": self.annotations,
+        }
 
     def save(self, path, sources: Optional[Mapping[str, Path]] = None) -> Path:
         """Write to ``path`` (a .json file), or, for a folder, to ``path/annotations/instances_default.json``
@@ -116,8 +135,10 @@ class DatumaroExport(CocoExport):
 
     def save(self, path, sources: Optional[Mapping[str, Path]] = None) -> Path:
         if Path(path).suffix.lower() == ".json":
-            raise ConfigError(f"--export datumaro {path}: datumaro writes a folder (annotations/ and images/); "
-                              f"give a folder, or use --export coco {path} for one COCO file")
+            raise ConfigError(
+                f"--export datumaro {path}: datumaro writes a folder (annotations/ and images/); "
+                f"give a folder, or use --export coco {path} for one COCO file"
+            )
         return self._save_folder(Path(path), sources or {})
 
 

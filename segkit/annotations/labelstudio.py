@@ -7,6 +7,7 @@ with ``polygons=True``, one ``polygonlabels`` result per connected region (cv2 c
 percent of the image size). ``labeling_config`` is the matching labeling interface (XML) to paste
 into the project's settings; ``from_name``/``to_name`` tie the results to it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -19,6 +20,7 @@ import numpy as np
 
 from .regions import region_polygons
 from .writer import DEFAULT_IMAGE_ROOT, AnnotationWriter, WriterOptions
+
 RUN_BITS = (3, 4, 8, 16)  # the run-length field widths Label Studio's encoder declares in every header
 
 
@@ -54,9 +56,16 @@ def brush_encoder():
 class LabelStudioExport(AnnotationWriter):
     """Collects predicted masks image by image, then writes one Label Studio tasks JSON."""
 
-    def __init__(self, class_names: Sequence[str], palette: Sequence[Sequence[int]], skip: Sequence[int] = (),
-                 polygons: bool = False, image_root: str = DEFAULT_IMAGE_ROOT, from_name: str = "label",
-                 to_name: str = "image"):
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        palette: Sequence[Sequence[int]],
+        skip: Sequence[int] = (),
+        polygons: bool = False,
+        image_root: str = DEFAULT_IMAGE_ROOT,
+        from_name: str = "label",
+        to_name: str = "image",
+    ):
         self.class_names, self.palette = list(class_names), [list(c) for c in palette]
         self.skip, self.polygons, self.image_root = {int(c) for c in skip}, polygons, image_root
         self.from_name, self.to_name = from_name, to_name
@@ -76,10 +85,16 @@ class LabelStudioExport(AnnotationWriter):
                 continue
             region = mask == cls
             for value in self._values(region, w, h):
-                result = {"id": f"r{len(self.tasks)}_{len(results)}", "from_name": self.from_name,
-                          "to_name": self.to_name, "type": self.kind, "original_width": int(w),
-                          "original_height": int(h), "image_rotation": 0,
-                          "value": {**value, self.kind: [self.class_names[cls]]}}
+                result = {
+                    "id": f"r{len(self.tasks)}_{len(results)}",
+                    "from_name": self.from_name,
+                    "to_name": self.to_name,
+                    "type": self.kind,
+                    "original_width": int(w),
+                    "original_height": int(h),
+                    "image_rotation": 0,
+                    "value": {**value, self.kind: [self.class_names[cls]]},
+                }
                 if confidence is not None:
                     result["score"] = round(float(confidence[region].mean()), 6)
                 results.append(result)
@@ -95,16 +110,22 @@ class LabelStudioExport(AnnotationWriter):
     def _values(self, region: np.ndarray, w: int, h: int) -> List[Dict[str, Any]]:
         if not self.polygons:
             return [{"format": "rle", "rle": [int(v) for v in self.encode(region.astype(np.uint8) * 255)]}]
-        return [{"points": [[x * 100.0 / w, y * 100.0 / h] for x, y in zip(p[0::2], p[1::2])], "closed": True}
-                for p in region_polygons(region)]
+        return [
+            {"points": [[x * 100.0 / w, y * 100.0 / h] for x, y in zip(p[0::2], p[1::2])], "closed": True}
+            for p in region_polygons(region)
+        ]
 
     def labeling_config(self) -> str:
         tag = "PolygonLabels" if self.polygons else "BrushLabels"
-        labels = "\n".join(f'    <Label value={quoteattr(name)} background="#{r:02x}{g:02x}{b:02x}"/>'
-                           for i, (name, (r, g, b)) in enumerate(zip(self.class_names, self.palette))
-                           if i not in self.skip)
-        return (f'<View>\n  <Image name="{self.to_name}" value="${self.to_name}" zoom="true"/>\n'
-                f'  <{tag} name="{self.from_name}" toName="{self.to_name}">\n{labels}\n  </{tag}>\n</View>\n')
+        labels = "\n".join(
+            f'    <Label value={quoteattr(name)} background="#{r:02x}{g:02x}{b:02x}"/>'
+            for i, (name, (r, g, b)) in enumerate(zip(self.class_names, self.palette))
+            if i not in self.skip
+        )
+        return (
+            f'<View>\n  <Image name="{self.to_name}" value="${self.to_name}" zoom="true"/>\n'
+            f'  <{tag} name="{self.from_name}" toName="{self.to_name}">\n{labels}\n  </{tag}>\n</View>\n'
+        )
 
     def save(self, path, sources: Optional[Mapping[str, Path]] = None) -> Path:
         """Write the tasks to ``path`` and the labeling interface beside it (``<stem>.label_config.xml``)."""

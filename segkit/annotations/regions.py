@@ -1,4 +1,5 @@
 """What the annotation writers share: region polygons and image names that stay distinct."""
+
 from __future__ import annotations
 
 import os

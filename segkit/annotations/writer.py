@@ -1,4 +1,5 @@
 """What every annotation writer in ``segkit.annotations.WRITERS`` offers, and the options they are built from."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -15,6 +16,7 @@ DEFAULT_IMAGE_ROOT = "/data/local-files/?d="  # Label Studio's local-files stora
 class WriterOptions:
     """What ``segkit infer --export`` and ``segkit studio --export`` know when they make a writer; each
     writer takes the fields it needs."""
+
     class_names: Sequence[str]
     palette: Sequence[Sequence[int]]  # an RGB triple per class
     skip: Sequence[int] = ()  # class ids written neither as annotations nor as categories

@@ -7,6 +7,7 @@ tools/<name>.py in a checkout run the same command through ``run``.
 A command raises a SegkitError for bad input; ``run`` catches it once and prints one ``error: ...`` line
 (exit code 2, or the error's own). Any other exception is a bug in segkit and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,10 @@ COMMANDS = {
 def usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    return ("usage: segkit COMMAND [args...]   (segkit COMMAND --help for a command's options)\n\n"
-            "commands:\n" + "\n".join(lines))
+    return (
+        "usage: segkit COMMAND [args...]   (segkit COMMAND --help for a command's options)\n\n"
+        "commands:\n" + "\n".join(lines)
+    )
 
 
 def main(argv=None) -> int:
@@ -44,6 +47,7 @@ def main(argv=None) -> int:
         return 0
     if argv[0] in ("-V", "--version"):
         from segkit import __version__
+
         print(f"segkit {__version__}")
         return 0
     name, rest = argv[0], argv[1:]

@@ -5,6 +5,7 @@
 Writes a grid of N samples of a split with their masks blended over the images (ignored pixels
 hatched white), optionally after the training augmentation, so you see exactly what the model sees.
 """
+
 import argparse
 from pathlib import Path
 
@@ -30,4 +31,3 @@ def main(argv=None) -> int:
     path = browse_dataset(cfg, split, Path(out), args.num, args.cols, args.augment, args.seed, args.cell)
     print(f"wrote {path}")
     return 0
-

@@ -7,6 +7,7 @@ value found and what it becomes (class or ignored), per-class pixel frequencies 
 weights, image sizes and the training split's channel mean/std; --make-split writes a val split.
 Exits 1 when the data set cannot train, 2 on a bad config.
 """
+
 import argparse
 
 from segkit.cli.common import add_config_args, overrides_of
@@ -20,9 +21,13 @@ def main(argv=None) -> int:
     add_config_args(parser, "isbi/unet_r18")
     parser.add_argument("--splits", nargs="+", help="splits to check (default: data.train_split and data.val_split)")
     parser.add_argument("--workers", type=int, help="reader processes (default: data.num_workers)")
-    parser.add_argument("--make-split", type=float, metavar="FRACTION",
-                        help="first hold out this share of the training pairs as the val split: writes "
-                             "<root>/splits/{train,val}.txt (data.split_file), then checks")
+    parser.add_argument(
+        "--make-split",
+        type=float,
+        metavar="FRACTION",
+        help="first hold out this share of the training pairs as the val split: writes "
+        "<root>/splits/{train,val}.txt (data.split_file), then checks",
+    )
     args = parser.parse_intermixed_args(argv)
     cfg = load_config(args.config, overrides_of(args))
     if args.make_split is not None:
@@ -33,4 +38,3 @@ def main(argv=None) -> int:
     lines, ok = check_dataset(cfg, args.splits, cfg.data.num_workers if args.workers is None else args.workers)
     print("\n".join(lines))
     return 0 if ok else 1
-

@@ -5,6 +5,7 @@ annotation exports of the commands that predict (infer, studio).
 mmsegmentation habits are aliases: ``--cfg-options k=v ...`` adds dotted overrides, ``--amp`` sets the command's
 precision key to auto (train.amp for train, eval.amp for eval).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,28 +18,44 @@ from segkit.annotations.writer import DEFAULT_IMAGE_ROOT
 from segkit.errors import CheckpointError
 from segkit.visualization.overlays import class_ids, palette_array
 
-NO_CHECKPOINT = ("no --checkpoint given and no best.pth under work_dirs/. Train one first: "
-                 "`segkit sample-data && segkit train sample/deeplabv3plus_r18` (from a checkout: `make demo`), "
-                 "or pass --checkpoint PATH.")
+NO_CHECKPOINT = (
+    "no --checkpoint given and no best.pth under work_dirs/. Train one first: "
+    "`segkit sample-data && segkit train sample/deeplabv3plus_r18` (from a checkout: `make demo`), "
+    "or pass --checkpoint PATH."
+)
 
 
-def add_config_args(parser: argparse.ArgumentParser, example: str = "sample/deeplabv3plus_r18",
-                    amp_key: Optional[str] = None) -> None:
+def add_config_args(
+    parser: argparse.ArgumentParser, example: str = "sample/deeplabv3plus_r18", amp_key: Optional[str] = None
+) -> None:
     parser.add_argument("config", help=f"YAML config: a path or a shipped name (`segkit configs`), e.g. {example}")
     add_override_args(parser, amp_key)
 
 
 def add_override_args(parser: argparse.ArgumentParser, amp_key: Optional[str] = None) -> None:
     """``amp_key``: the config key ``--amp`` sets to auto (the one the command reads); None: no ``--amp``."""
-    parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=0.02 data.root=/data/x; "
-                                                     "{} or null clears an inherited mapping or list")
-    parser.add_argument("--cfg-options", nargs="+", default=[], action="extend", metavar="KEY=VALUE",
-                        help="mmsegmentation's spelling of the same dotted overrides")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="dotted overrides, e.g. train.lr=0.02 data.root=/data/x; {} or null clears an inherited mapping or list",
+    )
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        default=[],
+        action="extend",
+        metavar="KEY=VALUE",
+        help="mmsegmentation's spelling of the same dotted overrides",
+    )
     if amp_key:
         scaler = " with a grad scaler" if amp_key == "train.amp" else ""
-        parser.add_argument("--amp", action="store_const", const=f"{amp_key}=auto",
-                            help=f"mixed precision: {amp_key}=auto (bf16, or fp16{scaler}, as the device "
-                                 f"supports); {amp_key}=bf16|fp16|none picks one")
+        parser.add_argument(
+            "--amp",
+            action="store_const",
+            const=f"{amp_key}=auto",
+            help=f"mixed precision: {amp_key}=auto (bf16, or fp16{scaler}, as the device "
+            f"supports); {amp_key}=bf16|fp16|none picks one",
+        )
 
 
 def overrides_of(args: argparse.Namespace) -> List[str]:
@@ -51,6 +68,7 @@ def overrides_of(args: argparse.Namespace) -> List[str]:
 
 # argparse types for values that must be checked before any work starts: a bad one is a one-line usage
 # error naming the option, not a traceback (or a silent clamp) after the model has run.
+
 
 def opacity(text: str) -> float:
     value = float(text)
@@ -75,20 +93,31 @@ def output_folder(text: str) -> str:
 def add_overlay_options(parser: argparse.ArgumentParser) -> None:
     """The drawing options that visualize and infer share."""
     parser.add_argument("--alpha", type=opacity, default=0.5, help="opacity of the class colours (0..1)")
-    parser.add_argument("--min-area", type=int, help="smallest region (pixels) that gets a label "
-                                                     "(default: 1/400 of the image, at least 64)")
+    parser.add_argument(
+        "--min-area",
+        type=int,
+        help="smallest region (pixels) that gets a label (default: 1/400 of the image, at least 64)",
+    )
     parser.add_argument("--no-labels", action="store_true", help="no class names on the regions")
     parser.add_argument("--no-outlines", action="store_true", help="no region outlines (they hide thin structures)")
     parser.add_argument("--no-legend", action="store_true", help="no legend in the corner")
-    parser.add_argument("--skip-classes", default="", help="comma-separated class names or ids left unpainted, "
-                                                           "unnamed and out of the legend, e.g. background")
+    parser.add_argument(
+        "--skip-classes",
+        default="",
+        help="comma-separated class names or ids left unpainted, unnamed and out of the legend, e.g. background",
+    )
 
 
 def overlay_options(args: argparse.Namespace, class_names: Sequence[str]) -> dict:
     """``render`` keywords from the options of ``add_overlay_options``."""
-    return {"alpha": args.alpha, "outlines": not args.no_outlines, "labels": not args.no_labels,
-            "legend": not args.no_legend, "min_area": args.min_area,
-            "skip": class_ids(args.skip_classes, class_names)}
+    return {
+        "alpha": args.alpha,
+        "outlines": not args.no_outlines,
+        "labels": not args.no_labels,
+        "legend": not args.no_legend,
+        "min_area": args.min_area,
+        "skip": class_ids(args.skip_classes, class_names),
+    }
 
 
 def newest_checkpoint() -> Optional[Path]:
@@ -136,16 +165,28 @@ Writers = List[Tuple[str, str, AnnotationWriter]]  # (format, path, writer) for 
 
 def add_export_options(parser: argparse.ArgumentParser, what: str) -> None:
     """``--export FORMAT PATH`` (repeatable, any format in segkit.annotations.WRITERS) and its two options."""
-    parser.add_argument("--export", nargs=2, action="append", default=[], metavar=("FORMAT", "PATH"),
-                        help=f"{what} (repeatable): 'coco out.json' (RLE masks, category_id = class id + 1; a folder "
-                             f"gets datumaro's annotations/instances_default.json layout), 'datumaro DIR' (that "
-                             f"folder, images included) or 'labelstudio tasks.json' (pre-annotations, with "
-                             f"tasks.label_config.xml beside); formats: {', '.join(WRITERS)}")
-    parser.add_argument("--coco-polygons", action="store_true",
-                        help="exports hold polygons (cv2 contours, holes filled) instead of RLE / brush masks, "
-                             "for polygon-only importers such as Label Studio's COCO importer")
-    parser.add_argument("--image-root", default=DEFAULT_IMAGE_ROOT,
-                        help=f"URL prefix of the images in the labelstudio export (default {DEFAULT_IMAGE_ROOT})")
+    parser.add_argument(
+        "--export",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("FORMAT", "PATH"),
+        help=f"{what} (repeatable): 'coco out.json' (RLE masks, category_id = class id + 1; a folder "
+        f"gets datumaro's annotations/instances_default.json layout), 'datumaro DIR' (that "
+        f"folder, images included) or 'labelstudio tasks.json' (pre-annotations, with "
+        f"tasks.label_config.xml beside); formats: {', '.join(WRITERS)}",
+    )
+    parser.add_argument(
+        "--coco-polygons",
+        action="store_true",
+        help="exports hold polygons (cv2 contours, holes filled) instead of RLE / brush masks, "
+        "for polygon-only importers such as Label Studio's COCO importer",
+    )
+    parser.add_argument(
+        "--image-root",
+        default=DEFAULT_IMAGE_ROOT,
+        help=f"URL prefix of the images in the labelstudio export (default {DEFAULT_IMAGE_ROOT})",
+    )
 
 
 def check_exports(args: argparse.Namespace) -> None:
@@ -153,11 +194,17 @@ def check_exports(args: argparse.Namespace) -> None:
     check_formats(kind for kind, _ in args.export)
 
 
-def annotation_writers(args: argparse.Namespace, class_names: Sequence[str], palette,
-                       skip: Sequence[int] = ()) -> Writers:
+def annotation_writers(
+    args: argparse.Namespace, class_names: Sequence[str], palette, skip: Sequence[int] = ()
+) -> Writers:
     """A writer for each --export, leaving out the ``skip`` classes."""
-    options = WriterOptions(list(class_names), palette_array(len(class_names), palette).tolist(), list(skip),
-                            args.coco_polygons, args.image_root)
+    options = WriterOptions(
+        list(class_names),
+        palette_array(len(class_names), palette).tolist(),
+        list(skip),
+        args.coco_polygons,
+        args.image_root,
+    )
     return [(kind, path, make_writer(kind, options)) for kind, path in args.export]
 
 

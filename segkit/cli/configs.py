@@ -3,6 +3,7 @@
 Any listed name works where a config path does: `segkit train sample/deeplabv3plus_r18`.
 Copy one (`--path` shows where the files are) to make your own; its `base:` lines are relative to it.
 """
+
 import argparse
 
 from segkit.config.files import shipped_configs, shipped_dir

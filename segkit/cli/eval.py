@@ -9,6 +9,7 @@ By default the data and inference settings are the checkpoint's own (its eval.* 
 split its training validated on), so the mIoU printed equals the one logged at the end of
 training. --config or key=value overrides (e.g. data.root=...) change them.
 """
+
 import argparse
 import json
 import sys
@@ -38,20 +39,27 @@ def parse_args(argv=None):
     parser.add_argument("--split", help="data split (default: the validation split, data.val_split)")
     parser.add_argument("--slide", action="store_true", help="sliding-window inference (eval.crop_size, eval.stride)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
-    parser.add_argument("--out", help="results JSON (default <checkpoint dir>/eval_<split>.json); the two "
-                                      "charts go beside it")
-    parser.add_argument("--show-dir", type=output_folder,
-                        help="write image | ground truth | prediction | errors for every image here")
-    parser.add_argument("--report", metavar="DIR", help="a static HTML report here (DIR/index.html, worst image "
-                                                        "first, with each image's comparison picture)")
+    parser.add_argument(
+        "--out", help="results JSON (default <checkpoint dir>/eval_<split>.json); the two charts go beside it"
+    )
+    parser.add_argument(
+        "--show-dir", type=output_folder, help="write image | ground truth | prediction | errors for every image here"
+    )
+    parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="a static HTML report here (DIR/index.html, worst image first, with each image's comparison picture)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_intermixed_args(argv)  # overrides may come after the flags
     if looks_like_config(args.checkpoint):
         # mmsegmentation's `eval CONFIG CHECKPOINT`: the checkpoint is the first non-override that follows
         rest = [o for o in args.overrides if "=" not in o]
         if not rest or args.config:
-            parser.error(f"'{args.checkpoint}' is a config, not a checkpoint: segkit eval CHECKPOINT "
-                         f"[--config CONFIG] (or CONFIG CHECKPOINT)")
+            parser.error(
+                f"'{args.checkpoint}' is a config, not a checkpoint: segkit eval CHECKPOINT "
+                f"[--config CONFIG] (or CONFIG CHECKPOINT)"
+            )
         args.config, args.checkpoint = args.checkpoint, rest[0]
         args.overrides.remove(rest[0])
     args.overrides = overrides_of(args)
@@ -72,13 +80,14 @@ def main(argv=None) -> int:
     model, ckpt_cfg, meta = model_from_checkpoint(args.checkpoint)
     cfg = load_config(args.config, args.overrides) if args.config else apply_overrides(ckpt_cfg, args.overrides)
     if list(cfg.data.mean) != list(ckpt_cfg.data.mean) or list(cfg.data.std) != list(ckpt_cfg.data.std):
-        print("note: normalisation (data.mean/std) is the checkpoint's: the model was trained with it",
-              file=sys.stderr)
+        print("note: normalisation (data.mean/std) is the checkpoint's: the model was trained with it", file=sys.stderr)
         cfg.data.mean, cfg.data.std = list(ckpt_cfg.data.mean), list(ckpt_cfg.data.std)
     if cfg.data.num_classes != ckpt_cfg.data.num_classes:
-        raise ConfigError(f"{args.config or 'the overrides'}: data.num_classes={cfg.data.num_classes} but the "
-                          f"checkpoint predicts {ckpt_cfg.data.num_classes} classes; leave data.num_classes out "
-                          f"(the checkpoint sets it), or evaluate a checkpoint trained for that many")
+        raise ConfigError(
+            f"{args.config or 'the overrides'}: data.num_classes={cfg.data.num_classes} but the "
+            f"checkpoint predicts {ckpt_cfg.data.num_classes} classes; leave data.num_classes out "
+            f"(the checkpoint sets it), or evaluate a checkpoint trained for that many"
+        )
     apply_inference_options(cfg, True if args.slide else None, args.tta)
     split = args.split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split)
@@ -91,18 +100,36 @@ def main(argv=None) -> int:
     loader = build_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, pin_memory=device.type == "cuda")
     class_names = meta.get("class_names") or dataset.class_names
     palette = meta.get("palette") or dataset.palette
-    show = SaveComparisons(dataset, args.show_dir, class_names, palette, cfg.data.ignore_index) if args.show_dir else None
-    pictures = (SaveComparisons(dataset, Path(args.report) / "images", class_names, palette, cfg.data.ignore_index)
-                if args.report else None)
+    show = (
+        SaveComparisons(dataset, args.show_dir, class_names, palette, cfg.data.ignore_index) if args.show_dir else None
+    )
+    pictures = (
+        SaveComparisons(dataset, Path(args.report) / "images", class_names, palette, cfg.data.ignore_index)
+        if args.report
+        else None
+    )
     per_image = PerImageMetrics(dataset, cfg.data.num_classes, cfg.data.ignore_index)
-    results = evaluate(model, tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr), cfg, device,
-                       inference_dtype(cfg, device), on_batch=each(show, pictures, per_image))
+    results = evaluate(
+        model,
+        tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr),
+        cfg,
+        device,
+        inference_dtype(cfg, device),
+        on_batch=each(show, pictures, per_image),
+    )
 
     print(format_table(results, class_names))
     out = Path(args.out or Path(args.checkpoint).parent / f"eval_{split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"checkpoint": str(args.checkpoint), "split": split, "images": len(dataset), "class_names": class_names,
-              "eval": to_dict(cfg.eval), **results, "per_image": per_image.rows}
+    report = {
+        "checkpoint": str(args.checkpoint),
+        "split": split,
+        "images": len(dataset),
+        "class_names": class_names,
+        "eval": to_dict(cfg.eval),
+        **results,
+        "per_image": per_image.rows,
+    }
     out.write_text(json.dumps(json_ready(report), indent=1))
     confusion = plot_confusion(results["confusion"], class_names, out.with_name(f"{out.stem}_confusion.png"))
     iou = plot_iou(results["IoU"], class_names, out.with_name(f"{out.stem}_iou.png"), results["mIoU"])
@@ -113,4 +140,3 @@ def main(argv=None) -> int:
         title = f"{Path(args.checkpoint).name} on {split} ({len(dataset)} images)"
         print(f"report (worst image first): {write_report(args.report, per_image.rows, results, class_names, title)}")
     return 0
-

@@ -11,6 +11,7 @@ file is run at two sizes against PyTorch (onnxruntime for ONNX) and the largest 
 ``--int8``: onnxruntime static quantization (int8 weights, uint8 activations) calibrated on the first
 N training images of the checkpoint's data set; verified by argmax agreement with PyTorch on them.
 """
+
 import argparse
 import sys
 import tempfile
@@ -33,14 +34,25 @@ def main(argv=None) -> int:
     parser.add_argument("checkpoint")
     parser.add_argument("--format", required=True, choices=list(FORMATS))
     parser.add_argument("--out", help="output file (default: beside the checkpoint, .onnx or .torchscript.pt)")
-    parser.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"),
-                        help="example input size for tracing (any size works afterwards)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=[256, 256],
+        metavar=("H", "W"),
+        help="example input size for tracing (any size works afterwards)",
+    )
     parser.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
     parser.add_argument("--legacy", action="store_true", help="ONNX: the TorchScript-based exporter (no onnxscript)")
     parser.add_argument("--no-verify", action="store_true", help="skip running the exported file against PyTorch")
     parser.add_argument("--int8", action="store_true", help="ONNX: static INT8 quantization (onnxruntime)")
-    parser.add_argument("--calibrate", type=int, default=8, metavar="N",
-                        help="--int8: training images for the activation ranges (default 8)")
+    parser.add_argument(
+        "--calibrate",
+        type=int,
+        default=8,
+        metavar="N",
+        help="--int8: training images for the activation ranges (default 8)",
+    )
     parser.add_argument("--data-root", help="--int8: the data set's root, if not the checkpoint's data.root")
     args = parser.parse_args(argv)
     if args.int8 and args.format != "onnx":
@@ -51,8 +63,10 @@ def main(argv=None) -> int:
         return export_int8(args, model, cfg, meta, options)
     graph = FORMATS[args.format]
     out = graph.export(model, Path(args.out or Path(args.checkpoint).with_suffix(graph.suffix)), meta, options)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): image N x 3 x H x W -> logits N x "
-          f"{len(meta.get('class_names', [])) or '?'} x H x W")
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): image N x 3 x H x W -> logits N x "
+        f"{len(meta.get('class_names', [])) or '?'} x H x W"
+    )
     if args.no_verify:
         return 0
     try:

@@ -14,6 +14,7 @@ keep names apart. Files that cannot be read are reported and skipped; the exit c
 were. Without --checkpoint the newest best.pth under work_dirs/ is used. --export writes the
 predictions for annotation tools (segkit.annotations.WRITERS).
 """
+
 import argparse
 import sys
 import time
@@ -25,9 +26,18 @@ from tqdm import tqdm
 
 from segkit.annotations.regions import unique_file_names, unique_output_stems
 from segkit.checkpoint import model_from_checkpoint
-from segkit.cli.common import (add_export_options, add_overlay_options, annotation_writers, check_exports,
-                               checkpoint_to_use, expand, output_folder, overlay_options, positive_int,
-                               save_annotations)
+from segkit.cli.common import (
+    add_export_options,
+    add_overlay_options,
+    annotation_writers,
+    check_exports,
+    checkpoint_to_use,
+    expand,
+    output_folder,
+    overlay_options,
+    positive_int,
+    save_annotations,
+)
 from segkit.data import DataError, read_image
 from segkit.inference.predictor import Predictor
 from segkit.visualization.overlays import palette_array, render, save_index_png, save_rgb
@@ -37,18 +47,37 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     parser.add_argument("--checkpoint", help="segkit checkpoint (default: newest work_dirs/**/best.pth)")
-    parser.add_argument("--out", default="outputs/infer", type=output_folder, help="output folder (default outputs/infer)")
-    parser.add_argument("--slide", action="store_true", help="sliding-window inference, for images larger than "
-                                                             "memory allows in one pass")
-    parser.add_argument("--crop-size", type=positive_int, nargs=2, metavar=("H", "W"),
-                        help="slide window, with --slide (default eval.crop_size)")
-    parser.add_argument("--stride", type=positive_int, nargs=2, metavar=("H", "W"),
-                        help="slide step, with --slide (default eval.stride)")
+    parser.add_argument(
+        "--out", default="outputs/infer", type=output_folder, help="output folder (default outputs/infer)"
+    )
+    parser.add_argument(
+        "--slide",
+        action="store_true",
+        help="sliding-window inference, for images larger than memory allows in one pass",
+    )
+    parser.add_argument(
+        "--crop-size",
+        type=positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="slide window, with --slide (default eval.crop_size)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="slide step, with --slide (default eval.stride)",
+    )
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--backend", default="eager", choices=["eager", "onnxruntime", "auto"],
-                        help="eager PyTorch; onnxruntime (CPU; the checkpoint exported once, cached beside it); "
-                             "auto: the faster of the two on this machine, measured once and cached")
+    parser.add_argument(
+        "--backend",
+        default="eager",
+        choices=["eager", "onnxruntime", "auto"],
+        help="eager PyTorch; onnxruntime (CPU; the checkpoint exported once, cached beside it); "
+        "auto: the faster of the two on this machine, measured once and cached",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=4, help="images of one size per forward pass")
     add_export_options(parser, "also write the predictions")
     add_overlay_options(parser)  # its --skip-classes also leaves those classes out of the exports
@@ -65,8 +94,16 @@ def setup(args, checkpoint):
     for key, value in (("crop_size", args.crop_size), ("stride", args.stride)):
         if value:  # into the config the Predictor is built from: backend auto times this window, not the default
             cfg.eval[key] = list(value)
-    predictor = Predictor(model, cfg, meta, args.device, slide=True if args.slide else None, tta=args.tta,
-                          backend=args.backend, checkpoint=checkpoint)
+    predictor = Predictor(
+        model,
+        cfg,
+        meta,
+        args.device,
+        slide=True if args.slide else None,
+        tta=args.tta,
+        backend=args.backend,
+        checkpoint=checkpoint,
+    )
     drawing = overlay_options(args, predictor.class_names)
     exports = annotation_writers(args, predictor.class_names, predictor.palette, drawing["skip"])
     return predictor, drawing, exports
@@ -77,7 +114,10 @@ def main(argv=None) -> int:
     predictor, drawing, exports = setup(args, checkpoint_to_use(args.checkpoint))
     if args.backend != "eager":
         record = predictor.backend_record
-        print(f"backend: {predictor.backend}" + (f" (auto: {record['seconds']} s per image here, cached)" if record else ""))
+        print(
+            f"backend: {predictor.backend}"
+            + (f" (auto: {record['seconds']} s per image here, cached)" if record else "")
+        )
 
     files, failures = expand(args.inputs)
     for problem in failures:
@@ -112,15 +152,19 @@ def main(argv=None) -> int:
             exported.append(path)
     except (torch.OutOfMemoryError, MemoryError):
         where = waiting[0][0] if waiting else "an image"
-        print(f"error: out of memory on {where}: use --slide (with a smaller --crop-size) for large images, "
-              f"or --batch-size 1", file=sys.stderr)
+        print(
+            f"error: out of memory on {where}: use --slide (with a smaller --crop-size) for large images, "
+            f"or --batch-size 1",
+            file=sys.stderr,
+        )
         return 1
     seconds, done = time.perf_counter() - start, len(exported)
-    print(f"{done} image(s) in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s) -> {out}/<stem>_mask.png, "
-          f"<stem>_overlay.png")
+    print(
+        f"{done} image(s) in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s) -> {out}/<stem>_mask.png, "
+        f"<stem>_overlay.png"
+    )
     save_annotations(exports, {export_names[path]: path for path in exported}, "predictions")
     if failures:
         print(f"{len(failures)} input(s) failed (listed above as 'skipped')", file=sys.stderr)
         return 1
     return 0
-

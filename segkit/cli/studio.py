@@ -8,6 +8,7 @@ IMAGES: files, folders or globs, as for `segkit infer`. Labels are read from and
 <masks>/labelled.txt listing the labelled stems; the model's own prediction is never written.
 <stem> is the one `segkit infer` names outputs by: a/img.png and b/img.png are a_img and b_img.
 """
+
 import argparse
 import ipaddress
 import sys
@@ -15,8 +16,14 @@ import threading
 from pathlib import Path
 
 from segkit.annotations.regions import unique_file_names, unique_output_stems
-from segkit.cli.common import (add_export_options, annotation_writers, check_exports, checkpoint_to_use, expand,
-                               save_annotations)
+from segkit.cli.common import (
+    add_export_options,
+    annotation_writers,
+    check_exports,
+    checkpoint_to_use,
+    expand,
+    save_annotations,
+)
 from segkit.data import read_mask
 from segkit.errors import DataError, optional_import
 from segkit.inference.predictor import Predictor
@@ -26,8 +33,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("inputs", nargs="+", metavar="IMAGES", help="image files, folders or globs")
     parser.add_argument("--checkpoint", help="segkit checkpoint (default: newest work_dirs/**/best.pth)")
-    parser.add_argument("--masks", default="masks", help="folder of labels: read where present, corrections "
-                                                         "saved here (default ./masks)")
+    parser.add_argument(
+        "--masks",
+        default="masks",
+        help="folder of labels: read where present, corrections saved here (default ./masks)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -72,12 +82,18 @@ def serve(studio, app, host: str, port: int) -> int:
     import uvicorn
 
     if not _loopback(host):
-        print(f"warning: listening on {host}: anyone who can reach this machine can read these images and "
-              f"change the labels (there is no login)", file=sys.stderr)
+        print(
+            f"warning: listening on {host}: anyone who can reach this machine can read these images and "
+            f"change the labels (there is no login)",
+            file=sys.stderr,
+        )
     stop = threading.Event()
     threading.Thread(target=studio.score_all, args=(stop,), daemon=True, name="studio-scoring").start()
-    print(f"segkit studio: {len(studio.images)} image(s), labels in {studio.masks_dir}\n"
-          f"  open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/  (Ctrl+C stops)", flush=True)
+    print(
+        f"segkit studio: {len(studio.images)} image(s), labels in {studio.masks_dir}\n"
+        f"  open http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/  (Ctrl+C stops)",
+        flush=True,
+    )
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

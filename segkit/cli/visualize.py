@@ -10,6 +10,7 @@ Class names come from a checkpoint, a config, or --classes; colours from the mas
 VOC colour map. The picture has the image's size (the legend sits inside the corner it hides
 least), so other tools can lay it over the image.
 """
+
 import argparse
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def mask_palette(path: Path, num_classes: int):
         flat = im.getpalette() if im.mode == "P" else None
     if not flat or len(flat) < 3 * num_classes:
         return None
-    return [flat[3 * i:3 * i + 3] for i in range(num_classes)]
+    return [flat[3 * i : 3 * i + 3] for i in range(num_classes)]
 
 
 def main(argv=None) -> int:
@@ -61,4 +62,3 @@ def main(argv=None) -> int:
     out = save_rgb(args.out or Path("outputs/visualize") / f"{Path(args.image).stem}.png", picture)
     print(f"wrote {out}")
     return 0
-

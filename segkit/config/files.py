@@ -4,6 +4,7 @@ Shipped configs live in the checkout's top-level ``configs/`` folder; the wheel 
 files as ``segkit/configs/`` (pyproject's package-dir mapping), so a name works in both.
 Paths inside a config (``base:``, ``data.split_file``) resolve relative to the file that names them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,8 +30,11 @@ def shipped_configs() -> List[str]:
     root = shipped_dir()
     if root is None:
         return []
-    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml")
-                  if not p.relative_to(root).parts[0].startswith("_"))
+    return sorted(
+        p.relative_to(root).with_suffix("").as_posix()
+        for p in root.rglob("*.yaml")
+        if not p.relative_to(root).parts[0].startswith("_")
+    )
 
 
 def find_config(name: str | Path) -> Path:
@@ -44,8 +48,9 @@ def find_config(name: str | Path) -> Path:
             if candidate.is_file():
                 return candidate
     hint = "; `segkit configs` lists the shipped names" if root is not None else ""
-    raise ConfigError(f"config file not found: {name} (give a path or a shipped name such as "
-                      f"sample/deeplabv3plus_r18{hint})")
+    raise ConfigError(
+        f"config file not found: {name} (give a path or a shipped name such as sample/deeplabv3plus_r18{hint})"
+    )
 
 
 def _resolve_split_file(node: DictConfig, path: Path) -> None:

@@ -1,6 +1,7 @@
 """Command-line overrides as text: ``key=value`` strings read into (key, value) pairs, the values as
 YAML would read them. ``segkit.config.apply_overrides`` checks them against the schema and merges them.
 """
+
 from __future__ import annotations
 
 import ast

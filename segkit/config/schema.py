@@ -4,6 +4,7 @@ A YAML file states only what differs from the defaults below. It may name a pare
 with ``base: relative/path.yaml`` (or a list of them); parents merge first, in order.
 Unknown keys and values of the wrong type are errors that name the key and the file.
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,11 +52,19 @@ def decoder_config() -> type:
     registered = tuple(DECODERS.items())
     cls = globals().get("RegisteredDecoderConfig")
     if cls is None or cls._registered != registered:
-        specs = [(key, kind, field(default=option.default) if option.default_factory is MISSING_FIELD
-                  else field(default_factory=option.default_factory))
-                 for key, (kind, option, _) in decoder_options().items()]
-        cls = make_dataclass("RegisteredDecoderConfig", specs, bases=(DecoderConfig,),
-                             namespace={"_registered": registered})
+        specs = [
+            (
+                key,
+                kind,
+                field(default=option.default)
+                if option.default_factory is MISSING_FIELD
+                else field(default_factory=option.default_factory),
+            )
+            for key, (kind, option, _) in decoder_options().items()
+        ]
+        cls = make_dataclass(
+            "RegisteredDecoderConfig", specs, bases=(DecoderConfig,), namespace={"_registered": registered}
+        )
         cls.__module__ = __name__
         globals()["RegisteredDecoderConfig"] = cls  # where pickle finds it: a pickled config names it
     return cls
@@ -137,7 +146,9 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     iterations: int = 20000  # optimizer steps; the schedule, validation and checkpoints count these
-    time_budget: Optional[str] = None  # e.g. 30s, 4m, 1h: the schedule spans the iterations that fit (at most iterations)
+    time_budget: Optional[str] = (
+        None  # e.g. 30s, 4m, 1h: the schedule spans the iterations that fit (at most iterations)
+    )
     batch_size: int = 8  # per process and per accumulation step
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.01
@@ -224,7 +235,11 @@ def _explain(exc: OmegaConfBaseException, source: str) -> ConfigError:
         close = difflib.get_close_matches(key, same_depth, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         section = key.rsplit(".", 1)[0] if "." in key else ""
-        siblings = sorted(k.rsplit(".", 1)[-1] for k in known if k.rsplit(".", 1)[0] == section and "." in k) if section else []
+        siblings = (
+            sorted(k.rsplit(".", 1)[-1] for k in known if k.rsplit(".", 1)[0] == section and "." in k)
+            if section
+            else []
+        )
         valid = f" Valid keys under '{section}': {', '.join(siblings)}." if siblings else ""
         return ConfigError(f"{source}: unknown config key '{key}'.{hint}{valid}")
     msg = str(exc).split("\n")[0]
@@ -306,8 +321,10 @@ def from_dict(d: Dict[str, Any]) -> Config:
         error = _explain(exc, "checkpoint config")
         name = ((d.get("model") or {}).get("decoder") or {}).get("name")
         if name is not None and name not in dict(decoder_config()._registered):
-            error = ConfigError(f"{error} The checkpoint's decoder '{name}' is not registered here: import the module "
-                                f"that registers it (DECODERS['{name}'] = ...) before loading the checkpoint.")
+            error = ConfigError(
+                f"{error} The checkpoint's decoder '{name}' is not registered here: import the module "
+                f"that registers it (DECODERS['{name}'] = ...) before loading the checkpoint."
+            )
         raise error from exc
 
 

@@ -1,5 +1,6 @@
 """The one evaluation path: training-time validation and ``tools/eval.py`` both call ``evaluate``,
 so they print the same mIoU for the same checkpoint and data."""
+
 from __future__ import annotations
 
 import math
@@ -9,14 +10,21 @@ from typing import Any, Callable, Dict, List, Optional
 import torch
 
 from segkit.data import Normalizer
+from segkit.evaluation.metrics import ConfusionMatrix, image_scores
 from segkit.inference.modes import infer
 from segkit.inference.settings import infer_settings
-from segkit.evaluation.metrics import ConfusionMatrix, image_scores
 from segkit.runtime import autocast, inference_channels_last, memory_format
 
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, cfg, device: torch.device, dtype: Optional[torch.dtype] = None,
-             on_batch: Optional[Callable[[Dict[str, torch.Tensor], torch.Tensor], None]] = None) -> Dict[str, Any]:
+def evaluate(
+    model: torch.nn.Module,
+    loader,
+    cfg,
+    device: torch.device,
+    dtype: Optional[torch.dtype] = None,
+    on_batch: Optional[Callable[[Dict[str, torch.Tensor], torch.Tensor], None]] = None,
+) -> Dict[str, Any]:
     """Metrics of ``model`` on ``loader`` with the inference settings of ``cfg.eval``.
 
     ``on_batch(batch, pred)`` is called after each batch with the loader's batch (uint8 images,
@@ -28,8 +36,9 @@ def evaluate(model: torch.nn.Module, loader, cfg, device: torch.device, dtype: O
     model.eval()
     cm = ConfusionMatrix(cfg.data.num_classes, cfg.data.ignore_index, device)
     settings = infer_settings(cfg)
-    normalize = Normalizer(cfg.data.mean, cfg.data.std, device,
-                           memory_format=memory_format(inference_channels_last(cfg)))
+    normalize = Normalizer(
+        cfg.data.mean, cfg.data.std, device, memory_format=memory_format(inference_channels_last(cfg))
+    )
     for batch in loader:
         images = normalize(batch["image"].to(device, non_blocking=True))
         with autocast(device, dtype):
@@ -54,8 +63,14 @@ class PerImageMetrics:
     def __call__(self, batch: Dict[str, torch.Tensor], pred: torch.Tensor) -> None:
         for mask, p, index in zip(batch["mask"], pred, batch["index"].tolist()):
             scores = image_scores(p, mask.to(p.device), self.num_classes, self.ignore_index)
-            self.rows.append({"stem": Path(self.dataset.pairs[index][0]).stem, "mIoU": scores["mIoU"],
-                              "IoU": scores["IoU"], "aAcc": scores["aAcc"]})
+            self.rows.append(
+                {
+                    "stem": Path(self.dataset.pairs[index][0]).stem,
+                    "mIoU": scores["mIoU"],
+                    "IoU": scores["IoU"],
+                    "aAcc": scores["aAcc"],
+                }
+            )
 
 
 def each(*hooks: Optional[Callable]) -> Optional[Callable]:

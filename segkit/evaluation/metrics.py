@@ -16,6 +16,7 @@ Which classes enter each mean (all means are NaN-means, as in mmsegmentation):
 - fwIoU weighs each IoU by the class's share of ground-truth pixels (Long et al., 2015).
 - aAcc is the share of labelled pixels predicted right.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
@@ -50,8 +51,10 @@ class ConfusionMatrix:
         if int(counts[n * n]):
             bad_target = (target != self.ignore_index) & ((target < 0) | (target >= n))
             if bool(bad_target.any()):
-                raise DataError(f"target has values outside 0..{n - 1} that are not ignore_index={self.ignore_index}: "
-                                f"check data.num_classes and data.ignore_index (segkit check CONFIG lists the labels)")
+                raise DataError(
+                    f"target has values outside 0..{n - 1} that are not ignore_index={self.ignore_index}: "
+                    f"check data.num_classes and data.ignore_index (segkit check CONFIG lists the labels)"
+                )
             raise ValueError(f"prediction has values outside 0..{n - 1}")
         self.matrix += counts[: n * n].view(n, n)
 
@@ -102,6 +105,7 @@ def metrics_from_confusion(matrix: torch.Tensor) -> Dict[str, object]:
 
 def format_table(results: Dict[str, object], class_names: Sequence[str]) -> str:
     """A per-class table then the summary line, percentages with two decimals."""
+
     def pct(v: float) -> str:
         return "   nan" if v != v else f"{100 * v:6.2f}"
 

@@ -4,6 +4,7 @@ name to the suffix of its file and the function that writes it. ``model`` holds 
 
 (Masks for annotation tools are ``segkit.annotations``.)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

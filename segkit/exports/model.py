@@ -2,6 +2,7 @@
 normalised float image N x 3 x H x W to logits N x C x H x W, with batch, height and width dynamic;
 ``verify`` compares an exported file with the model.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,14 @@ def _meta_strings(meta: Dict[str, Any]) -> Dict[str, str]:
     return {f"segkit.{k}": json.dumps(meta[k]) for k in keys if k in meta}
 
 
-def export_onnx(model: torch.nn.Module, path, meta: Optional[Dict[str, Any]] = None, example_size=(256, 256),
-                opset: Optional[int] = None, dynamo: bool = True) -> Path:
+def export_onnx(
+    model: torch.nn.Module,
+    path,
+    meta: Optional[Dict[str, Any]] = None,
+    example_size=(256, 256),
+    opset: Optional[int] = None,
+    dynamo: bool = True,
+) -> Path:
     """ONNX graph ``image`` (N x 3 x H x W normalised float) -> ``logits`` (N x C x H x W), batch, height
     and width dynamic; ``meta`` (class names, palette, mean, std) goes into the model's metadata_props.
 
@@ -59,14 +66,29 @@ def export_onnx(model: torch.nn.Module, path, meta: Optional[Dict[str, Any]] = N
     if dynamo:
         optional_import("onnxscript", "onnx", "the dynamo ONNX exporter (or export with --legacy)")
         dim = torch.export.Dim
-        torch.onnx.export(graph, (example,), str(path), dynamo=True, external_data=False, verbose=False,
-                          opset_version=opset, dynamic_shapes={"image": {0: dim("batch"), 2: dim("height"),
-                                                                         3: dim("width")}}, **names)
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            opset_version=opset,
+            dynamic_shapes={"image": {0: dim("batch"), 2: dim("height"), 3: dim("width")}},
+            **names,
+        )
     else:
         axes = {0: "batch", 2: "height", 3: "width"}
         with _upstream_deprecations_quiet():
-            torch.onnx.export(graph, (example,), str(path), dynamo=False, opset_version=opset or 17,
-                              dynamic_axes={"image": axes, "logits": axes}, **names)
+            torch.onnx.export(
+                graph,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=opset or 17,
+                dynamic_axes={"image": axes, "logits": axes},
+                **names,
+            )
     if meta:
         proto = onnx.load(str(path))
         for key, value in _meta_strings(meta).items():
@@ -75,8 +97,9 @@ def export_onnx(model: torch.nn.Module, path, meta: Optional[Dict[str, Any]] = N
     return path
 
 
-def export_torchscript(model: torch.nn.Module, path, meta: Optional[Dict[str, Any]] = None,
-                       example_size=(256, 256)) -> Path:
+def export_torchscript(
+    model: torch.nn.Module, path, meta: Optional[Dict[str, Any]] = None, example_size=(256, 256)
+) -> Path:
     """A traced TorchScript module, image -> logits; shapes are traced symbolically, so any H and W work
     (checked by ``verify``). ``meta`` is stored as the extra file ``segkit_meta.json``. TorchScript is
     deprecated upstream in favour of torch.export, but C++ (libtorch) deployments still load it."""
@@ -107,7 +130,8 @@ def verify(path, model: torch.nn.Module, sizes: Sequence[Tuple[int, int]] = ((25
             x = torch.randn(1 + i % 2, 3, h, w, generator=generator)
             got, want = run(x), reference(x)
             if got.shape != want.shape:
-                raise AssertionError(f"{path}: output {tuple(got.shape)} for input {tuple(x.shape)}, "
-                                     f"expected {tuple(want.shape)}")
+                raise AssertionError(
+                    f"{path}: output {tuple(got.shape)} for input {tuple(x.shape)}, expected {tuple(want.shape)}"
+                )
             worst = max(worst, float((got - want).abs().max()))
     return worst

@@ -6,6 +6,7 @@ into int8 convolutions). ``calibration_images(cfg, n)`` takes the first n images
 split, normalised as the model saw them. Whether the mIoU holds is measured, not assumed: see
 ``bench/int8.py``.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -25,8 +26,10 @@ def calibration_images(cfg, count: int) -> List[np.ndarray]:
         raise ConfigError(f"--calibrate {count}: give at least 1 training image for the activation ranges")
     dataset = build_dataset(cfg.data, cfg.data.train_split)
     if len(dataset) == 0:
-        raise DataError(f"no training images under {cfg.data.root} (data.train_split={cfg.data.train_split}) "
-                         "to calibrate on; set data.root to the data set the checkpoint was trained on")
+        raise DataError(
+            f"no training images under {cfg.data.root} (data.train_split={cfg.data.train_split}) "
+            "to calibrate on; set data.root to the data set the checkpoint was trained on"
+        )
     arrays = []
     for index in range(min(count, len(dataset))):
         image = torch.from_numpy(dataset.read(index)[0]).permute(2, 0, 1)[None]
@@ -64,9 +67,16 @@ def quantize_onnx(source: Path, target: Path, images: List[np.ndarray]) -> Path:
         # the dynamic resizes of DeepLabV3+
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         name = onnx.load(str(prepared), load_external_data=False).graph.input[0].name
-        quantize_static(str(prepared), str(target), _Reader(name, images), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax)
+        quantize_static(
+            str(prepared),
+            str(target),
+            _Reader(name, images),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
     source_meta = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
     if source_meta:  # class names, palette, mean, std travel with the int8 graph too
         proto = onnx.load(str(target))

@@ -12,6 +12,7 @@ cached beside the .onnx as ``<stem>.<sha>.auto.json`` per machine (CPU name and 
 only the first run on a machine pays for the measurement. On a GPU ``auto`` is eager: this backend
 runs onnxruntime's CPU provider only.
 """
+
 from __future__ import annotations
 
 import copy
@@ -97,15 +98,20 @@ class OnnxModel(torch.nn.Module):
 def machine_key() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return f"{cpu}; {torch.get_num_threads()} threads; torch {torch.__version__}"
 
 
 # part of the cache key: a record measured another way (an older rule: one warm-up call) is measured again
-RACE_RULE = "fastest on one image of this size after 2 warm-up calls, interleaved medians of 3; INT8 only where accepted"
+RACE_RULE = (
+    "fastest on one image of this size after 2 warm-up calls, interleaved medians of 3; INT8 only where accepted"
+)
 
 
 def race(candidates: Dict[str, Callable[[], object]], rounds: int = 3) -> Dict[str, float]:
@@ -134,24 +140,34 @@ def accepted_int8(stem: Path) -> Optional[Path]:
     return graph if record.get("accepted") is True and graph.is_file() else None
 
 
-def choose(stem: Path, candidates: Dict[str, Callable[[torch.Tensor], object]],
-           size: Tuple[int, int]) -> Dict[str, object]:
+def choose(
+    stem: Path, candidates: Dict[str, Callable[[torch.Tensor], object]], size: Tuple[int, int]
+) -> Dict[str, object]:
     """{"backend": the fastest candidate, seconds of each, ...}, measured once per machine (and set of
     candidates) and cached in ``<stem>.auto.json``."""
     record_path = stem.with_name(f"{stem.name}.auto.json")
     key = machine_key()
     try:
         record = json.loads(record_path.read_text())
-        if (record.get("machine"), record.get("size"), sorted(record.get("seconds", {})), record.get("rule")) == \
-                (key, list(size), sorted(candidates), RACE_RULE):
+        if (record.get("machine"), record.get("size"), sorted(record.get("seconds", {})), record.get("rule")) == (
+            key,
+            list(size),
+            sorted(candidates),
+            RACE_RULE,
+        ):
             return record
     except (OSError, ValueError):
         pass  # not measured yet on this machine, or an unreadable record: measure again
     x = torch.randn(1, 3, *size)
     with torch.no_grad():
         seconds = race({name: (lambda fn=fn: fn(x)) for name, fn in candidates.items()})
-    record = {"backend": min(seconds, key=seconds.get), "seconds": seconds, "machine": key, "size": list(size),
-              "rule": RACE_RULE}
+    record = {
+        "backend": min(seconds, key=seconds.get),
+        "seconds": seconds,
+        "machine": key,
+        "size": list(size),
+        "rule": RACE_RULE,
+    }
     try:
         record_path.write_text(json.dumps(record, indent=1))
     except OSError:

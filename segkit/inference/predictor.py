@@ -12,6 +12,7 @@ checkpoint's ``eval`` settings (the ones its validation used: mode, TTA, ``eval.
 ``backend="onnxruntime"`` runs the same weights exported to ONNX in onnxruntime (CPU), ``"auto"``
 the faster of that and eager PyTorch on this machine (segkit.inference.ort_backend).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,13 +58,23 @@ def to_rgb(image: ImageLike) -> np.ndarray:
 class Predictor:
     """A model with everything needed to turn images into class-id masks."""
 
-    def __init__(self, model: torch.nn.Module, cfg, meta: dict, device: Union[str, torch.device] = "auto",
-                 slide: Optional[bool] = None, tta: bool = False, crop_batch: Optional[int] = None,
-                 backend: str = "eager", checkpoint: Union[str, Path, None] = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        cfg,
+        meta: dict,
+        device: Union[str, torch.device] = "auto",
+        slide: Optional[bool] = None,
+        tta: bool = False,
+        crop_batch: Optional[int] = None,
+        backend: str = "eager",
+        checkpoint: Union[str, Path, None] = None,
+    ):
         self.device = pick_device(device) if isinstance(device, str) else device
         self.cfg = cfg
-        self.class_names: List[str] = list(meta.get("class_names") or cfg.data.class_names
-                                           or [f"class_{i}" for i in range(cfg.data.num_classes)])
+        self.class_names: List[str] = list(
+            meta.get("class_names") or cfg.data.class_names or [f"class_{i}" for i in range(cfg.data.num_classes)]
+        )
         self.palette = meta.get("palette") or [list(c) for c in cfg.data.palette] or None
         self.mean, self.std = list(meta.get("mean", cfg.data.mean)), list(meta.get("std", cfg.data.std))
         self.num_classes = cfg.data.num_classes
@@ -88,10 +99,14 @@ class Predictor:
         if self.device.type != "cpu":
             if backend == "auto":
                 return  # onnxruntime runs here on its CPU provider only; on a GPU eager is the fast one
-            raise ConfigError(f"backend onnxruntime runs on the CPU, not {self.device}; use device cpu, or backend eager")
+            raise ConfigError(
+                f"backend onnxruntime runs on the CPU, not {self.device}; use device cpu, or backend eager"
+            )
         if checkpoint is None:
-            raise ValueError(f"backend {backend} caches the exported graph beside the checkpoint; "
-                             "build the Predictor with Predictor.from_checkpoint(path, backend=...)")
+            raise ValueError(
+                f"backend {backend} caches the exported graph beside the checkpoint; "
+                "build the Predictor with Predictor.from_checkpoint(path, backend=...)"
+            )
         graphs = {"onnxruntime": OnnxModel(cached_onnx(Path(checkpoint), self.model, meta))}
         chosen = "onnxruntime"
         if backend == "auto":
@@ -141,8 +156,9 @@ class Predictor:
         """C x H x W float32 class probabilities (softmax of the averaged logits)."""
         return torch.softmax(self.logits([image])[0], 0).cpu().numpy()
 
-    def predict_many(self, images: Iterable[np.ndarray], batch_size: int = 4,
-                     with_confidence: bool = False) -> Iterator:
+    def predict_many(
+        self, images: Iterable[np.ndarray], batch_size: int = 4, with_confidence: bool = False
+    ) -> Iterator:
         """Masks of RGB arrays in order; consecutive images of one size share a forward pass. With
         ``with_confidence``, (mask, H x W float32 softmax probability of the predicted class) pairs."""
         pending: List[np.ndarray] = []

@@ -1,5 +1,6 @@
 """What the inference settings of a config mean: ``cfg.eval`` as ``infer``'s keyword arguments, and what
 --slide and --tta change. Shared by the Predictor, evaluation and the tools."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -10,8 +11,15 @@ TTA_SCALES = (0.75, 1.0, 1.25)  # --tta when the config sets no scales of its ow
 def infer_settings(cfg) -> Dict[str, Any]:
     """The keyword arguments of ``infer`` that ``cfg.eval`` sets (mode, slide window, TTA, resize)."""
     e = cfg.eval
-    return {"mode": e.mode, "crop": list(e.crop_size), "stride": list(e.stride), "scales": list(e.scales),
-            "flip": bool(e.flip), "resize": list(e.resize) if e.resize else None, "crop_batch": int(e.crop_batch)}
+    return {
+        "mode": e.mode,
+        "crop": list(e.crop_size),
+        "stride": list(e.stride),
+        "scales": list(e.scales),
+        "flip": bool(e.flip),
+        "resize": list(e.resize) if e.resize else None,
+        "crop_batch": int(e.crop_batch),
+    }
 
 
 def apply_inference_options(cfg, slide: Optional[bool] = None, tta: bool = False):

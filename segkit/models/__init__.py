@@ -6,6 +6,7 @@ Every way a model config can be wrong (an unknown name, a multi-grid of the wron
 group norm that does not divide a layer, ...) fails here, at build time, with a ``ConfigError``
 that names the key.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -25,9 +26,21 @@ from .torchvision_compat import TorchvisionBackbone, convert_torchvision_segment
 from .unet import UNetDecoder
 from .weights import load_backbone_weights
 
-__all__ = ["BACKBONES", "DECODERS", "FeatureSpec", "ResNetBackbone", "Segmenter", "TorchvisionBackbone",
-           "build_backbone", "build_model", "build_segmenter", "convert_torchvision_segmentation",
-           "decoder_norm", "decoder_options", "load_backbone_weights"]
+__all__ = [
+    "BACKBONES",
+    "DECODERS",
+    "FeatureSpec",
+    "ResNetBackbone",
+    "Segmenter",
+    "TorchvisionBackbone",
+    "build_backbone",
+    "build_model",
+    "build_segmenter",
+    "convert_torchvision_segmentation",
+    "decoder_norm",
+    "decoder_options",
+    "load_backbone_weights",
+]
 
 # name -> constructor taking the backbone options (output_stride=..., norm=...)
 BACKBONES: Dict[str, Callable[..., ResNetBackbone]] = {name: partial(ResNetBackbone, name) for name in ARCHS}
@@ -50,10 +63,15 @@ def build_backbone(cfg, load_weights: bool = True) -> ResNetBackbone:
         raise ConfigError(f"unknown backbone '{cfg.name}' (model.backbone.name); choose one of {', '.join(BACKBONES)}")
     with backbone_keys():
         backbone = BACKBONES[cfg.name](
-            output_stride=cfg.output_stride, deep_stem=cfg.deep_stem,
-            multi_grid=list(cfg.multi_grid) if cfg.multi_grid else None, norm=cfg.norm,
-            norm_groups=cfg.norm_groups, frozen_stages=cfg.frozen_stages, in_channels=cfg.in_channels,
-            zero_init_residual=cfg.zero_init_residual)
+            output_stride=cfg.output_stride,
+            deep_stem=cfg.deep_stem,
+            multi_grid=list(cfg.multi_grid) if cfg.multi_grid else None,
+            norm=cfg.norm,
+            norm_groups=cfg.norm_groups,
+            frozen_stages=cfg.frozen_stages,
+            in_channels=cfg.in_channels,
+            zero_init_residual=cfg.zero_init_residual,
+        )
     if cfg.pretrained and load_weights:
         load_backbone_weights(backbone, cfg.pretrained)
     return backbone
@@ -77,13 +95,17 @@ def option_default(option: Field) -> Any:
 def _options_class(name: str, cls: type) -> type:
     options = getattr(cls, "Options", None)
     if not (is_dataclass(options) and callable(getattr(cls, "from_config", None))):
-        raise TypeError(f"DECODERS[{name!r}] = {getattr(cls, '__name__', cls)!r} needs an Options dataclass (its "
-                        f"model.decoder.* keys) and a from_config(feature_info, num_classes, options, norm) "
-                        f"classmethod: docs/extending.md")
+        raise TypeError(
+            f"DECODERS[{name!r}] = {getattr(cls, '__name__', cls)!r} needs an Options dataclass (its "
+            f"model.decoder.* keys) and a from_config(feature_info, num_classes, options, norm) "
+            f"classmethod: docs/extending.md"
+        )
     for option in fields(options):
         if option.name == "name" or option_default(option) is MISSING:
-            raise TypeError(f"{cls.__name__}.Options.{option.name}: every option needs a default (a config sets "
-                            f"only what differs), and 'name' is model.decoder.name itself")
+            raise TypeError(
+                f"{cls.__name__}.Options.{option.name}: every option needs a default (a config sets "
+                f"only what differs), and 'name' is model.decoder.name itself"
+            )
     return options
 
 
@@ -100,9 +122,11 @@ def decoder_options() -> Dict[str, Tuple[Any, Field, List[str]]]:
                 continue
             kind, first, users = merged[option.name]
             if (kind, option_default(first)) != (hints[option.name], option_default(option)):
-                raise TypeError(f"model.decoder.{option.name} is {kind} = {option_default(first)!r} for {users[0]} "
-                                f"but {hints[option.name]} = {option_default(option)!r} for {name}: a key decoders "
-                                f"share needs one type and default (null can stand for each decoder's own)")
+                raise TypeError(
+                    f"model.decoder.{option.name} is {kind} = {option_default(first)!r} for {users[0]} "
+                    f"but {hints[option.name]} = {option_default(option)!r} for {name}: a key decoders "
+                    f"share needs one type and default (null can stand for each decoder's own)"
+                )
             users.append(name)
     return merged
 
@@ -120,8 +144,10 @@ def decoder_options_of(dec) -> Any:
         default = option_default(option)
         value = _plain(getattr(dec, key, default))
         if key not in own and value != default:
-            raise ConfigError(f"model.decoder.{key}={value} is an option of the {' and '.join(users)} decoder, not "
-                              f"of model.decoder.name={dec.name}; remove it (or set it to {default})")
+            raise ConfigError(
+                f"model.decoder.{key}={value} is an option of the {' and '.join(users)} decoder, not "
+                f"of model.decoder.name={dec.name}; remove it (or set it to {default})"
+            )
     return options(**{key: _plain(getattr(dec, key)) for key in own if hasattr(dec, key)})
 
 
@@ -145,8 +171,9 @@ def build_segmenter(model_cfg, num_classes: int) -> Segmenter:
         decoder = DECODERS[dec.name].from_config(backbone.feature_info, num_classes, options, norm)
         aux = None
         if model_cfg.aux_head:
-            aux = FCNDecoder(backbone.feature_info, num_classes, in_feature="layer3", channels=model_cfg.aux_channels,
-                             norm=norm)
+            aux = FCNDecoder(
+                backbone.feature_info, num_classes, in_feature="layer3", channels=model_cfg.aux_channels, norm=norm
+            )
     if bb.pretrained:
         load_backbone_weights(backbone, bb.pretrained)
     return Segmenter(backbone, decoder, aux, num_classes)

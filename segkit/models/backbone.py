@@ -10,6 +10,7 @@ feature's name, channels and true stride at any output stride (8, 16 or 32).
 Bad arguments raise a plain ``ValueError`` that starts with the argument's name (``output_stride must be
 8, 16 or 32``); ``build_backbone`` adds the config key (``model.backbone.output_stride``).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -19,7 +20,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
 import torch
 import torch.nn as nn
 from torchvision.ops import FrozenBatchNorm2d
-
 
 FEATURE_NAMES = ("stem", "layer1", "layer2", "layer3", "layer4")
 NORMS = ("bn", "syncbn", "gn", "frozen_bn")
@@ -54,10 +54,13 @@ def make_norm(kind: str, groups: int = 32) -> Callable[[int], nn.Module]:
         def group_norm(channels: int) -> nn.Module:
             if channels % groups:  # no silent fallback: the user asked for this many groups
                 divisors = [g for g in (32, 16, 8, 4, 2, 1) if g < groups and channels % g == 0]
-                raise ValueError(f"norm_groups={groups} does not divide a layer of {channels} channels (norm=gn); "
-                                 f"use a norm_groups that divides every layer's channels (e.g. {divisors[0]}), "
-                                 f"or change that layer's width")
+                raise ValueError(
+                    f"norm_groups={groups} does not divide a layer of {channels} channels (norm=gn); "
+                    f"use a norm_groups that divides every layer's channels (e.g. {divisors[0]}), "
+                    f"or change that layer's width"
+                )
             return nn.GroupNorm(groups, channels)
+
         return group_norm
     raise ValueError(f"norm '{kind}' is not one of {', '.join(NORMS)}")
 
@@ -73,8 +76,18 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64,
-                 dilation=1, first_dilation=1, norm=nn.BatchNorm2d):
+    def __init__(
+        self,
+        inplanes,
+        planes,
+        stride=1,
+        downsample=None,
+        groups=1,
+        base_width=64,
+        dilation=1,
+        first_dilation=1,
+        norm=nn.BatchNorm2d,
+    ):
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError("BasicBlock supports only groups=1 and base_width=64")
@@ -101,8 +114,18 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64,
-                 dilation=1, first_dilation=1, norm=nn.BatchNorm2d):
+    def __init__(
+        self,
+        inplanes,
+        planes,
+        stride=1,
+        downsample=None,
+        groups=1,
+        base_width=64,
+        dilation=1,
+        first_dilation=1,
+        norm=nn.BatchNorm2d,
+    ):
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
@@ -153,9 +176,18 @@ class ResNetBackbone(nn.Module):
         in_channels: input channels (3 for RGB); pretrained RGB weights are adapted on loading.
     """
 
-    def __init__(self, name: str = "resnet50", output_stride: int = 32, deep_stem: bool = False,
-                 multi_grid: Optional[Sequence[int]] = None, norm: str = "bn", norm_groups: int = 32,
-                 frozen_stages: int = -1, in_channels: int = 3, zero_init_residual: bool = False):
+    def __init__(
+        self,
+        name: str = "resnet50",
+        output_stride: int = 32,
+        deep_stem: bool = False,
+        multi_grid: Optional[Sequence[int]] = None,
+        norm: str = "bn",
+        norm_groups: int = 32,
+        frozen_stages: int = -1,
+        in_channels: int = 3,
+        zero_init_residual: bool = False,
+    ):
         super().__init__()
         if name not in ARCHS:
             raise ValueError(f"name '{name}' is not a known backbone; choose one of {', '.join(ARCHS)}")
@@ -168,8 +200,10 @@ class ResNetBackbone(nn.Module):
         block, layers, groups, base_width = ARCHS[name]
         if multi_grid is not None:
             if len(multi_grid) != layers[3]:
-                raise ValueError(f"multi_grid {list(multi_grid)} gives {len(multi_grid)} rates but "
-                                  f"layer4 of {name} has {layers[3]} blocks; give exactly {layers[3]} (e.g. [1, 2, 4])")
+                raise ValueError(
+                    f"multi_grid {list(multi_grid)} gives {len(multi_grid)} rates but "
+                    f"layer4 of {name} has {layers[3]} blocks; give exactly {layers[3]} (e.g. [1, 2, 4])"
+                )
             if min(multi_grid) < 1:
                 raise ValueError(f"multi_grid rates must be >= 1, got {list(multi_grid)}")
         self.name, self.output_stride, self.deep_stem = name, output_stride, deep_stem
@@ -179,9 +213,16 @@ class ResNetBackbone(nn.Module):
 
         if deep_stem:
             self.stem = nn.Sequential(
-                _conv3x3(in_channels, 32, 2), self._norm(32), nn.ReLU(inplace=True),
-                _conv3x3(32, 32), self._norm(32), nn.ReLU(inplace=True),
-                _conv3x3(32, 64), self._norm(64), nn.ReLU(inplace=True))
+                _conv3x3(in_channels, 32, 2),
+                self._norm(32),
+                nn.ReLU(inplace=True),
+                _conv3x3(32, 32),
+                self._norm(32),
+                nn.ReLU(inplace=True),
+                _conv3x3(32, 64),
+                self._norm(64),
+                nn.ReLU(inplace=True),
+            )
         else:
             self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
             self.bn1 = self._norm(64)
@@ -215,7 +256,8 @@ class ResNetBackbone(nn.Module):
         if stride != 1 or self._inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self._inplanes, planes * block.expansion, 1, stride, bias=False),
-                self._norm(planes * block.expansion))
+                self._norm(planes * block.expansion),
+            )
         rates = [self._dilation * g for g in multi_grid] if multi_grid else [self._dilation] * blocks
         # multi-grid sets every block's rate, the first included (DeepLabV3); otherwise torchvision's rule
         first = rates[0] if multi_grid else previous_dilation
@@ -282,4 +324,3 @@ class ResNetBackbone(nn.Module):
     def first_conv(self) -> str:
         """The name of the conv that reads the image (its weights adapt to ``in_channels``)."""
         return "stem.0" if self.deep_stem else "conv1"
-

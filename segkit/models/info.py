@@ -4,6 +4,7 @@ FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``, which counts a mul
 FLOPs and covers convolutions and matrix products (not norms, activations or interpolation).
 Papers and mmsegmentation often quote multiply-adds as "FLOPs": half of the number here.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -25,8 +26,7 @@ class FeatureShape:
 
 def count_parameters(model: nn.Module) -> Dict[str, int]:
     params = list(model.parameters())
-    return {"total": sum(p.numel() for p in params),
-            "trainable": sum(p.numel() for p in params if p.requires_grad)}
+    return {"total": sum(p.numel() for p in params), "trainable": sum(p.numel() for p in params if p.requires_grad)}
 
 
 def _probe(model: nn.Module, size: Sequence[int], in_channels: int) -> torch.Tensor:
@@ -59,8 +59,10 @@ def feature_shapes(backbone: nn.Module, size: Sequence[int]) -> List[FeatureShap
     """Each feature's measured shape next to what ``backbone.feature_info`` promises."""
     with _eval_mode(backbone):
         features = backbone(_probe(backbone, size, getattr(backbone, "in_channels", 3)))
-    return [FeatureShape(spec.name, spec.channels, spec.stride, tuple(features[spec.name].shape))
-            for spec in backbone.feature_info]
+    return [
+        FeatureShape(spec.name, spec.channels, spec.stride, tuple(features[spec.name].shape))
+        for spec in backbone.feature_info
+    ]
 
 
 def model_info(model: nn.Module, size: Sequence[int]) -> Dict[str, object]:
@@ -78,11 +80,13 @@ def model_info(model: nn.Module, size: Sequence[int]) -> Dict[str, object]:
 def format_info(info: Dict[str, object]) -> str:
     params = info["parameters"]
     h, w = info["input_size"]
-    lines = [f"parameters: {params['total'] / 1e6:.2f} M ({params['trainable'] / 1e6:.2f} M trainable, "
-             f"backbone {info['backbone_parameters'] / 1e6:.2f} M)",
-             f"GFLOPs at {h}x{w}: {info['gflops']:.2f} (a multiply-add counts 2)",
-             "features:",
-             f"  {'name':<8} {'channels':>8} {'stride':>6}  measured shape"]
+    lines = [
+        f"parameters: {params['total'] / 1e6:.2f} M ({params['trainable'] / 1e6:.2f} M trainable, "
+        f"backbone {info['backbone_parameters'] / 1e6:.2f} M)",
+        f"GFLOPs at {h}x{w}: {info['gflops']:.2f} (a multiply-add counts 2)",
+        "features:",
+        f"  {'name':<8} {'channels':>8} {'stride':>6}  measured shape",
+    ]
     for f in info["features"]:
         lines.append(f"  {f.name:<8} {f.channels:>8} {f.stride:>6}  {'x'.join(map(str, f.shape))}")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """Small building blocks shared by the decoders."""
+
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
@@ -30,11 +31,15 @@ def check_rates(key: str, rates: Optional[Sequence[int]]) -> None:
 class ConvNormAct(nn.Sequential):
     """conv -> norm -> ReLU, indexed 0, 1, 2 like torchvision's heads so their weights map by name."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, dilation: int = 1, norm: Norm = nn.BatchNorm2d,
-                 groups: int = 1):
+    def __init__(
+        self, cin: int, cout: int, kernel: int = 3, dilation: int = 1, norm: Norm = nn.BatchNorm2d, groups: int = 1
+    ):
         pad = dilation * (kernel - 1) // 2
-        super().__init__(nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, groups=groups, bias=False),
-                         norm(cout), nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, groups=groups, bias=False),
+            norm(cout),
+            nn.ReLU(inplace=True),
+        )
 
 
 class SeparableConvNormAct(nn.Sequential):

@@ -1,4 +1,5 @@
 """Segmenter: backbone -> decoder (-> auxiliary head), logits upsampled to the input size."""
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -15,8 +16,13 @@ class Segmenter(nn.Module):
 
     use_aux = True
 
-    def __init__(self, backbone: nn.Module, decoder: nn.Module, aux_head: Optional[nn.Module] = None,
-                 num_classes: Optional[int] = None):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        decoder: nn.Module,
+        aux_head: Optional[nn.Module] = None,
+        num_classes: Optional[int] = None,
+    ):
         super().__init__()
         self.backbone = backbone
         self.decoder = decoder
@@ -44,6 +50,9 @@ def to_size(logits: torch.Tensor, size) -> torch.Tensor:
 
 def _graph_capture() -> bool:
     """Whether this forward is being traced, scripted or exported (TorchScript, ONNX, torch.export)."""
-    return bool(torch.jit.is_tracing() or torch.jit.is_scripting()
-                or getattr(torch.compiler, "is_exporting", lambda: False)()  # torch >= 2.6
-                or torch.onnx.is_in_onnx_export())
+    return bool(
+        torch.jit.is_tracing()
+        or torch.jit.is_scripting()
+        or getattr(torch.compiler, "is_exporting", lambda: False)()  # torch >= 2.6
+        or torch.onnx.is_in_onnx_export()
+    )

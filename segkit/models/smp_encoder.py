@@ -15,6 +15,7 @@ stem (stride 2), layer1 (4), layer2 (8), layer3, layer4; ``out_channels`` lists 
 smp's own ImageNet weights are not offered (``encoder_weights`` must be None); load segkit's or
 torchvision's into ``model.encoder`` with ``segkit.models.load_backbone_weights``.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Sequence
@@ -40,7 +41,7 @@ class SMPEncoder(ResNetBackbone):
     # smp reads output_stride as the stride of the deepest feature it gets
     @property
     def output_stride(self) -> int:
-        return min(self._output_stride, 2 ** self._depth)
+        return min(self._output_stride, 2**self._depth)
 
     @output_stride.setter
     def output_stride(self, value: int) -> None:
@@ -59,8 +60,10 @@ class SMPEncoder(ResNetBackbone):
 
     def make_dilated(self, output_stride: int) -> None:
         if output_stride != self._output_stride:
-            raise ValueError(f"this encoder was built at output stride {self._output_stride} and cannot be "
-                             f"re-dilated to {output_stride}; build it with output_stride={output_stride}")
+            raise ValueError(
+                f"this encoder was built at output stride {self._output_stride} and cannot be "
+                f"re-dilated to {output_stride}; build it with output_stride={output_stride}"
+            )
 
     def set_in_channels(self, in_channels: int, pretrained: bool = True) -> None:
         """A new first conv for ``in_channels``: adapted from the RGB weights if pretrained, else fresh."""
@@ -86,7 +89,10 @@ def register_smp_encoders(prefix: str = "segkit_", **backbone_kwargs) -> List[st
 
     names = []
     for arch in ARCHS:
-        encoders[prefix + arch] = {"encoder": SMPEncoder, "pretrained_settings": {},
-                                   "params": {"name": arch, **backbone_kwargs}}
+        encoders[prefix + arch] = {
+            "encoder": SMPEncoder,
+            "pretrained_settings": {},
+            "params": {"name": arch, **backbone_kwargs},
+        }
         names.append(prefix + arch)
     return names

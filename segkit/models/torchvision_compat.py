@@ -6,6 +6,7 @@
 * ``convert_torchvision_segmentation(state_dict)``: a torchvision ``deeplabv3_resnet50/101`` or
   ``fcn_resnet50/101`` state dict renamed for segkit's ``Segmenter`` (same architecture, see README).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -61,11 +62,13 @@ def convert_torchvision_segmentation(state_dict: Dict[str, torch.Tensor]) -> Dic
     for key, value in state_dict.items():
         for old, new in SEGMENTATION_RENAMES.items():
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
                 break
         else:
             if not key.startswith("backbone."):
-                raise CheckpointError(f"'{key}' is not from a torchvision DeepLabV3/FCN state dict "
-                                 f"(expected backbone.*, classifier.* or aux_classifier.*)")
+                raise CheckpointError(
+                    f"'{key}' is not from a torchvision DeepLabV3/FCN state dict "
+                    f"(expected backbone.*, classifier.* or aux_classifier.*)"
+                )
         converted[key] = value
     return converted

@@ -7,6 +7,7 @@ On a dilated backbone (output stride 8 or 16) layer4 and layer3 already share la
 resolution, so the blocks fed by them upsample by nothing: the model still works, at
 the cost of running those blocks at the finer resolution. U-Net is meant for output_stride=32.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -42,6 +43,7 @@ class UNetBlock(nn.Module):
 @dataclass
 class UNetOptions:
     """The ``model.decoder.*`` keys of ``model.decoder.name=unet``."""
+
     unet_channels: List[int] = field(default_factory=lambda: [256, 128, 64, 32, 16])  # one per skip and a last block
     dropout: Optional[float] = None  # null: 0, before the classifier
 
@@ -49,22 +51,33 @@ class UNetOptions:
 class UNetDecoder(nn.Module):
     Options = UNetOptions
 
-    def __init__(self, feature_info: Sequence[FeatureSpec], num_classes: int, in_feature: str = "layer4",
-                 skip_features: Sequence[str] = SKIPS, channels: Sequence[int] = (256, 128, 64, 32, 16),
-                 dropout: Optional[float] = None, norm: Norm = nn.BatchNorm2d):
+    def __init__(
+        self,
+        feature_info: Sequence[FeatureSpec],
+        num_classes: int,
+        in_feature: str = "layer4",
+        skip_features: Sequence[str] = SKIPS,
+        channels: Sequence[int] = (256, 128, 64, 32, 16),
+        dropout: Optional[float] = None,
+        norm: Norm = nn.BatchNorm2d,
+    ):
         super().__init__()
         if len(channels) != len(skip_features) + 1:
-            raise ConfigError(f"U-Net needs {len(skip_features) + 1} decoder channel counts (one per skip and a "
-                             f"last block), got {list(channels)} (model.decoder.unet_channels)")
+            raise ConfigError(
+                f"U-Net needs {len(skip_features) + 1} decoder channel counts (one per skip and a "
+                f"last block), got {list(channels)} (model.decoder.unet_channels)"
+            )
         check_widths("model.decoder.unet_channels", *channels)
         check_dropout("model.decoder.dropout", dropout)
         self.in_feature, self.skip_features = in_feature, tuple(skip_features)
         centre = feature_spec(feature_info, in_feature)
         if centre.stride < 32:
-            warnings.warn(f"U-Net on an output-stride-{centre.stride} backbone: {in_feature} and the dilated stages "
-                          f"share stride {centre.stride}, so their decoder blocks do not upsample and run at that "
-                          f"finer resolution (slower, no extra detail). U-Net is meant for output_stride=32.",
-                          stacklevel=2)
+            warnings.warn(
+                f"U-Net on an output-stride-{centre.stride} backbone: {in_feature} and the dilated stages "
+                f"share stride {centre.stride}, so their decoder blocks do not upsample and run at that "
+                f"finer resolution (slower, no extra detail). U-Net is meant for output_stride=32.",
+                stacklevel=2,
+            )
         cin = centre.channels
         blocks = []
         for name, cout in zip(self.skip_features, channels):
@@ -76,8 +89,9 @@ class UNetDecoder(nn.Module):
         self.classifier = nn.Conv2d(channels[-1], num_classes, 3, padding=1)
 
     @classmethod
-    def from_config(cls, feature_info: Sequence[FeatureSpec], num_classes: int, options: UNetOptions,
-                    norm: Norm) -> "UNetDecoder":
+    def from_config(
+        cls, feature_info: Sequence[FeatureSpec], num_classes: int, options: UNetOptions, norm: Norm
+    ) -> "UNetDecoder":
         return cls(feature_info, num_classes, channels=list(options.unet_channels), dropout=options.dropout, norm=norm)
 
     def forward(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:

@@ -6,6 +6,7 @@ or a path. Files are read with ``torch.load(weights_only=True)``. Every key must
 another shape is an error that lists the keys, since the file is then for another model.
 ``compare_state_dicts`` (shared with ``segkit.checkpoint``) names what does not fit.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,6 +28,7 @@ ALLOWED_LEFTOVER = ("fc.",)
 @dataclass
 class StateDiff:
     """How a state dict read from a file differs from a model's own: by name and by shape."""
+
     own: Mapping[str, torch.Tensor]
     given: Mapping[str, torch.Tensor]
 
@@ -73,7 +75,8 @@ def torchvision_state_dict(name: str) -> Dict[str, torch.Tensor]:
         raise ConfigError(
             f"could not fetch torchvision's ImageNet weights for {name} ({type(exc).__name__}: {exc}). "
             f"Offline? Download {weights.url} on a machine with internet, copy it here and set "
-            f"model.backbone.pretrained=/path/to/{filename}") from exc
+            f"model.backbone.pretrained=/path/to/{filename}"
+        ) from exc
 
 
 def extract_backbone_state(obj: object, source: str) -> Dict[str, torch.Tensor]:
@@ -84,15 +87,17 @@ def extract_backbone_state(obj: object, source: str) -> Dict[str, torch.Tensor]:
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ConfigError(f"{source}: not a state dict or checkpoint (found {type(obj).__name__}"
-                          f"{' with keys ' + str(list(obj)[:5]) if isinstance(obj, dict) else ''}); "
-                          f"model.backbone.pretrained needs a state dict (torch.save(model.state_dict(), path)) "
-                          f"or a segkit checkpoint")
+        raise ConfigError(
+            f"{source}: not a state dict or checkpoint (found {type(obj).__name__}"
+            f"{' with keys ' + str(list(obj)[:5]) if isinstance(obj, dict) else ''}); "
+            f"model.backbone.pretrained needs a state dict (torch.save(model.state_dict(), path)) "
+            f"or a segkit checkpoint"
+        )
     for wrapper in ("module.", "_orig_mod."):  # DistributedDataParallel / torch.compile prefixes
         if all(k.startswith(wrapper) for k in obj):
-            obj = {k[len(wrapper):]: v for k, v in obj.items()}
+            obj = {k[len(wrapper) :]: v for k, v in obj.items()}
     if any(k.startswith("backbone.") for k in obj):
-        return {k[len("backbone."):]: v for k, v in obj.items() if k.startswith("backbone.")}
+        return {k[len("backbone.") :]: v for k, v in obj.items() if k.startswith("backbone.")}
     return dict(obj)
 
 
@@ -104,9 +109,11 @@ def read_weights_file(path: Union[str, Path]) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"{path} cannot be read as PyTorch weights with weights_only=True ({first}). "
-                          f"Is it truncated, or a pickled model? Save model.state_dict() instead "
-                          f"(model.backbone.pretrained)") from exc
+        raise ConfigError(
+            f"{path} cannot be read as PyTorch weights with weights_only=True ({first}). "
+            f"Is it truncated, or a pickled model? Save model.state_dict() instead "
+            f"(model.backbone.pretrained)"
+        ) from exc
 
 
 def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
@@ -126,16 +133,19 @@ def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
     return weight.repeat(1, math.ceil(channels / rgb), 1, 1)[:, :channels] * (rgb / channels)
 
 
-def load_backbone_weights(backbone: ResNetBackbone,
-                          pretrained: Union[str, Path, Mapping[str, torch.Tensor]]) -> LoadReport:
+def load_backbone_weights(
+    backbone: ResNetBackbone, pretrained: Union[str, Path, Mapping[str, torch.Tensor]]
+) -> LoadReport:
     """Load ``"torchvision"`` ImageNet weights, a file, or a state dict already in memory into
     ``backbone``; logs and returns what was left over."""
     if isinstance(pretrained, Mapping):
         state, source = extract_backbone_state(dict(pretrained), "state dict"), "state dict"
     elif str(pretrained) == "torchvision":
         if backbone.deep_stem:
-            raise ConfigError("model.backbone.pretrained=torchvision needs the standard stem: torchvision has no "
-                              "deep-stem weights. Set model.backbone.deep_stem=false, or give a file that has them.")
+            raise ConfigError(
+                "model.backbone.pretrained=torchvision needs the standard stem: torchvision has no "
+                "deep-stem weights. Set model.backbone.deep_stem=false, or give a file that has them."
+            )
         state, source = torchvision_state_dict(backbone.name), f"torchvision {backbone.name} ImageNet weights"
     else:
         pretrained = str(pretrained)
@@ -153,18 +163,30 @@ def load_backbone_weights(backbone: ResNetBackbone,
     unexpected = diff.unexpected
     not_allowed = [k for k in unexpected if not k.startswith(ALLOWED_LEFTOVER)]
     if shape_clash or missing or not_allowed:
+
         def head(keys: List[str]) -> str:
             return ", ".join(keys[:5]) + (f" ... ({len(keys)} in all)" if len(keys) > 5 else "")
-        parts = [f"shape mismatches: {head(shape_clash)}" if shape_clash else "",
-                 f"missing: {head(missing)}" if missing else "",
-                 f"unexpected: {head(not_allowed)}" if not_allowed else ""]
+
+        parts = [
+            f"shape mismatches: {head(shape_clash)}" if shape_clash else "",
+            f"missing: {head(missing)}" if missing else "",
+            f"unexpected: {head(not_allowed)}" if not_allowed else "",
+        ]
         norm = type(backbone.layer1[0].bn1).__name__
-        raise ConfigError(f"{source} does not fit backbone {backbone.name} (deep_stem={backbone.deep_stem}, "
-                          f"norm={norm}): " + "; ".join(p for p in parts if p)
-                          + ". Is it for another model? Check model.backbone.name, deep_stem and norm "
-                            "(model.backbone.pretrained).")
+        raise ConfigError(
+            f"{source} does not fit backbone {backbone.name} (deep_stem={backbone.deep_stem}, "
+            f"norm={norm}): "
+            + "; ".join(p for p in parts if p)
+            + ". Is it for another model? Check model.backbone.name, deep_stem and norm "
+            "(model.backbone.pretrained)."
+        )
     backbone.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     report = LoadReport(source, len(state) - len(unexpected), unexpected)
-    log.info("loaded %d tensors from %s into %s; left over: %s", report.loaded, source, backbone.name,
-             ", ".join(unexpected) or "nothing")
+    log.info(
+        "loaded %d tensors from %s into %s; left over: %s",
+        report.loaded,
+        source,
+        backbone.name,
+        ", ".join(unexpected) or "nothing",
+    )
     return report

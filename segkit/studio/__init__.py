@@ -1,5 +1,6 @@
 """The region-labeling studio: a local web page to review a model's predictions, correct regions and
 save the corrections as training masks. `segkit studio` (segkit/cli/studio.py) serves it."""
+
 from .server import create_app
 from .session import Studio, StudioError
 

@@ -4,6 +4,7 @@ Layers travel as raw bytes (one class id or confidence per pixel, row-major) rat
 page needs the ids themselves for hovering and for drawing its own colours, and gzip shrinks masks
 far below a PNG's encoding cost. Edits answer with the changed box and its new ids only.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -52,15 +53,21 @@ def known(studio: Studio, stem: str) -> Path:
 
 def register_read_routes(app: FastAPI, studio: Studio) -> None:
     """The page, the meta data, the review order, an image and the model's layers of it."""
+
     @app.get("/")
     def page():
         return FileResponse(STATIC / "index.html")
 
     @app.get("/api/meta")
     def meta():
-        return {"class_names": studio.predictor.class_names, "palette": studio.palette.tolist(),
-                "ignore_index": studio.ignore_index, "images": len(studio.images),
-                "corrected": studio.corrected_since_checkpoint(), "finetune": finetune_command(studio)}
+        return {
+            "class_names": studio.predictor.class_names,
+            "palette": studio.palette.tolist(),
+            "ignore_index": studio.ignore_index,
+            "images": len(studio.images),
+            "corrected": studio.corrected_since_checkpoint(),
+            "finetune": finetune_command(studio),
+        }
 
     @app.get("/api/images")
     def images(gt: Optional[int] = None, pred: Optional[int] = None):
@@ -70,9 +77,13 @@ def register_read_routes(app: FastAPI, studio: Studio) -> None:
                 raise HTTPException(400, f"gt and pred must both be class ids in 0..{studio.num_classes - 1}")
             cell = (gt, pred)
         confusion = studio.confusion()
-        return {"order": studio.order(cell), "scored": len(studio.summaries), "total": len(studio.images),
-                "summaries": {s: {k: v for k, v in d.items() if k != "confusion"} for s, d in studio.summaries.items()},
-                "confusion": None if confusion is None else confusion.tolist()}
+        return {
+            "order": studio.order(cell),
+            "scored": len(studio.summaries),
+            "total": len(studio.images),
+            "summaries": {s: {k: v for k, v in d.items() if k != "confusion"} for s, d in studio.summaries.items()},
+            "confusion": None if confusion is None else confusion.tolist(),
+        }
 
     @app.get("/api/image/{stem}")
     def image(stem: str):
@@ -81,7 +92,9 @@ def register_read_routes(app: FastAPI, studio: Studio) -> None:
             return FileResponse(path)
         ok, png = cv2.imencode(".png", cv2.cvtColor(read_image(path), cv2.COLOR_RGB2BGR))
         if not ok:
-            raise HTTPException(500, f"{path}: OpenCV could not encode it as PNG for the page; convert it to PNG or JPEG")
+            raise HTTPException(
+                500, f"{path}: OpenCV could not encode it as PNG for the page; convert it to PNG or JPEG"
+            )
         return Response(png.tobytes(), media_type="image/png")
 
     @app.get("/api/layers/{stem}")
@@ -92,13 +105,16 @@ def register_read_routes(app: FastAPI, studio: Studio) -> None:
         label = studio.label(stem)
         h, w = found.pred.shape
         parts = [found.pred, found.confidence] + ([label] if label is not None else [])
-        return Response(b"".join(np.ascontiguousarray(p).tobytes() for p in parts),
-                        media_type="application/octet-stream",
-                        headers={"X-Width": str(w), "X-Height": str(h), "X-Labelled": str(int(label is not None))})
+        return Response(
+            b"".join(np.ascontiguousarray(p).tobytes() for p in parts),
+            media_type="application/octet-stream",
+            headers={"X-Width": str(w), "X-Height": str(h), "X-Labelled": str(int(label is not None))},
+        )
 
 
 def register_edit_routes(app: FastAPI, studio: Studio) -> None:
     """Edits, undo / redo and accepting a label; each answers with the changed box (see ``patch``)."""
+
     @app.post("/api/edit/{stem}")
     async def edit(stem: str, request: Request):
         known(studio, stem)
@@ -145,7 +161,7 @@ def patch(studio: Studio, stem: str, box: Optional[Box]) -> Response:
         return Response(b"", media_type="application/octet-stream", headers=headers)
     y0, x0, h, w = box
     headers["X-Box"] = f"{y0},{x0},{h},{w}"
-    data = np.ascontiguousarray(studio.label(stem)[y0:y0 + h, x0:x0 + w]).tobytes()
+    data = np.ascontiguousarray(studio.label(stem)[y0 : y0 + h, x0 : x0 + w]).tobytes()
     return Response(data, media_type="application/octet-stream", headers=headers)
 
 
@@ -160,13 +176,27 @@ def finetune_command(studio: Studio) -> str:
     renamed = sorted(f"{p.name} -> {stem}.png" for stem, p in studio.images.items() if stem != p.stem)
     if renamed:  # data.format=folder pairs <stem>.<ext> with <stem>.png: these masks would not pair
         return f"(images share a stem, so their labels are {', '.join(renamed)}: rename them apart to train on them)"
-    parts = ["segkit", "train", str(config if config.is_file() else "CONFIG"), "data.format=folder",
-             f"data.root={image_dir}", "data.image_dir=.", f"data.mask_dir={studio.masks_dir.resolve()}",
-             "data.train_split=labelled", "data.val_split=labelled",
-             # the studio's masks hold class ids already: no raw-value mapping of the original data set
-             "data.label_map={}", "data.reduce_zero_label=false",
-             # and they are named <stem>.png beside <stem>.<ext>: no naming rules or ignore masks of its own
-             "data.image_suffix=", "data.mask_suffix=", "data.pair_pattern=null", "data.ignore_mask_dir=null",
-             "data.ignore_mask_suffix=",
-             f"data.split_file={studio.masks_dir.resolve() / SPLIT_FILE}", "--init-from", str(ckpt)]
+    parts = [
+        "segkit",
+        "train",
+        str(config if config.is_file() else "CONFIG"),
+        "data.format=folder",
+        f"data.root={image_dir}",
+        "data.image_dir=.",
+        f"data.mask_dir={studio.masks_dir.resolve()}",
+        "data.train_split=labelled",
+        "data.val_split=labelled",
+        # the studio's masks hold class ids already: no raw-value mapping of the original data set
+        "data.label_map={}",
+        "data.reduce_zero_label=false",
+        # and they are named <stem>.png beside <stem>.<ext>: no naming rules or ignore masks of its own
+        "data.image_suffix=",
+        "data.mask_suffix=",
+        "data.pair_pattern=null",
+        "data.ignore_mask_dir=null",
+        "data.ignore_mask_suffix=",
+        f"data.split_file={studio.masks_dir.resolve() / SPLIT_FILE}",
+        "--init-from",
+        str(ckpt),
+    ]
     return " ".join(shlex.quote(p) for p in parts)

@@ -6,6 +6,7 @@ correction), else it starts as a copy of the model's prediction at the first edi
 itself is never written; only labels are, each as a palette PNG of the image's size. An image's stem
 is the one `segkit infer` names its outputs by (``unique_output_stems``): a/img.png, b/img.png -> a_img, b_img.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,11 +20,12 @@ import cv2
 import numpy as np
 import torch
 
-from ..data import DataError, read_image, read_mask
-from ..errors import SegkitError
-from ..annotations.regions import unique_output_stems
 from segkit.evaluation.metrics import image_scores
 from segkit.visualization.overlays import palette_array, save_index_png
+
+from ..annotations.regions import unique_output_stems
+from ..data import DataError, read_image, read_mask
+from ..errors import SegkitError
 
 HISTORY = 50  # undo steps kept per image
 SPLIT_FILE = "labelled.txt"  # the stems with a label, for data.split_file when fine-tuning
@@ -50,15 +52,23 @@ class Analysis:
 class Studio:
     """Images to review with ``predictor``; labels read from and written to ``masks_dir``."""
 
-    def __init__(self, predictor, images: Sequence[Path], masks_dir: Path, cache_size: int = 16,
-                 checkpoint: Optional[Path] = None):
+    def __init__(
+        self,
+        predictor,
+        images: Sequence[Path],
+        masks_dir: Path,
+        cache_size: int = 16,
+        checkpoint: Optional[Path] = None,
+    ):
         self.predictor, self.masks_dir = predictor, Path(masks_dir)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.num_classes = predictor.num_classes
         self.ignore_index = int(predictor.cfg.data.ignore_index)
         if self.num_classes > 255 or not 0 <= self.ignore_index <= 255:
-            raise StudioError(f"the studio stores labels as 8-bit PNGs: {self.num_classes} classes with ignore_index "
-                              f"{self.ignore_index} do not fit (data.num_classes <= 255, data.ignore_index <= 255)")
+            raise StudioError(
+                f"the studio stores labels as 8-bit PNGs: {self.num_classes} classes with ignore_index "
+                f"{self.ignore_index} do not fit (data.num_classes <= 255, data.ignore_index <= 255)"
+            )
         self.palette = palette_array(self.num_classes, predictor.palette)
         # keyed as `segkit infer` names its outputs: a/img.png and b/img.png are a_img and b_img, not one 'img'
         self.images: Dict[str, Path] = {stem: Path(p) for p, stem in unique_output_stems(images).items()}
@@ -105,8 +115,10 @@ class Studio:
                 mask = read_mask(file)
                 h, w = self.size(stem)
                 if mask.shape != (h, w) or mask.max(initial=0) > 255:
-                    raise DataError(f"{file}: {mask.shape[1]}x{mask.shape[0]} mask for a {w}x{h} image (or ids > 255); "
-                                    f"move it out of {self.masks_dir} or fix it")
+                    raise DataError(
+                        f"{file}: {mask.shape[1]}x{mask.shape[0]} mask for a {w}x{h} image (or ids > 255); "
+                        f"move it out of {self.masks_dir} or fix it"
+                    )
                 self._labels[stem] = mask.astype(np.uint8)
             return self._labels[stem]
 
@@ -148,6 +160,7 @@ class Studio:
         def key(s):
             miou = s.get("mIoU")
             return (0, miou if miou == miou else 1.0) if miou is not None else (1, -s["uncertainty"])
+
         ranked = [s["stem"] for s in sorted(scored, key=key)]
         return ranked + [stem for stem in self.images if stem not in set(ranked)]
 
@@ -165,10 +178,14 @@ class Studio:
 
     # ------------------------------------------------------------------ correction
     def _check_class(self, cls) -> int:
-        if not isinstance(cls, int) or isinstance(cls, bool) or not (0 <= cls < self.num_classes
-                                                                     or cls == self.ignore_index):
-            raise StudioError(f"class {cls!r} is not a class id (0..{self.num_classes - 1}) nor the ignore index "
-                              f"{self.ignore_index}")
+        if (
+            not isinstance(cls, int)
+            or isinstance(cls, bool)
+            or not (0 <= cls < self.num_classes or cls == self.ignore_index)
+        ):
+            raise StudioError(
+                f"class {cls!r} is not a class id (0..{self.num_classes - 1}) nor the ignore index {self.ignore_index}"
+            )
         return cls
 
     def _check_point(self, stem: str, x, y) -> Tuple[int, int]:
@@ -198,8 +215,11 @@ class Studio:
         cls = self._check_class(cls)
         if not isinstance(radius, int) or not 0 <= radius <= 1024:
             raise StudioError(f"brush radius {radius!r} must be a whole number of pixels in 0..1024")
-        if not isinstance(points, list) or not 0 < len(points) <= 10000 or \
-                not all(isinstance(p, list) and len(p) == 2 for p in points):
+        if (
+            not isinstance(points, list)
+            or not 0 < len(points) <= 10000
+            or not all(isinstance(p, list) and len(p) == 2 for p in points)
+        ):
             raise StudioError("points must be a list of 1..10000 [x, y] pairs")
         pts = [self._check_point(stem, *p) for p in points]
         with self._lock:
@@ -240,7 +260,7 @@ class Studio:
             target.setdefault(stem, []).append((box, before, after))
             y0, x0, h, w = box
             label = self._labels[stem]
-            label[y0:y0 + h, x0:x0 + w] = before if back else after
+            label[y0 : y0 + h, x0 : x0 + w] = before if back else after
             self._save(stem, label)
             return box
 
@@ -259,8 +279,9 @@ class Studio:
     def corrected_since_checkpoint(self) -> int:
         """Masks of these images written after the checkpoint was."""
         since = self.checkpoint.stat().st_mtime if self.checkpoint and self.checkpoint.is_file() else 0
-        return sum(1 for stem in self.images
-                   if (p := self.masks_dir / f"{stem}.png").is_file() and p.stat().st_mtime > since)
+        return sum(
+            1 for stem in self.images if (p := self.masks_dir / f"{stem}.png").is_file() and p.stat().st_mtime > since
+        )
 
 
 def atomic_write(target: Path, write) -> None:
@@ -280,5 +301,5 @@ def changed_box(before: np.ndarray, after: np.ndarray) -> Optional[Box]:
     rows = np.flatnonzero((before != after).any(1))
     if not rows.size:
         return None
-    cols = np.flatnonzero((before[rows[0]:rows[-1] + 1] != after[rows[0]:rows[-1] + 1]).any(0))
+    cols = np.flatnonzero((before[rows[0] : rows[-1] + 1] != after[rows[0] : rows[-1] + 1]).any(0))
     return int(rows[0]), int(cols[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)

@@ -7,6 +7,7 @@ a minute there; a few percent per step repays it within that many steps); on a C
 without AVX-512, after up to a minute of compiling, so a CPU run gains nothing from it (the numbers:
 docs/BENCHMARKS.md, the training tables).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple

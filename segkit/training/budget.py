@@ -9,6 +9,7 @@ since the last fit, and the span moves if it is off by more than a fifth: a star
 work on the machine (or a machine that got busy later) must not decide the whole run.
 The budget counts training steps (with their data loading); validations and checkpoints come on top.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,4 +78,3 @@ class TimeBudget:
             return None
         self.step_seconds, self.fixed = step, fit
         return fit
-

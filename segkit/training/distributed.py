@@ -3,6 +3,7 @@
 ``torchrun`` sets RANK, WORLD_SIZE and LOCAL_RANK; ``setup`` reads them, joins the process
 group (nccl on CUDA, gloo on CPU) and picks ``cuda:LOCAL_RANK``. Only rank 0 logs and writes.
 """
+
 from __future__ import annotations
 
 import os
@@ -134,11 +135,14 @@ def prepare_model(model: nn.Module, env: DistEnv, log) -> nn.Module:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         log(f"DDP: {env.world_size} processes; BatchNorm converted to SyncBatchNorm")
     elif has_sync:
-        raise ConfigError("model.backbone.norm=syncbn needs CUDA processes (NCCL); with gloo on the CPU "
-                          "use norm=bn (or gn)")
+        raise ConfigError(
+            "model.backbone.norm=syncbn needs CUDA processes (NCCL); with gloo on the CPU use norm=bn (or gn)"
+        )
     else:
-        log(f"DDP: {env.world_size} processes on the CPU (gloo); BatchNorm kept (SyncBatchNorm needs CUDA): "
-            f"statistics are per process")
+        log(
+            f"DDP: {env.world_size} processes on the CPU (gloo); BatchNorm kept (SyncBatchNorm needs CUDA): "
+            f"statistics are per process"
+        )
     model = model.to(env.device)
     ids = [env.device.index] if env.device.type == "cuda" else None
     # broadcast_buffers (default): rank 0's BatchNorm statistics reach every rank, so all ranks validate one model

@@ -5,6 +5,7 @@ so both print the same mIoU for the same checkpoint. The loop reads no value bac
 device except at logging intervals, validations and checkpoints; the data it sees, the LR and
 the random state are functions of the iteration, so a resumed run continues exactly.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,28 +16,60 @@ from typing import Any, Dict, Optional
 
 import torch
 
-from segkit.training.budget import REFIT_AT, TimeBudget, parse_duration
-from segkit.checkpoint import (CheckpointError, checkpoint_meta, copy_checkpoint, prune_checkpoints, rng_state, save_checkpoint,
-                         training_state)
+from segkit.checkpoint import (
+    CheckpointError,
+    checkpoint_meta,
+    copy_checkpoint,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    training_state,
+)
 from segkit.config import Config, dump, to_dict
 from segkit.data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
-from segkit.training.distributed import (DistEnv, any_rank, average_buffers, from_rank0, gather, max_over_ranks, min_over_ranks, setup,
-                          teardown)
 from segkit.evaluation.evaluator import evaluate
+from segkit.runtime import amp_dtype, autocast, inference_dtype, memory_format, seed_everything
+from segkit.training.budget import REFIT_AT, TimeBudget, parse_duration
+from segkit.training.distributed import (
+    DistEnv,
+    any_rank,
+    average_buffers,
+    from_rank0,
+    gather,
+    max_over_ranks,
+    min_over_ranks,
+    setup,
+    teardown,
+)
 from segkit.training.faults import NonFiniteLossError, StopRequest, TrainingInterrupted
 from segkit.training.optim import build_optimizer, lr_factor, set_lr
 from segkit.training.progress import TrainLogger, plot_curves
-from segkit.runtime import amp_dtype, autocast, inference_dtype, memory_format, seed_everything
-from segkit.training.setup import (backend_flags, build_criterion, check_run_config, describe, find_start, mute_unused_aux_head,
-                          prepare_work_dir, restore_rng, restore_training_state, work_dir_of, wrap_for_training)
+from segkit.training.setup import (
+    backend_flags,
+    build_criterion,
+    check_run_config,
+    describe,
+    find_start,
+    mute_unused_aux_head,
+    prepare_work_dir,
+    restore_rng,
+    restore_training_state,
+    work_dir_of,
+    wrap_for_training,
+)
 from segkit.training.workdir import WorkDirLock
 
 __all__ = ["train", "TrainingInterrupted", "NonFiniteLossError"]
 NO_BAD_ITERATION = 2**62
 
 
-def train(cfg: Config, work_dir: Optional[str] = None, resume: Optional[str] = None,
-          init_from: Optional[str] = None, stop_at: Optional[int] = None) -> Dict[str, Any]:
+def train(
+    cfg: Config,
+    work_dir: Optional[str] = None,
+    resume: Optional[str] = None,
+    init_from: Optional[str] = None,
+    stop_at: Optional[int] = None,
+) -> Dict[str, Any]:
     """Train ``cfg``; returns the last validation results (empty if none ran).
 
     ``resume``: a checkpoint path, or "auto" for the work dir's newest (a fresh start if none; an
@@ -81,8 +114,9 @@ class Trainer:
         seed_everything(t.seed + env.rank)
         self.dtype = amp_dtype(t.amp, device)
         # rank 0 lists the files and shares the listing
-        self.train_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data)),
-                                    env)
+        self.train_set = from_rank0(
+            lambda: build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data)), env
+        )
         self.val_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.val_split), env)
         self.model, self.source, ckpt = find_start(cfg, self.work, resume, init_from, env, self.say)
         self.model = self.model.to(device, memory_format=memory_format(t.channels_last))
@@ -117,20 +151,32 @@ class Trainer:
 
     def _build_loaders(self) -> None:
         cfg, t, env, cuda = self.cfg, self.t, self.env, self.device.type == "cuda"
-        self.loader = build_train_loader(self.train_set, t.batch_size, cfg.data.num_workers, t.seed, env.rank,
-                                         env.world_size, start_batch=self.start * t.accumulate, pin_memory=cuda)
-        self.val_loader = build_eval_loader(self.val_set, cfg.eval.batch_size, cfg.data.num_workers,
-                                            distributed=env.distributed, pin_memory=cuda)
-        self.normalize = Normalizer(cfg.data.mean, cfg.data.std, self.device,
-                                    memory_format=memory_format(t.channels_last))
+        self.loader = build_train_loader(
+            self.train_set,
+            t.batch_size,
+            cfg.data.num_workers,
+            t.seed,
+            env.rank,
+            env.world_size,
+            start_batch=self.start * t.accumulate,
+            pin_memory=cuda,
+        )
+        self.val_loader = build_eval_loader(
+            self.val_set, cfg.eval.batch_size, cfg.data.num_workers, distributed=env.distributed, pin_memory=cuda
+        )
+        self.normalize = Normalizer(
+            cfg.data.mean, cfg.data.std, self.device, memory_format=memory_format(t.channels_last)
+        )
 
     def _resumed(self, ckpt: Dict[str, Any]) -> None:
         t, start = self.t, self.start
         restore_rng(ckpt, self.env, t.seed, start, self.say)
         saved_lr, lr_now = ckpt["scheduler"]["lr"], t.lr * lr_factor(max(start - 1, 0), t, self.schedule)
         if start and abs(saved_lr - lr_now) > 1e-9 * max(abs(saved_lr), 1e-12):
-            self.say(f"note: iteration {start} ran at LR {saved_lr:.3e}; this config's schedule gives {lr_now:.3e} "
-                     f"there (train.lr, iterations or the schedule changed), so the LR jumps")
+            self.say(
+                f"note: iteration {start} ran at LR {saved_lr:.3e}; this config's schedule gives {lr_now:.3e} "
+                f"there (train.lr, iterations or the schedule changed), so the LR jumps"
+            )
         self.say(f"resumed from {self.source} at iteration {start} ({best_text(self.best, self.best_iter)})")
 
     def run(self, stop_at: Optional[int] = None) -> Dict[str, Any]:
@@ -176,13 +222,19 @@ class Trainer:
         """The state is sound between steps: keep the work done so far before an error ends the run
         (one process only: the others may not reach the collective calls of a save)."""
         sound = getattr(self, "sound", None)
-        if sound is None or sound <= self.last_good_iter or self.env.distributed or \
-                isinstance(exc, (NonFiniteLossError, CheckpointError, TrainingInterrupted)):
+        if (
+            sound is None
+            or sound <= self.last_good_iter
+            or self.env.distributed
+            or isinstance(exc, (NonFiniteLossError, CheckpointError, TrainingInterrupted))
+        ):
             return
         self.save(sound, True, False)
         plot_curves(self.log.metrics_path, self.work / "curves.png")
-        self.say(f"saved a checkpoint of iteration {sound} before stopping on the error below; fix it and "
-                 f"continue with --resume auto")
+        self.say(
+            f"saved a checkpoint of iteration {sound} before stopping on the error below; fix it and "
+            f"continue with --resume auto"
+        )
 
     def fit_budget(self, done: int) -> bool:
         """True when the budget has just fixed or moved the schedule's length (then ``self.schedule`` is it)."""
@@ -197,9 +249,11 @@ class Trainer:
         if self.env.distributed:  # re-measuring would need every rank at the same collective: fixed once
             self.budget = None
         self.log.set_total(fitted)
-        self.say(f"time budget {self.t.time_budget}: {rate:.2f} it/s {'re-' if again else ''}measured after {done} "
-                 f"iterations, so the schedule spans {fitted} iterations"
-                 + (" (train.iterations, the upper bound)" if fitted == self.t.iterations else ""))
+        self.say(
+            f"time budget {self.t.time_budget}: {rate:.2f} it/s {'re-' if again else ''}measured after {done} "
+            f"iterations, so the schedule spans {fitted} iterations"
+            + (" (train.iterations, the upper bound)" if fitted == self.t.iterations else "")
+        )
         return True
 
     def step(self, it: int, batches) -> float:
@@ -241,7 +295,13 @@ class Trainer:
 
     def validate(self, done: int) -> Dict[str, Any]:
         average_buffers(self.model, self.env)  # every rank validates (and rank 0 saves) the same model
-        results = evaluate(self.model, self.log.track(self.val_loader, "validation"), self.cfg, self.device, inference_dtype(self.cfg, self.device))
+        results = evaluate(
+            self.model,
+            self.log.track(self.val_loader, "validation"),
+            self.cfg,
+            self.device,
+            inference_dtype(self.cfg, self.device),
+        )
         self.log.val(done, results, self.val_set.class_names, self.best)
         self.train_model.train()
         return results
@@ -261,10 +321,20 @@ class Trainer:
             self.last_good, self.last_good_iter = self.work / "last.pth", done
         if not self.env.is_main:
             return
-        state = training_state(self.model.state_dict(), to_dict(self.cfg), self.meta, iteration=done, lr=self.lr,
-                               schedule_iterations=self.schedule, best_score=self.best,
-                               best_iteration=self.best_iter, optimizer=self.optimizer.state_dict(),
-                               scaler=self.scaler.state_dict(), rng=rngs, world_size=self.env.world_size)
+        state = training_state(
+            self.model.state_dict(),
+            to_dict(self.cfg),
+            self.meta,
+            iteration=done,
+            lr=self.lr,
+            schedule_iterations=self.schedule,
+            best_score=self.best,
+            best_iteration=self.best_iter,
+            optimizer=self.optimizer.state_dict(),
+            scaler=self.scaler.state_dict(),
+            rng=rngs,
+            world_size=self.env.world_size,
+        )
         work, keep = self.work, self.t.keep_last
         if checkpoint_due:
             path = save_checkpoint(work / f"iter_{done:07d}.pth" if keep else work / "last.pth", state)
@@ -281,5 +351,8 @@ class Trainer:
             return
         work = self.work
         curves = plot_curves(self.log.metrics_path, work / "curves.png")
-        self.log.info(f"done: iteration {end}/{self.schedule}; {best_text(self.best, self.best_iter)}. "
-                      f"Checkpoints: {work / 'last.pth'}, {work / 'best.pth'}; metrics {self.log.metrics_path}" + (f"; curves {curves}" if curves else ""))
+        self.log.info(
+            f"done: iteration {end}/{self.schedule}; {best_text(self.best, self.best_iter)}. "
+            f"Checkpoints: {work / 'last.pth'}, {work / 'best.pth'}; metrics {self.log.metrics_path}"
+            + (f"; curves {curves}" if curves else "")
+        )

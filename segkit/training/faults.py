@@ -3,6 +3,7 @@ warning: save, then stop for a requeue), a non-finite loss (stop, naming the las
 checkpoint). kill -9 needs nothing here: checkpoints are written atomically, and ``--resume auto``
 continues from the newest.
 """
+
 from __future__ import annotations
 
 import signal
@@ -19,8 +20,10 @@ class TrainingInterrupted(Exception):
 
     def __init__(self, iteration: int, checkpoint: Optional[Path], signum: int):
         self.iteration, self.checkpoint, self.signum = iteration, checkpoint, signum
-        super().__init__(f"{signal.Signals(signum).name} at iteration {iteration}: checkpoint saved to "
-                         f"{checkpoint}; continue with --resume auto")
+        super().__init__(
+            f"{signal.Signals(signum).name} at iteration {iteration}: checkpoint saved to "
+            f"{checkpoint}; continue with --resume auto"
+        )
 
 
 class NonFiniteLossError(SegkitError, FloatingPointError):
@@ -30,10 +33,15 @@ class NonFiniteLossError(SegkitError, FloatingPointError):
 
     def __init__(self, iteration: int, checkpoint: Optional[Path], checkpoint_iteration: int = 0):
         self.iteration, self.checkpoint = iteration, checkpoint
-        where = (f"the last good checkpoint is {checkpoint} (iteration {checkpoint_iteration})" if checkpoint
-                 else "no checkpoint was written before it")
-        super().__init__(f"the loss is not finite (NaN or inf) at iteration {iteration}; stopped, {where}. Lower "
-                         f"train.lr, set train.clip_grad, lengthen train.warmup_iters, or check the data.")
+        where = (
+            f"the last good checkpoint is {checkpoint} (iteration {checkpoint_iteration})"
+            if checkpoint
+            else "no checkpoint was written before it"
+        )
+        super().__init__(
+            f"the loss is not finite (NaN or inf) at iteration {iteration}; stopped, {where}. Lower "
+            f"train.lr, set train.clip_grad, lengthen train.warmup_iters, or check the data."
+        )
 
 
 class StopRequest:
@@ -55,8 +63,11 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signum = signum
         then = " and exiting for a requeue" if signum == getattr(signal, "SIGUSR1", None) else ""
-        print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration{then} "
-              f"(Ctrl-C again to quit without it)", flush=True)
+        print(
+            f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration{then} "
+            f"(Ctrl-C again to quit without it)",
+            flush=True,
+        )
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():

@@ -5,6 +5,7 @@ Terms (``loss.terms``), summed with their weights: ``ce`` (optionally class-weig
 segmentation_models_pytorch. Every term skips ``ignore_index`` pixels, and a batch with no
 labelled pixel gives 0, not NaN, so NaN always means a real divergence.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Sequence, Tuple
@@ -44,8 +45,13 @@ class OhemCrossEntropy(nn.Module):
     pixels whose predicted probability of the true class is below ``thresh``, or over the
     ``min_kept`` hardest pixels per image when fewer than that are below it."""
 
-    def __init__(self, ignore_index: int, class_weights: Optional[Sequence[float]] = None,
-                 thresh: float = 0.7, min_kept: int = 100000):
+    def __init__(
+        self,
+        ignore_index: int,
+        class_weights: Optional[Sequence[float]] = None,
+        thresh: float = 0.7,
+        min_kept: int = 100000,
+    ):
         super().__init__()
         self.ignore_index, self.thresh, self.min_kept = ignore_index, thresh, min_kept
         self.register_buffer("weight", _weights_tensor(class_weights))
@@ -84,8 +90,12 @@ def _smp_loss(name: str, term, ignore_index: int, class_weights: Optional[Sequen
     if name == "dice":
         return smp_losses.DiceLoss("multiclass", ignore_index=ignore_index, class_weights=weights)
     if name == "focal":
-        return _ZeroIfUnlabelled(smp_losses.FocalLoss("multiclass", gamma=term.focal_gamma, ignore_index=ignore_index,
-                                                      class_weights=weights), ignore_index)
+        return _ZeroIfUnlabelled(
+            smp_losses.FocalLoss(
+                "multiclass", gamma=term.focal_gamma, ignore_index=ignore_index, class_weights=weights
+            ),
+            ignore_index,
+        )
     return _ZeroIfUnlabelled(smp_losses.LovaszLoss("multiclass", ignore_index=ignore_index), ignore_index)
 
 
@@ -145,14 +155,18 @@ def build_loss(cfg, auto_weights: Optional[Sequence[float]] = None) -> SegLoss:
             if weights != "auto":
                 raise ConfigError(f"{where}.class_weights='{weights}': use auto, null or a list of floats")
             if auto_weights is None:
-                raise ValueError(f"{where}.class_weights=auto needs the training set's median-frequency weights "
-                                 f"(segkit.data.stats); pass them to build_loss(cfg, auto_weights)")
+                raise ValueError(
+                    f"{where}.class_weights=auto needs the training set's median-frequency weights "
+                    f"(segkit.data.stats); pass them to build_loss(cfg, auto_weights)"
+                )
             weights = auto_weights
         if weights is not None:
             weights = [float(w) for w in weights]
             if len(weights) != cfg.data.num_classes:
-                raise ConfigError(f"{where}.class_weights has {len(weights)} values for data.num_classes="
-                                 f"{cfg.data.num_classes}; give one per class")
+                raise ConfigError(
+                    f"{where}.class_weights has {len(weights)} values for data.num_classes="
+                    f"{cfg.data.num_classes}; give one per class"
+                )
             if term.name == "lovasz":
                 raise ConfigError(f"{where}: the Lovasz loss takes no class weights; remove class_weights there")
         name = term.name if term.name not in terms else f"{term.name}{i}"

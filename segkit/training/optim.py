@@ -3,14 +3,15 @@
 The LR is a pure function of the iteration, so resuming needs no scheduler object: the
 checkpoint's iteration gives the same LR as an uninterrupted run.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from segkit.training.budget import parse_duration
 from segkit.config import ConfigError
+from segkit.training.budget import parse_duration
 
 
 def param_groups(model: torch.nn.Module, t) -> List[Dict]:
@@ -23,8 +24,10 @@ def param_groups(model: torch.nn.Module, t) -> List[Dict]:
         lr_mult = float(t.backbone_lr_mult) if name.startswith("backbone.") else 1.0
         no_decay = bool(t.no_decay_norm_bias) and p.ndim <= 1
         groups.setdefault((lr_mult, no_decay), []).append(p)
-    return [{"params": ps, "lr": t.lr * m, "lr_mult": m, "weight_decay": 0.0 if nd else t.weight_decay}
-            for (m, nd), ps in groups.items()]
+    return [
+        {"params": ps, "lr": t.lr * m, "lr_mult": m, "weight_decay": 0.0 if nd else t.weight_decay}
+        for (m, nd), ps in groups.items()
+    ]
 
 
 def fused_supported(device: torch.device) -> bool:
@@ -72,16 +75,18 @@ def set_lr(optimizer: torch.optim.Optimizer, it: int, t, total: Optional[int] = 
 
 def check_train_config(t) -> None:
     """Values no schedule can run with; named with their key."""
-    problems = [(t.iterations >= 1, "train.iterations must be >= 1"),
-                (t.batch_size >= 1, "train.batch_size must be >= 1"),
-                (t.accumulate >= 1, "train.accumulate must be >= 1"),
-                (t.log_interval >= 1, "train.log_interval must be >= 1"),
-                (t.val_interval >= 1, "train.val_interval must be >= 1"),
-                (t.checkpoint_interval >= 1, "train.checkpoint_interval must be >= 1"),
-                (t.warmup_iters >= 0 and 0 <= t.warmup_ratio <= 1, "train.warmup_iters >= 0 and 0 <= warmup_ratio <= 1"),
-                (t.keep_last >= 0, "train.keep_last must be >= 0"),
-                (t.clip_grad is None or t.clip_grad > 0, "train.clip_grad must be > 0 or null"),
-                (t.progress in ("auto", "bar", "log"), "train.progress must be auto, bar or log")]
+    problems = [
+        (t.iterations >= 1, "train.iterations must be >= 1"),
+        (t.batch_size >= 1, "train.batch_size must be >= 1"),
+        (t.accumulate >= 1, "train.accumulate must be >= 1"),
+        (t.log_interval >= 1, "train.log_interval must be >= 1"),
+        (t.val_interval >= 1, "train.val_interval must be >= 1"),
+        (t.checkpoint_interval >= 1, "train.checkpoint_interval must be >= 1"),
+        (t.warmup_iters >= 0 and 0 <= t.warmup_ratio <= 1, "train.warmup_iters >= 0 and 0 <= warmup_ratio <= 1"),
+        (t.keep_last >= 0, "train.keep_last must be >= 0"),
+        (t.clip_grad is None or t.clip_grad > 0, "train.clip_grad must be > 0 or null"),
+        (t.progress in ("auto", "bar", "log"), "train.progress must be auto, bar or log"),
+    ]
     if t.time_budget is not None:
         parse_duration(t.time_budget)  # raises with the key's name
     bad = [msg for ok, msg in problems if not ok]

@@ -4,6 +4,7 @@ Drawn on ``matplotlib.figure.Figure`` with the Agg canvas, never through pyplot'
 ``matplotlib.use`` that would switch a notebook's backend, no figure left open in pyplot's registry.
 matplotlib is imported only when a chart is drawn.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,15 @@ def plot_confusion(matrix: Sequence[Sequence[int]], class_names: Sequence[str], 
         for i in range(n):
             for j in range(n):
                 if norm[i, j] >= 0.005:
-                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{norm[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title("confusion matrix (rows normalised)")
     return save_figure(fig, path)

@@ -2,6 +2,7 @@
 lines without the bar), metrics.jsonl, TensorBoard events, and at the end a PNG of the curves.
 Only rank 0 makes any of it.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -53,8 +54,14 @@ class TrainLogger:
     """Opens train.log at once, so set-up messages land in it too; ``begin`` opens the rest once the
     starting iteration is known."""
 
-    def __init__(self, work: Path, mode: str = "auto", enabled: bool = True, tensorboard: bool = True,
-                 device: Optional[torch.device] = None):
+    def __init__(
+        self,
+        work: Path,
+        mode: str = "auto",
+        enabled: bool = True,
+        tensorboard: bool = True,
+        device: Optional[torch.device] = None,
+    ):
         self.work, self.enabled, self.device, self.tensorboard = work, enabled, device, tensorboard
         self.metrics_path, self.text_path = work / "metrics.jsonl", work / "train.log"
         self.file = self.writer = self.bar = self.text = None
@@ -136,8 +143,10 @@ class TrainLogger:
             self.writer.add_scalar("train/lr", lr, it)
         mem_text = f" mem {mem:.2f}G" if mem else ""
         eta = datetime.timedelta(seconds=round((self.total - it) / rate)) if rate > 0 else "?"
-        line = (f"iter {it}/{self.total}  loss {values['loss']:.4f}  lr {lr:.3e}  {rate:.2f} it/s  "
-                f"eta {eta}{mem_text}")  # the ETA counts training steps only, not validations
+        line = (
+            f"iter {it}/{self.total}  loss {values['loss']:.4f}  lr {lr:.3e}  {rate:.2f} it/s  "
+            f"eta {eta}{mem_text}"
+        )  # the ETA counts training steps only, not validations
         self.to_file(line)
         if self.bar is not None:
             self.bar.set_postfix_str(f"loss {values['loss']:.4f} lr {lr:.2e}{mem_text}", refresh=False)
@@ -152,8 +161,10 @@ class TrainLogger:
         if self.writer is not None:
             for k, v in summary.items():
                 self.writer.add_scalar(f"val/{k}", v, it)
-        self.info(f"validation at iteration {it}:\n{format_table(results, class_names)}\n"
-                  f"best mIoU so far {100 * max(best, results['mIoU']):.2f}")
+        self.info(
+            f"validation at iteration {it}:\n{format_table(results, class_names)}\n"
+            f"best mIoU so far {100 * max(best, results['mIoU']):.2f}"
+        )
 
     def _write(self, record: Dict[str, Any]) -> None:
         self.file.write(json.dumps(_plain(record)) + "\n")

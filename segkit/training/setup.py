@@ -2,6 +2,7 @@
 point (fresh, resumed or initialised from another checkpoint), the loss, the model as trained,
 the random state of a resumed run, and the lines that describe the run.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,16 +13,23 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 
-from segkit.training.acceleration import use_compile
-from segkit.checkpoint import (check_resumable, find_resume_checkpoint, load_checkpoint, load_compatible, load_model_state,
-                         remove_stale_temporaries, set_rng_state)
+from segkit.checkpoint import (
+    check_resumable,
+    find_resume_checkpoint,
+    load_checkpoint,
+    load_compatible,
+    load_model_state,
+    remove_stale_temporaries,
+    set_rng_state,
+)
 from segkit.config import Config, ConfigError, to_dict
 from segkit.config.checks import config_problems
+from segkit.models import build_model
+from segkit.runtime import seed_everything
+from segkit.training.acceleration import use_compile
 from segkit.training.distributed import DistEnv, from_rank0, prepare_model
 from segkit.training.losses import build_loss, needs_auto_weights
 from segkit.training.optim import check_train_config
-from segkit.models import build_model
-from segkit.runtime import seed_everything
 from segkit.training.workdir import move_aside
 
 Say = Callable[[str], None]
@@ -30,8 +38,11 @@ Say = Callable[[str], None]
 @contextlib.contextmanager
 def backend_flags(t, device: torch.device):
     """Speed flags for the run (cudnn autotuning, TF32) or deterministic kernels; restored after."""
-    saved = (torch.backends.cudnn.benchmark, torch.are_deterministic_algorithms_enabled(),
-             torch.get_float32_matmul_precision())
+    saved = (
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.get_float32_matmul_precision(),
+    )
     if t.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -66,8 +77,9 @@ def prepare_work_dir(work: Path, env: DistEnv, say: Say) -> None:
             say(f"removed {p.name}, a partial write left by a killed run (the checkpoints are intact)")
 
 
-def find_start(cfg: Config, work: Path, resume: Optional[str], init_from: Optional[str], env: DistEnv,
-               say: Say) -> Tuple[torch.nn.Module, Optional[Path], Optional[Dict[str, Any]]]:
+def find_start(
+    cfg: Config, work: Path, resume: Optional[str], init_from: Optional[str], env: DistEnv, say: Say
+) -> Tuple[torch.nn.Module, Optional[Path], Optional[Dict[str, Any]]]:
     """Build the model and load the weights the run starts from; returns (model, source, checkpoint)
     when resuming, else (model, None, None)."""
     ckpt, source = None, None
@@ -87,11 +99,15 @@ def find_start(cfg: Config, work: Path, resume: Optional[str], init_from: Option
         warn_config_changes(ckpt["config"], to_dict(cfg), say)
     elif init is not None:
         loaded, skipped = load_compatible(model, init["model"])
-        say(f"--init-from {init_from}: {len(loaded)} tensors loaded, {len(skipped)} skipped"
-            + "".join(f"\n  skipped {s}" for s in skipped))
+        say(
+            f"--init-from {init_from}: {len(loaded)} tensors loaded, {len(skipped)} skipped"
+            + "".join(f"\n  skipped {s}" for s in skipped)
+        )
     if ckpt is None and env.is_main and (moved := move_aside(work)):
-        say(f"note: {work} held files of an earlier run; moved them to {moved} (use --resume auto to continue "
-            f"that run instead)")
+        say(
+            f"note: {work} held files of an earlier run; moved them to {moved} (use --resume auto to continue "
+            f"that run instead)"
+        )
     return model, source, ckpt
 
 
@@ -103,8 +119,9 @@ def without_pretrained(cfg: Config) -> Config:
     return cfg
 
 
-def restore_training_state(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                           ckpt: Dict[str, Any]) -> None:
+def restore_training_state(
+    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, ckpt: Dict[str, Any]
+) -> None:
     """The optimizer and grad scaler of a resumed run. A run saved without the scaler (amp none or
     bf16 stores ``{}``) resumed under fp16 starts a fresh one: GradScaler refuses an empty state.
     The optimizer's implementation (fused, foreach) stays this run's choice: loading puts back the saved
@@ -127,8 +144,9 @@ def warn_config_changes(old: Dict[str, Any], new: Dict[str, Any], say: Say, pref
             say(f"note: {prefix}{key} differs from the checkpoint's config: {a!r} -> {b!r}")
 
 
-def build_criterion(cfg: Config, train_set, device: torch.device, say: Say, work: Path,
-                    env: DistEnv) -> torch.nn.Module:
+def build_criterion(
+    cfg: Config, train_set, device: torch.device, say: Say, work: Path, env: DistEnv
+) -> torch.nn.Module:
     auto_weights = None
     if needs_auto_weights(cfg):
         from segkit.data.stats import CACHE_FILE, cached_class_weights
@@ -137,8 +155,10 @@ def build_criterion(cfg: Config, train_set, device: torch.device, say: Say, work
         auto_weights, cached = from_rank0(lambda: cached_class_weights(train_set, work, cfg.data.num_workers), env)
         if cached:
             say(f"class weights read from {work / CACHE_FILE} (same file list and label mapping)")
-        say("class weights (median frequency): " + ", ".join(
-            f"{n} {w:.3f}" for n, w in zip(train_set.class_names, auto_weights)))
+        say(
+            "class weights (median frequency): "
+            + ", ".join(f"{n} {w:.3f}" for n, w in zip(train_set.class_names, auto_weights))
+        )
     return build_loss(cfg, auto_weights).to(device)
 
 
@@ -167,16 +187,20 @@ def restore_rng(ckpt: Dict[str, Any], env: DistEnv, seed: int, start: int, say: 
         set_rng_state(rngs[env.rank], say)
     else:
         seed_everything(seed + env.rank + start)
-        say(f"the checkpoint holds random states of {len(rngs)} processes, this run has {env.world_size}: "
-            f"dropout randomness will differ from an uninterrupted run (the data order does not)")
+        say(
+            f"the checkpoint holds random states of {len(rngs)} processes, this run has {env.world_size}: "
+            f"dropout randomness will differ from an uninterrupted run (the data order does not)"
+        )
 
 
 def describe(cfg: Config, env: DistEnv, dtype: Optional[torch.dtype], train_set, val_set, work: Path) -> str:
     t = cfg.train
     amp = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16 + grad scaler"}[dtype]
     budget = f" (at most: or what fits in train.time_budget={t.time_budget})" if t.time_budget else ""
-    return (f"training {cfg.name or 'model'} on {env.world_size} x {env.device} (amp {amp}, channels_last "
-            f"{t.channels_last}, compile {use_compile(t.compile, t.iterations, env.device)[1]}): "
-            f"{len(train_set)} train / {len(val_set)} val images, "
-            f"{t.iterations} iterations{budget} of {t.batch_size * t.accumulate * env.world_size} images; "
-            f"work dir {work}")
+    return (
+        f"training {cfg.name or 'model'} on {env.world_size} x {env.device} (amp {amp}, channels_last "
+        f"{t.channels_last}, compile {use_compile(t.compile, t.iterations, env.device)[1]}): "
+        f"{len(train_set)} train / {len(val_set)} val images, "
+        f"{t.iterations} iterations{budget} of {t.batch_size * t.accumulate * env.world_size} images; "
+        f"work dir {work}"
+    )

@@ -1,5 +1,6 @@
 """A training run's work dir: one run at a time (a lock file naming its owner), and a new run in a
 used work dir moves the earlier run's files aside instead of overwriting or appending to them."""
+
 from __future__ import annotations
 
 import datetime
@@ -29,8 +30,11 @@ class WorkDirError(SegkitError, ValueError):
 
 
 def _owner() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(),
-            "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
 
 
 def _describe(owner: dict) -> str:
@@ -61,9 +65,11 @@ class WorkDirLock:
             previous = self._read(fd)
             if not self._lock(fd, previous):
                 os.close(fd)
-                raise WorkDirError(f"{self.path.parent} is in use by another training ({_describe(previous)}). "
-                                   f"Wait for it or stop it, or choose another --work-dir. If that run is gone, "
-                                   f"delete {self.path}.")
+                raise WorkDirError(
+                    f"{self.path.parent} is in use by another training ({_describe(previous)}). "
+                    f"Wait for it or stop it, or choose another --work-dir. If that run is gone, "
+                    f"delete {self.path}."
+                )
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -83,8 +89,10 @@ class WorkDirLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise WorkDirError(f"cannot write to the work dir {self.path.parent} ({exc.strerror}): choose a "
-                               f"writable --work-dir (or work_dir= in the config)") from exc
+            raise WorkDirError(
+                f"cannot write to the work dir {self.path.parent} ({exc.strerror}): choose a "
+                f"writable --work-dir (or work_dir= in the config)"
+            ) from exc
 
     @staticmethod
     def _read(fd: int) -> dict:

@@ -1,6 +1,7 @@
 """Ground-truth overlays in a grid: what ``tools/browse_dataset.py`` draws, so a user sees the data as
 the model sees it (optionally after the training augmentation: crops, padding, flips, colour changes).
 The drawing (overlay, hatch, captions, legend, saving) is ``segkit.visualization.overlays``'s; this file lays out the grid."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,11 @@ def _fit(image: np.ndarray, size: int) -> np.ndarray:
     """Scaled to fit a ``size`` x ``size`` box, on a grey background."""
     h, w = image.shape[:2]
     scale = size / max(h, w)
-    resized = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST)
+    resized = cv2.resize(
+        image,
+        (max(1, round(w * scale)), max(1, round(h * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST,
+    )
     cell = np.full((size, size, 3), 64, np.uint8)
     cell[: resized.shape[0], : resized.shape[1]] = resized
     return cell
@@ -41,12 +45,13 @@ def browse_grid(dataset, indices: Sequence[int], cols: int = 4, cell: int = 256)
     cols = max(1, min(cols, len(cells)))
     while len(cells) % cols:
         cells.append(np.full((cell, cell, 3), 255, np.uint8))
-    grid = np.concatenate([np.concatenate(cells[r: r + cols], axis=1) for r in range(0, len(cells), cols)])
+    grid = np.concatenate([np.concatenate(cells[r : r + cols], axis=1) for r in range(0, len(cells), cols)])
     return add_legend(grid, sorted(present), dataset.class_names, colours)
 
 
-def browse_dataset(cfg, split: str, out: Path, num: int = 16, cols: int = 4, augment: bool = False,
-                   seed: int = 0, cell: int = 256) -> Path:
+def browse_dataset(
+    cfg, split: str, out: Path, num: int = 16, cols: int = 4, augment: bool = False, seed: int = 0, cell: int = 256
+) -> Path:
     """Write the grid of ``num`` evenly spaced samples of ``split`` to ``out`` (a PNG)."""
     dataset = build_dataset(cfg.data, split, train_transform(cfg.data, seed=seed) if augment else None)
     indices = np.linspace(0, len(dataset) - 1, min(num, len(dataset))).round().astype(int).tolist()

@@ -1,4 +1,5 @@
 """Evaluation pictures: an ``evaluate`` hook drawing image | ground truth | prediction | error map."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,11 +20,18 @@ class SaveComparisons:
         self.written = 0
 
     def __call__(self, batch: Dict[str, torch.Tensor], pred: torch.Tensor) -> None:
-        for image, mask, p, index, (h, w) in zip(batch["image"], batch["mask"], pred.cpu(), batch["index"].tolist(),
-                                                 batch["size"].tolist()):
+        for image, mask, p, index, (h, w) in zip(
+            batch["image"], batch["mask"], pred.cpu(), batch["index"].tolist(), batch["size"].tolist()
+        ):
             path = Path(self.dataset.pairs[index][0])
             # the size pad_collate saw, not the file's: its header gives W x H before EXIF orientation
-            picture = comparison(image[:, :h, :w].permute(1, 2, 0).numpy(), mask[:h, :w].numpy(), p[:h, :w].numpy(),
-                                 self.class_names, self.palette, self.ignore_index)
+            picture = comparison(
+                image[:, :h, :w].permute(1, 2, 0).numpy(),
+                mask[:h, :w].numpy(),
+                p[:h, :w].numpy(),
+                self.class_names,
+                self.palette,
+                self.ignore_index,
+            )
             save_rgb(self.out_dir / f"{path.stem}.png", picture)
             self.written += 1

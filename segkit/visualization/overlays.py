@@ -4,6 +4,7 @@ All images are RGB uint8 H x W x 3 and masks integer H x W class ids. Pixels who
 class (``ignore_index``, e.g. 255) are left uncoloured. Drawing is OpenCV; the matplotlib charts are
 in ``segkit.training.plots``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,8 +53,9 @@ def colourise(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
 def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """``alpha`` of the class colour over the image; non-class pixels show the image alone."""
     if image.shape[:2] != mask.shape[:2]:
-        raise DataError(f"image {image.shape[1]}x{image.shape[0]} and mask {mask.shape[1]}x{mask.shape[0]} "
-                         f"(W x H) differ in size")
+        raise DataError(
+            f"image {image.shape[1]}x{image.shape[0]} and mask {mask.shape[1]}x{mask.shape[0]} (W x H) differ in size"
+        )
     is_class = (mask >= 0) & (mask < len(palette))
     blended = image.astype(np.float32) * (1 - alpha) + colourise(mask, palette).astype(np.float32) * alpha
     out = np.where(is_class[..., None], np.rint(blended), image)
@@ -69,8 +71,13 @@ def hatched_overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, al
     return out
 
 
-def draw_outlines(canvas: np.ndarray, mask: np.ndarray, colour: Tuple[int, int, int] = (255, 255, 255),
-                  thickness: int = 1, num_classes: Optional[int] = None) -> np.ndarray:
+def draw_outlines(
+    canvas: np.ndarray,
+    mask: np.ndarray,
+    colour: Tuple[int, int, int] = (255, 255, 255),
+    thickness: int = 1,
+    num_classes: Optional[int] = None,
+) -> np.ndarray:
     """Draw the outline of every region (connected pixels of one class) on ``canvas``, in place; with
     ``num_classes``, only regions of ids 0..num_classes-1 (not ignored or hidden pixels)."""
     for cls in np.unique(mask):
@@ -119,15 +126,20 @@ def label_points(mask: np.ndarray, num_classes: int, min_area: int) -> List[Tupl
             if area < min_area:
                 continue
             # zero border, so the box edge counts as the region's edge
-            region = np.pad((labels[y:y + h, x:x + w] == k).astype(np.uint8), 1)
+            region = np.pad((labels[y : y + h, x : x + w] == k).astype(np.uint8), 1)
             dist = cv2.distanceTransform(region, cv2.DIST_L2, 5)
             py, px = np.unravel_index(int(np.argmax(dist)), dist.shape)
             points.append((int(cls), int(x + px - 1), int(y + py - 1), int(area)))
     return sorted(points, key=lambda p: -p[3])
 
 
-def label_regions(canvas: np.ndarray, mask: np.ndarray, class_names: Sequence[str],
-                  min_area: Optional[int] = None, avoid: Sequence[Box] = ()) -> np.ndarray:
+def label_regions(
+    canvas: np.ndarray,
+    mask: np.ndarray,
+    class_names: Sequence[str],
+    min_area: Optional[int] = None,
+    avoid: Sequence[Box] = (),
+) -> np.ndarray:
     """Write the class name on every region large enough, centred on a point inside it; a label
     that would cover one already written (larger regions go first) or an ``avoid`` box is skipped. In place."""
     h, w = mask.shape[:2]
@@ -148,8 +160,13 @@ def label_regions(canvas: np.ndarray, mask: np.ndarray, class_names: Sequence[st
     return canvas
 
 
-def add_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequence[str], palette: np.ndarray,
-               background: Tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def add_legend(
+    canvas: np.ndarray,
+    classes: Iterable[int],
+    class_names: Sequence[str],
+    palette: np.ndarray,
+    background: Tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
     """A new image: ``canvas`` with a panel on the right listing a swatch and name per class."""
     classes = [int(c) for c in classes]
     scale = font_scale(canvas.shape) * 0.9
@@ -169,8 +186,13 @@ def add_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequence
     return out
 
 
-def draw_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequence[str], palette: np.ndarray,
-                mask: Optional[np.ndarray] = None) -> Optional[Box]:
+def draw_legend(
+    canvas: np.ndarray,
+    classes: Iterable[int],
+    class_names: Sequence[str],
+    palette: np.ndarray,
+    mask: Optional[np.ndarray] = None,
+) -> Optional[Box]:
     """In place: a swatch and name per class on a light panel inside the corner of ``canvas`` that
     hides the fewest pixels of ``mask``'s classes but its commonest, so the picture keeps the input's size. Rows that do
     not fit the height are summed up in a last "+N more" row. Returns the panel's box (x0, y0, x1, y1)."""
@@ -183,7 +205,7 @@ def draw_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequenc
         return None
     rows = [(c, _ascii(class_names[c])) for c in classes]
     if len(rows) > fit:
-        rows = rows[:fit - 1] + [(None, f"+{len(rows) - fit + 1} more")]
+        rows = rows[: fit - 1] + [(None, f"+{len(rows) - fit + 1} more")]
     width = min(w, pad * 3 + row + max(cv2.getTextSize(n, FONT, scale, 1)[0][0] for _, n in rows))
     height = min(h, pad * 2 + row * len(rows))
     corners = [(w - width, 0), (0, 0), (w - width, h - height), (0, h - height)]
@@ -192,9 +214,9 @@ def draw_legend(canvas: np.ndarray, classes: Iterable[int], class_names: Sequenc
         counts = np.bincount(mask[is_class].ravel())
         if np.count_nonzero(counts) > 1:
             is_class &= mask != counts.argmax()
-        corners.sort(key=lambda c: int(is_class[c[1]:c[1] + height, c[0]:c[0] + width].sum()))
+        corners.sort(key=lambda c: int(is_class[c[1] : c[1] + height, c[0] : c[0] + width].sum()))
     x0, y0 = corners[0]
-    panel = canvas[y0:y0 + height, x0:x0 + width]
+    panel = canvas[y0 : y0 + height, x0 : x0 + width]
     panel[:] = np.rint(panel * 0.25 + 255 * 0.75).astype(np.uint8)  # the picture shows faintly through
     for i, (cls, name) in enumerate(rows):
         x, y = x0 + pad, y0 + pad + i * row
@@ -216,9 +238,18 @@ def present_classes(*masks: np.ndarray, num_classes: int) -> List[int]:
     return [int(c) for c in ids if 0 <= c < num_classes]
 
 
-def render(image: np.ndarray, mask: np.ndarray, class_names: Sequence[str], palette=None, alpha: float = 0.5,
-           outlines: bool = True, labels: bool = True, legend: bool = True, min_area: Optional[int] = None,
-           skip: Iterable[int] = ()) -> np.ndarray:
+def render(
+    image: np.ndarray,
+    mask: np.ndarray,
+    class_names: Sequence[str],
+    palette=None,
+    alpha: float = 0.5,
+    outlines: bool = True,
+    labels: bool = True,
+    legend: bool = True,
+    min_area: Optional[int] = None,
+    skip: Iterable[int] = (),
+) -> np.ndarray:
     """The region-labeling picture at the image's size, so it lays over the image: colour overlay,
     region outlines, class names on the regions and a legend of the classes present inside a corner.
     ``skip`` classes (e.g. background) are left as the image: no colour, outline, name or legend row."""
@@ -243,8 +274,15 @@ def error_map(pred: np.ndarray, target: np.ndarray, ignore_index: int) -> np.nda
     return out
 
 
-def comparison(image: np.ndarray, target: np.ndarray, pred: np.ndarray, class_names: Sequence[str], palette,
-               ignore_index: int, alpha: float = 0.6) -> np.ndarray:
+def comparison(
+    image: np.ndarray,
+    target: np.ndarray,
+    pred: np.ndarray,
+    class_names: Sequence[str],
+    palette,
+    ignore_index: int,
+    alpha: float = 0.6,
+) -> np.ndarray:
     """image | ground truth | prediction | error map, titled, with one legend for both masks."""
     colours = palette_array(len(class_names), palette)
     image = np.ascontiguousarray(image)  # e.g. a batch tensor's permute(1, 2, 0) view
@@ -264,8 +302,9 @@ def comparison(image: np.ndarray, target: np.ndarray, pred: np.ndarray, class_na
         column[bar:] = tile
         cv2.putText(column, title, (4, bar - 6), FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
         columns += [column, gap]
-    return add_legend(np.hstack(columns[:-1]), present_classes(target, pred, num_classes=len(class_names)),
-                      class_names, colours)
+    return add_legend(
+        np.hstack(columns[:-1]), present_classes(target, pred, num_classes=len(class_names)), class_names, colours
+    )
 
 
 def save_rgb(path, image: np.ndarray) -> Path:

@@ -1,0 +1,47 @@
+"""tools/eval.py prints the mIoU that training logged for the same checkpoint, and writes its reports."""
+
+import json
+
+from tests.tool_loader import load_tool
+
+
+def last_val_miou(work_dir):
+    lines = [json.loads(line) for line in (work_dir / "metrics.jsonl").read_text().splitlines()]
+    return [line["val"]["mIoU"] for line in lines if "val" in line][-1]
+
+
+def test_eval_mIoU_equals_the_one_logged_at_the_end_of_training(sample_run, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    assert (
+        load_tool("eval").main([str(sample_run / "last.pth"), "--out", str(out), "--show-dir", str(tmp_path / "show")])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    logged = last_val_miou(sample_run)
+    results = json.loads(out.read_text())
+    assert results["mIoU"] == logged
+    assert f"mIoU {100 * logged:.2f}" in printed
+    assert results["split"] == "val" and results["images"] == 6 and len(results["IoU"]) == 6
+    assert (tmp_path / "results_confusion.png").stat().st_size > 0
+    assert (tmp_path / "results_iou.png").stat().st_size > 0
+    assert len(list((tmp_path / "show").glob("*.png"))) == 6  # every image, not every 50th
+
+
+def test_overrides_and_bad_input_are_one_line_errors(sample_run, tmp_path, capsys):
+    tool = load_tool("eval")
+    assert tool.main([str(sample_run / "last.pth"), "data.root=/nowhere"]) == 2
+    assert "/nowhere" in capsys.readouterr().err
+    assert tool.main([str(sample_run / "last.pth"), "eval.nope=1"]) == 2
+    assert "nope" in capsys.readouterr().err
+    (tmp_path / "x.pth").write_bytes(b"\x00" * 100)
+    assert tool.main([str(tmp_path / "x.pth")]) == 2
+    assert "x.pth" in capsys.readouterr().err
+
+
+def test_slide_and_tta_flags_reach_the_evaluation(sample_run, tmp_path):
+    out = tmp_path / "r.json"
+    small = ["eval.crop_size=[48,48]", "eval.stride=[32,32]", "eval.scales=[0.5,0.25]"]  # few, small passes
+    assert load_tool("eval").main([str(sample_run / "last.pth"), "--out", str(out), "--slide", "--tta", *small]) == 0
+    results = json.loads(out.read_text())
+    assert results["eval"]["mode"] == "slide" and results["eval"]["flip"] and results["eval"]["scales"] == [0.5, 0.25]
+    assert 0 <= results["mIoU"] <= 1

@@ -1,0 +1,114 @@
+"""The studio page in a real headless Chromium: click a region and give it another class, save, paint
+with the brush, undo, reload, and check the PNG on disk after each step."""
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the studio needs fastapi: pip install 'segkit[studio]'")
+pytest.importorskip("selenium", reason="the browser test needs selenium: pip install 'segkit[test]'")
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from bench._browser import chromium, find_browser, image_offset, serve, wait_ready  # noqa: E402
+from segkit.data import read_mask  # noqa: E402
+from segkit.inference.predictor import Predictor  # noqa: E402
+from segkit.studio import Studio, create_app  # noqa: E402
+
+_, _, MISSING = find_browser()
+pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"no headless browser: {MISSING}")
+
+
+def press(session, *keys):
+    ActionChains(session).send_keys(*keys).perform()
+    wait_ready(session)
+
+
+def click_pixel(session, x, y):
+    canvas = session.find_element(By.ID, "overlay")
+    ActionChains(session).move_to_element_with_offset(canvas, *image_offset(session, x, y)).click().perform()
+    wait_ready(session)
+
+
+def test_correct_a_region_brush_undo_and_reload_in_chromium(sample_run, sample_root, tmp_path):
+    images = sorted((sample_root / "images" / "val").iterdir())[:3]
+    stem = images[0].stem
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    shutil.copy(sample_root / "masks" / "val" / f"{stem}.png", masks / f"{stem}.png")  # ground truth to correct
+    truth = read_mask(masks / f"{stem}.png")
+    count, components, stats, _ = cv2.connectedComponentsWithStats((truth > 0).astype(np.uint8), connectivity=8)
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    ys, xs = np.nonzero(components == biggest)
+    x, y = int(xs[len(xs) // 2]), int(ys[len(ys) // 2])
+    old = int(truth[y, x])
+    new = 1 + old % 5  # another foreground class of the six
+    _, same_class = cv2.connectedComponents((truth == old).astype(np.uint8), connectivity=8)
+    region = same_class == same_class[y, x]
+    relabelled = np.where(region, new, truth).astype(np.uint8)
+
+    studio = Studio(Predictor.from_checkpoint(sample_run / "best.pth", device="cpu"), images, masks)
+    studio.score_all()  # as the command's background thread does
+    with serve(create_app(studio)) as url, chromium() as session:
+        session.get(f"{url}/#{stem}")
+        wait_ready(session)
+        assert session.find_element(By.ID, "progress").text == "1 / 3"
+        assert session.execute_script("return S.layer") == "label"  # the ground truth is shown where it exists
+        press(session, str(new))
+        click_pixel(session, x, y)
+        assert np.array_equal(read_mask(masks / f"{stem}.png"), relabelled)  # exactly the region changed
+
+        session.find_element(By.ID, "save").click()
+        wait_ready(session)
+        assert "saved" in session.find_element(By.ID, "status").text
+        assert np.array_equal(read_mask(masks / f"{stem}.png"), relabelled)
+
+        press(session, "b")
+        session.execute_script("document.getElementById('radius').value = 2")
+        canvas = session.find_element(By.ID, "overlay")
+        a, b = (4, 4), (40, 4)
+        ActionChains(session).move_to_element_with_offset(
+            canvas, *image_offset(session, *a)
+        ).click_and_hold().move_to_element_with_offset(canvas, *image_offset(session, *b)).release().perform()
+        wait_ready(session)
+        painted = relabelled.copy()
+        cv2.line(painted, a, b, new, 4)  # radius 2: the brush's round-capped line
+        assert np.array_equal(read_mask(masks / f"{stem}.png"), painted)
+
+        ActionChains(session).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+        wait_ready(session)
+        assert session.find_element(By.ID, "status").text.startswith("saved"), session.find_element(
+            By.ID, "status"
+        ).text
+        assert np.array_equal(read_mask(masks / f"{stem}.png"), relabelled)
+
+        session.refresh()
+        wait_ready(session)
+        shown = np.asarray(session.execute_script("return Array.from(S.label)"), np.uint8).reshape(truth.shape)
+        assert np.array_equal(shown, relabelled)
+        rgba = session.execute_script(
+            f"return Array.from(document.getElementById('overlay').getContext('2d').getImageData({x}, {y}, 1, 1).data)"
+        )
+        assert rgba[:3] == studio.palette[new].tolist() and rgba[3] == 128  # opacity 50 %
+
+        session.find_element(By.ID, "layer-errors").click()
+        coloured = session.execute_script(
+            "const d = document.getElementById('overlay').getContext('2d').getImageData(0, 0, S.w, S.h).data;"
+            "let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n;"
+        )
+        prediction = studio.analysis(stem).pred
+        assert coloured == int(((relabelled != prediction) & (relabelled != studio.ignore_index)).sum())
+
+        press(session, Keys.ARROW_RIGHT)
+        assert session.find_element(By.ID, "progress").text == "2 / 3"
+
+        n = len(studio.predictor.class_names)  # a cell of the confusion matrix lists the images it counts
+        cells = session.find_elements(By.CSS_SELECTOR, "#confusion td")
+        next(td for k, td in enumerate(cells) if td.text and k // n != k % n).click()
+        WebDriverWait(session, 30).until(lambda s: s.find_element(By.ID, "all-images").is_displayed())
+        assert "predicted" in session.find_element(By.ID, "order-kind").text
+        assert [li.get_attribute("data-stem") for li in session.find_elements(By.CSS_SELECTOR, "#order li")] == [stem]
