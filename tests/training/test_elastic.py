@@ -47,7 +47,16 @@ def overrides(sample_root, iterations=ITERS, *extra):
 
 
 def launch(
-    work: Path, sample_root, *args, rdzv="c10d", kill_at=0, kill_rank=1, nodes=None, iterations=ITERS, env_extra=()
+    work: Path,
+    sample_root,
+    *args,
+    rdzv="c10d",
+    kill_at=0,
+    kill_rank=1,
+    nodes=None,
+    iterations=ITERS,
+    env_extra=(),
+    restarts=1,
 ):
     port = free_port()
     where = (
@@ -66,7 +75,7 @@ def launch(
     }
     out = []
     for i, node in enumerate(procs):
-        cmd = [_torchrun(), "--max-restarts=1", *where, *node, str(WORKER), str(CONFIG)]
+        cmd = [_torchrun(), f"--max-restarts={restarts}", *where, *node, str(WORKER), str(CONFIG)]
         cmd += ["--work-dir", str(work if len(procs) == 1 else work / f"node{i}"), *args]
         cmd += overrides(sample_root, iterations)
         out.append(
