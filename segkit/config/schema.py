@@ -168,6 +168,7 @@ class TrainConfig:
     compile: Any = False  # torch.compile the model for training: true | false | auto (segkit.training.acceleration)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     dist_backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | nccl | gloo
+    dist_timeout: float = 300.0  # seconds the processes of a torchrun job have to meet, and each collective
     seed: int = 0
     deterministic: bool = False  # deterministic kernels: a resumed run then equals an uninterrupted one
     log_interval: int = 20

@@ -2,11 +2,26 @@
 
 ``torchrun`` sets RANK, WORLD_SIZE and LOCAL_RANK; ``setup`` reads them, joins the process
 group (nccl on CUDA, gloo on CPU) and picks ``cuda:LOCAL_RANK``. Only rank 0 logs and writes.
+
+Elastic restarts (``torchrun --max-restarts=N``): torchrun's agent keeps one TCPStore for the whole
+job, across restarts (static rendezvous caches it; c10d rendezvous shares it since torch 2.4,
+pytorch/pytorch#128096), and ``init_process_group`` then reads the process-group keys of the
+previous round: a restarted rank finds the dead worker's gloo address (Connection refused) or
+waits for peers that never answer (a hang), pytorch/pytorch#135712. So under the agent's store
+segkit never puts process-group keys there: rank 0 hosts a fresh store per round on a free port and
+publishes its address (with a nonce) in the agent's store; the others retry until they reach the
+store with that nonce, and everything has ``train.dist_timeout`` to finish (``join``).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import signal
+import socket
+import threading
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
@@ -15,7 +30,27 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from segkit.config import ConfigError
+from segkit.errors import SegkitError
 from segkit.runtime import resolve_device
+
+STATIC_HINT = (
+    "workers restarted under static rendezvous (--master_addr/--master_port) cannot always meet again: "
+    "use --rdzv-backend=c10d --rdzv-endpoint=HOST:PORT"
+)
+
+
+class DistributedSetupError(SegkitError, RuntimeError):
+    """The processes of a torchrun job could not meet within train.dist_timeout."""
+
+    exit_code = 1  # the run started and failed: torchrun may restart it
+
+
+def restart_count() -> int:
+    """How often torchrun has restarted this job's workers (0: the first start, or no torchrun)."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    except ValueError:
+        return 0
 
 
 @dataclass
@@ -36,8 +71,9 @@ class DistEnv:
         return self.world_size > 1
 
 
-def setup(device_name: str = "auto", backend: str = "auto") -> DistEnv:
-    """Join the process group torchrun describes (or the one already joined), else run alone."""
+def setup(device_name: str = "auto", backend: str = "auto", timeout: float = 300.0) -> DistEnv:
+    """Join the process group torchrun describes (or the one already joined), else run alone.
+    ``timeout`` (seconds, ``train.dist_timeout``) bounds the join and every collective."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     initialised = dist.is_available() and dist.is_initialized()
     if world <= 1 and not initialised:
@@ -52,12 +88,98 @@ def setup(device_name: str = "auto", backend: str = "auto") -> DistEnv:
             backend = "nccl" if device.type == "cuda" else "gloo"
         if backend not in ("nccl", "gloo"):
             raise ConfigError(f"train.dist_backend={backend}: choose auto, nccl or gloo")
-        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+        join(backend, device, timeout)
         owns = True
+        watch_agent()
     env = DistEnv(dist.get_rank(), dist.get_world_size(), local_rank, device, owns)
     if env.distributed:
         env.control_group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
     return env
+
+
+def join(backend: str, device: torch.device, timeout: float) -> None:
+    """``init_process_group`` with a deadline, on a store with no keys from an earlier round."""
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    addr = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    delta = datetime.timedelta(seconds=timeout)
+    device_id = device if device.type == "cuda" else None
+    try:
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            store = round_store(rank, timeout)
+            dist.init_process_group(
+                backend, store=store, rank=rank, world_size=world, timeout=delta, device_id=device_id
+            )
+        else:  # env:// (rank 0 hosts a new store each start): nothing stale to read
+            dist.init_process_group(backend, timeout=delta, device_id=device_id)
+        dist.barrier()  # every rank has joined, inside the deadline
+    except DistributedSetupError:
+        raise
+    except Exception as exc:  # DistStoreError, DistNetworkError, gloo/NCCL RuntimeErrors, TimeoutError
+        raise setup_error(rank, world, addr, timeout, exc) from exc
+
+
+def setup_error(rank: int, world: int, addr: str, timeout: float, exc: BaseException) -> DistributedSetupError:
+    restarts = restart_count()
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if restarts:
+        cause = f"this is restart {restarts} by torchrun: a peer did not restart with it, or {STATIC_HINT}"
+    else:
+        cause = (
+            "a node did not start, or cannot reach that address (firewall, wrong --rdzv-endpoint/--master_addr), "
+            "or --nnodes/--nproc_per_node differ between the nodes"
+        )
+    return DistributedSetupError(
+        f"rank {rank} of {world} could not join the process group at {addr} within train.dist_timeout="
+        f"{timeout:g}s ({detail}). Likely cause: {cause}."
+    )
+
+
+ROUND_KEY = "segkit/round_store"
+
+
+def round_store(rank: int, timeout: float) -> Any:
+    """A store for this round's process group: rank 0 hosts it on a free port and publishes
+    ``port nonce`` in torchrun's agent store; the others connect to it once they see a nonce the
+    store itself holds (a published value may be the last round's, whose store died with its rank 0)."""
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    delta = datetime.timedelta(seconds=timeout)
+    agent = dist.TCPStore(host, port, is_master=False, timeout=delta)
+    key = f"{ROUND_KEY}/{os.environ.get('TORCHELASTIC_RUN_ID', '')}"
+    if rank == 0:
+        nonce = uuid.uuid4().hex
+        own = dist.TCPStore(host, 0, is_master=True, timeout=delta, wait_for_workers=False)
+        own.set("nonce", nonce)
+        agent.set(key, f"{own.port} {nonce}")
+        return dist.PrefixStore("segkit", own)
+    deadline = time.monotonic() + timeout
+    while True:
+        port_text, nonce = agent.get(key).decode().split()
+        try:
+            socket.create_connection((host, int(port_text)), timeout=2).close()  # quiet when it is gone
+            own = dist.TCPStore(host, int(port_text), is_master=False, timeout=datetime.timedelta(seconds=2))
+            if own.get("nonce").decode() == nonce:
+                own.set_timeout(delta)
+                return dist.PrefixStore("segkit", own)
+        except Exception:  # the last round's store (gone: refused), or another process on a reused port
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"rank 0's store for this round never appeared (last seen: port {port_text})")
+        time.sleep(0.2)
+
+
+def watch_agent() -> None:
+    """Under torchrun: if the agent dies (kill -9, a lost node), its workers are orphaned and would
+    train on without it; a SIGTERM to this process instead saves a checkpoint and stops, as on one machine."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not hasattr(os, "getppid"):
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="segkit-agent-watch", daemon=True).start()
 
 
 def teardown(env: DistEnv) -> None:

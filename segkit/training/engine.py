@@ -81,7 +81,7 @@ def train(
     config.yaml and curves.png in the work dir (default ``work_dirs/<config name>``).
     """
     check_run_config(cfg)
-    env = setup(cfg.train.device, cfg.train.dist_backend)
+    env = setup(cfg.train.device, cfg.train.dist_backend, cfg.train.dist_timeout)
     try:
         lock = WorkDirLock(work_dir_of(cfg, work_dir)) if env.is_main else contextlib.nullcontext()
         with lock, StopRequest() as stop, backend_flags(cfg.train, env.device):

@@ -86,6 +86,7 @@ def check_train_config(t) -> None:
         (t.keep_last >= 0, "train.keep_last must be >= 0"),
         (t.clip_grad is None or t.clip_grad > 0, "train.clip_grad must be > 0 or null"),
         (t.progress in ("auto", "bar", "log"), "train.progress must be auto, bar or log"),
+        (t.dist_timeout > 0, "train.dist_timeout must be > 0 (seconds)"),
     ]
     if t.time_budget is not None:
         parse_duration(t.time_budget)  # raises with the key's name

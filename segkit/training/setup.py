@@ -27,7 +27,7 @@ from segkit.config.checks import config_problems
 from segkit.models import build_model
 from segkit.runtime import seed_everything
 from segkit.training.acceleration import use_compile
-from segkit.training.distributed import DistEnv, from_rank0, prepare_model
+from segkit.training.distributed import DistEnv, from_rank0, prepare_model, restart_count
 from segkit.training.losses import build_loss, needs_auto_weights
 from segkit.training.optim import check_train_config
 from segkit.training.workdir import move_aside
@@ -81,15 +81,23 @@ def find_start(
     cfg: Config, work: Path, resume: Optional[str], init_from: Optional[str], env: DistEnv, say: Say
 ) -> Tuple[torch.nn.Module, Optional[Path], Optional[Dict[str, Any]]]:
     """Build the model and load the weights the run starts from; returns (model, source, checkpoint)
-    when resuming, else (model, None, None)."""
+    when resuming, else (model, None, None). A restart by torchrun resumes from the work dir's
+    last checkpoint whatever ``resume`` said (that still decides when there is none yet)."""
     ckpt, source = None, None
-    if resume == "auto":
-        found = find_resume_checkpoint(work)
+    restarts = restart_count()
+    if resume == "auto" or restarts:
+        # rank 0 reads it and every rank gets it: all resume at one iteration, with or without shared storage
+        found = from_rank0(lambda: find_resume_checkpoint(work), env)
         if found:
             source, ckpt = found
+            if restarts:
+                say(f"restart {restarts} by torchrun: resuming from {source} at iteration {ckpt['iteration']}")
+        elif restarts and resume not in (None, "auto"):
+            say(f"restart {restarts} by torchrun: no checkpoint in {work} yet; starting again from {resume}")
         else:
-            say(f"--resume auto: no checkpoint in {work} yet; starting from iteration 0")
-    elif resume:
+            why = f"restart {restarts} by torchrun" if restarts else "--resume auto"
+            say(f"{why}: no checkpoint in {work} yet; starting from iteration 0")
+    if ckpt is None and resume not in (None, "auto"):
         source, ckpt = Path(resume), load_checkpoint(resume)
     init = load_checkpoint(init_from) if ckpt is None and init_from else None
     model = build_model(cfg if ckpt is None and init is None else without_pretrained(cfg))

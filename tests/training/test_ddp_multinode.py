@@ -3,11 +3,14 @@ rendezvous on 127.0.0.1 with gloo and train a few steps, each with its own work 
 both must end with the same weights and the same all-reduced validation confusion matrix."""
 
 import os
+import random
 import socket
 import subprocess
 
+import pytest
 import torch
 
+from segkit.checkpoint import load_checkpoint
 from tests.train_helpers import ROOT, tiny_overrides
 from tests.training.test_ddp import _torchrun
 
@@ -57,3 +60,30 @@ def test_two_nodes_agree_on_weights_and_validation(tmp_path):
     for name, value in ranks[0]["weights"].items():
         assert torch.equal(value, ranks[1]["weights"][name]), name
     assert (tmp_path / "node0" / "last.pth").is_file() and not (tmp_path / "node1" / "last.pth").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="open (issue #22): with two c10d agents the round after the kill fails in DDP's parameter check "
+    "(Connection closed by peer) and an agent ends with RendezvousClosedError; one agent (test_elastic.py) recovers",
+    strict=False,
+)
+def test_two_nodes_recover_from_a_killed_worker(tmp_path):
+    """The same two "nodes" under the elastic recipe (c10d rendezvous), each with its
+    own work dir (--max-restarts=3: a node's agent may also restart for the other's round): rank 1's worker is SIGKILLed at a random iteration; both nodes restart and finish, and
+    rank 1 resumes from the checkpoint only rank 0's work dir holds (rank 0 sends it)."""
+    from segkit.data.sample import generate
+    from tests.training.test_elastic import EVERY, ITERS, RESUMED, finish, launch
+
+    sample_root = generate(tmp_path / "data", splits={"train": 4, "val": 2})
+    kill_at = random.randint(EVERY + 1, ITERS)
+    node = ["--nnodes=2", "--nproc_per_node=1"]
+    procs = launch(tmp_path, sample_root, kill_at=kill_at, nodes=[node, node], restarts=3)
+    for proc in procs:
+        rc, out = finish(proc)
+        assert rc == 0, f"killed rank 1 at iteration {kill_at}\n{out[-4000:]}"
+    # c10d numbers the nodes in the order they join: the one holding last.pth ran rank 0
+    (rank0_work,) = [w for w in (tmp_path / "node0", tmp_path / "node1") if (w / "last.pth").exists()]
+    assert load_checkpoint(rank0_work / "last.pth")["iteration"] == ITERS
+    found = RESUMED.search((rank0_work / "train.log").read_text())
+    assert found and int(found.group(2)) <= kill_at - 1, kill_at
