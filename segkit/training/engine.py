@@ -115,6 +115,15 @@ def error_text(exc: Exception) -> str:
     return "error: " + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
 
 
+def stop_workers(batches) -> None:
+    """End a loader iterator's worker processes now. An error's traceback keeps the iterator alive until
+    the interpreter exits, where multiprocessing kills its workers and PyTorch reports that as a second
+    error (a traceback after the error's one line)."""
+    shutdown = getattr(batches, "_shutdown_workers", None)  # PyTorch's multi-process iterator
+    if shutdown is not None:
+        shutdown()
+
+
 def best_text(best: float, iteration: int) -> str:
     return f"best mIoU {100 * best:.2f} at iteration {iteration}" if best >= 0 else "no validation yet"
 
@@ -210,6 +219,8 @@ class Trainer:
         except Exception as exc:
             self.save_before_error(exc)
             raise
+        finally:
+            stop_workers(batches)
 
     def _loop(self, done: int, end: int, stop_at: Optional[int], batches) -> Dict[str, Any]:
         t, results = self.t, {}

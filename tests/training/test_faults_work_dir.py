@@ -62,9 +62,13 @@ def test_a_fresh_start_moves_the_old_run_aside(sample_root, tmp_path, capsys):
     work.mkdir()
     old_md5 = _md5(_numpy_checkpoint(work / "last.pth"))
     (work / "metrics.jsonl").write_text('{"iter": 7, "loss": 1.0}\n')
+    (work / "train.log").write_text("the old run's log\n")
     train(tiny_config(sample_root, 2), str(work), resume="none")
     (moved,) = (work / "previous").iterdir()
     assert f"moved them to {moved}" in capsys.readouterr().out
+    assert (moved / "train.log").read_text() == "the old run's log\n"  # the new run's lines start a new log
+    new_log = (work / "train.log").read_text()
+    assert "the old run's log" not in new_log and "training " in new_log and f"moved them to {moved}" in new_log
     assert _md5(moved / "last.pth") == old_md5 and (moved / "metrics.jsonl").read_text().startswith('{"iter": 7')
     assert [r["iter"] for r in read_log(work) if "loss" in r] == [1, 2]
     assert load_checkpoint(work / "last.pth")["iteration"] == 2
