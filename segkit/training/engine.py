@@ -369,6 +369,8 @@ class Trainer:
                 inference_dtype(self.cfg, self.device),
             )
         except ValidationAbandoned:
+            stop_workers(getattr(self.val_loader, "_iterator", None))  # its persistent workers: now, not at exit
+            self.val_loader._iterator = None
             self.say(f"validation at iteration {done} abandoned on the stop signal; it runs on --resume")
             return {}, False
         finally:

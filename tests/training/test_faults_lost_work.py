@@ -3,7 +3,6 @@ iteration before the run stops and lands in train.log; a stop signal during a lo
 it within seconds, and the resumed run validates at that iteration."""
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -65,3 +64,60 @@ def test_an_image_truncated_while_training_with_workers_keeps_the_iterations_don
     log = (work / "train.log").read_text()
     assert lines[0] in log.splitlines()  # the same line, once
     assert log.count(str(victim)) == 1
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_long_validation_stops_within_seconds_and_the_resumed_run_validates(tmp_path):
+    """120 validation images with TTA (2 scales, flip), one per batch: minutes of validation on a CPU.
+    SIGTERM a second into it: exit 143 within 10 s, the iteration's checkpoint, no partial numbers;
+    the resumed run validates that iteration first (on a smaller val set here, to keep the test short)."""
+    root = generate(tmp_path / "data", splits={"train": 4, "val": 120})
+    work = tmp_path / "work"
+    args = [
+        *tiny_overrides(root, 4, "data.num_workers=2", "train.val_interval=2", "train.checkpoint_interval=100"),
+        "eval.batch_size=1",
+        "eval.scales=[1.0,1.5]",
+        "eval.flip=true",
+        "--work-dir",
+        work,
+    ]
+    proc = subprocess.Popen(
+        train_command(*args),
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    for line in proc.stdout:  # the log mode says when validation starts
+        seen.append(line)
+        if line.startswith("validation: 120 batches"):
+            break
+    else:
+        raise AssertionError("no validation started:\n" + "".join(seen))
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGTERM)  # as Slurm and Kubernetes do: the main process and its workers
+    sent = time.monotonic()
+    out, _ = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+    out = "".join(seen) + out
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert took < 10, f"{took:.1f} s from SIGTERM to exit\n{out}"
+    assert "validation at iteration 2 abandoned" in out and "Traceback" not in out
+    assert not [r for r in read_log(work) if "val" in r]  # no partial numbers recorded
+    ckpt = load_checkpoint(work / "last.pth")
+    assert ckpt["iteration"] == 2 and ckpt["validation_due"]
+    check_resumable(ckpt, "last.pth")
+
+    for split in ("images", "masks"):  # a short validation for the resumed run
+        for path in sorted((root / split / "val").iterdir())[2:]:
+            path.unlink()
+    done = subprocess.run(
+        train_command(*args, "--resume"), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.index("validation at iteration 2:") < done.stdout.index("iter 3/4")
+    assert [r["iter"] for r in read_log(work) if "val" in r] == [2, 4]
+    assert not load_checkpoint(work / "last.pth")["validation_due"]
