@@ -123,6 +123,13 @@ def atomic_write(path: Union[str, Path], durable: bool = False) -> Iterator[Path
             tmp.unlink(missing_ok=True)
 
 
+def write_text_atomically(path: Union[str, Path], text: str) -> Path:
+    """``path.write_text(text)`` through ``atomic_write``: the earlier file stays whole if it fails."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
 def optional_import(module: str, extra: str, feature: str) -> ModuleType:
     """``import module``, or a ``MissingDependency`` saying that ``feature`` needs it and which extra has it."""
     try:

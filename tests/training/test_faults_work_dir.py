@@ -14,7 +14,7 @@ import PIL.Image
 import pytest
 import torch
 
-from segkit.checkpoint import FORMAT, CheckpointError, load_checkpoint
+from segkit.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from segkit.config import ConfigError
 from segkit.training import engine
 from segkit.training.engine import train
@@ -165,7 +165,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(sample_root, tmp_
     cfg = tiny_config(sample_root, 4, "train.checkpoint_interval=2", "train.keep_last=0")
     with pytest.raises(
         CheckpointError,
-        match=r"cannot write checkpoint .*last\.pth: the disk is full \(OSError 28\); "
+        match=r"cannot write checkpoint .*last\.pth: no space left on device \(the disk is full\) \(OSError 28\); "
         r"the previous last\.pth is unchanged",
     ):
         train(cfg, str(tmp_path))
@@ -238,3 +238,20 @@ def test_output_stems_follow_the_export_names():
     paths = [Path("a/img.png"), Path("b/img.png"), Path("c/one.png"), Path("c/shot.png"), Path("c/shot.jpg")]
     assert list(unique_output_stems(paths).values()) == ["a_img", "b_img", "c_one", "c_shot_png", "c_shot_jpg"]
     assert list(unique_output_stems([Path("x.png"), Path("y.jpg")]).values()) == ["x", "y"]
+
+
+def test_a_checkpoint_on_a_really_full_disk_is_one_line_and_keeps_the_previous_one(full_tmpfs):
+    """A real tmpfs, not /dev/full: torch.save wraps the kernel's ENOSPC in a RuntimeError ("unexpected pos")."""
+    mount, fill = full_tmpfs
+    path = mount / "last.pth"
+    save_checkpoint(path, {"model": {"w": torch.zeros(10)}, "iteration": 1})
+    before = _md5(path)
+    fill()
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(path, {"model": {"w": torch.ones(100_000)}, "iteration": 2})
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and "inline_container" not in message
+    assert message.startswith(f"cannot write checkpoint {path}: no space left on device (the disk is full)")
+    assert "the previous last.pth is unchanged" in message
+    assert _md5(path) == before and load_checkpoint(path)["iteration"] == 1
+    assert not list(mount.glob(".*.tmp*"))
