@@ -8,13 +8,11 @@ class names, palette and normalisation (``meta``), plus the training state for r
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -23,7 +21,7 @@ import torch
 
 from . import __version__
 from .config import Config, from_dict
-from .errors import CheckpointError
+from .errors import CheckpointError, OutputError, atomic_write, write_reason
 from .models import build_model
 from .models.weights import compare_state_dicts
 
@@ -61,10 +59,12 @@ def training_state(
     scaler: Optional[Dict] = None,
     rng: Optional[List[Dict]] = None,
     world_size: int = 1,
+    validation_due: bool = False,
 ) -> Dict[str, Any]:
     """The checkpoint dict. ``config`` is plain (``to_dict``). Without ``optimizer`` it holds weights
     for inference only; ``--resume`` needs the optimizer, scaler and random states too.
-    ``schedule_iterations``: what the LR schedule spans (``train.iterations``, or what a time budget fit)."""
+    ``schedule_iterations``: what the LR schedule spans (``train.iterations``, or what a time budget fit).
+    ``validation_due``: a stop signal abandoned this iteration's validation; ``--resume`` runs it first."""
     state = {
         "model": model,
         "config": config,
@@ -76,6 +76,7 @@ def training_state(
     }
     if optimizer is not None:
         state.update(optimizer=optimizer, scaler=scaler or {}, rng=rng or [], world_size=world_size)
+        state.update(validation_due=validation_due)
     return state
 
 
@@ -84,38 +85,17 @@ def save_checkpoint(path: Union[str, Path], state: Dict[str, Any]) -> Path:
     a crash at any moment leaves the previous file or the new one, never a partial one. The new
     file is a new inode, never a write through a link, with the permissions the umask allows."""
     path = Path(path)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 whatever the umask
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise CheckpointWriteError(_write_failure(path, exc)) from exc
-    finally:
-        if tmp is not None and Path(tmp).exists():
-            Path(tmp).unlink()
+        with atomic_write(path, durable=True) as tmp:
+            torch.save({"format": FORMAT, **state}, tmp)
+    except OutputError as exc:  # a full disk, also where torch.save wraps it in a RuntimeError
+        raise CheckpointWriteError(_write_failure(path, exc.cause or exc)) from exc
     _fsync_dir(path.parent)
     return path
 
 
-def current_umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
-
-
 def _write_failure(path: Path, exc: OSError) -> str:
-    what = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is exceeded",
-        errno.EROFS: "the file system is read-only",
-        errno.EACCES: "permission denied",
-    }.get(exc.errno, exc.strerror or str(exc))
+    what = write_reason(exc)
     kept = f"the previous {path.name} is unchanged" if path.exists() else "nothing was written"
     return (
         f"cannot write checkpoint {path}: {what} (OSError {exc.errno}); {kept}. Free space or fix the "
@@ -175,7 +155,7 @@ def prune_checkpoints(work_dir: Union[str, Path], keep: int, upto: int) -> None:
 
 def remove_stale_temporaries(work_dir: Union[str, Path]) -> List[Path]:
     """Temporary files a killed process left behind (never a checkpoint: renames are atomic)."""
-    stale = [p for p in Path(work_dir).glob(".*.tmp") if p.is_file()]
+    stale = [p for p in {*Path(work_dir).glob(".*.tmp"), *Path(work_dir).glob(".*.tmp.*")} if p.is_file()]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

@@ -13,9 +13,15 @@ catching them.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
+import os
 import re
+import tempfile
+from pathlib import Path
 from types import ModuleType
+from typing import Iterator, Optional, Union
 
 
 class SegkitError(Exception):
@@ -42,6 +48,86 @@ class MissingDependency(SegkitError, ImportError):
 
 class OutputError(SegkitError, OSError):
     """An output file that cannot be written where it was asked for; the message names it."""
+
+    cause: Optional[OSError] = None  # the OSError behind it, where there is one
+
+
+REASONS = {
+    errno.ENOSPC: "no space left on device (the disk is full)",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+}
+
+
+def write_reason(exc: OSError) -> str:
+    """Why a write failed, in words ("no space left on device (the disk is full)")."""
+    return REASONS.get(exc.errno, exc.strerror or str(exc))
+
+
+def os_error_behind(exc: BaseException, path: Path) -> Optional[OSError]:
+    """The OSError that ``exc`` is or wraps. ``torch.save`` turns a full disk into a RuntimeError
+    ("[enforce fail at inline_container.cc] unexpected pos"): the write fell short, and the folder's free
+    space says whether the disk filled up."""
+    seen: Optional[BaseException] = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and not isinstance(seen, SegkitError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, RuntimeError) and "unexpected pos" in str(exc):
+        try:
+            stats = os.statvfs(path.parent)
+            full = stats.f_bavail * stats.f_frsize < 1 << 20
+        except (OSError, AttributeError):
+            full = False
+        code = errno.ENOSPC if full else errno.EIO
+        return OSError(code, os.strerror(code))
+    return None
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: Union[str, Path], durable: bool = False) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder (``.NAME.XXXX.tmp`` + the suffix, so writers that pick the
+    format by the suffix still do) for the caller to write; renamed over ``path`` when the block ends
+    without an error (flushed to disk first when ``durable``), else removed. An earlier file at ``path``
+    is therefore replaced whole or not at all, never by a partial one. A failed write (a full disk,
+    permissions) is an ``OutputError`` naming ``path``; the file is written with the umask's permissions."""
+    path, tmp = Path(path), None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        tmp = Path(name)
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 whatever the umask
+        os.close(fd)
+        yield tmp
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except Exception as exc:
+        cause = os_error_behind(exc, path)
+        if cause is None:
+            raise
+        error = OutputError(f"cannot write {path}: {write_reason(cause)}; an earlier {path.name} is unchanged")
+        error.cause = cause
+        raise error from exc
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def write_text_atomically(path: Union[str, Path], text: str) -> Path:
+    """``path.write_text(text)`` through ``atomic_write``: the earlier file stays whole if it fails."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def optional_import(module: str, extra: str, feature: str) -> ModuleType:

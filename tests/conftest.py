@@ -137,3 +137,31 @@ def camvid_run(camvid_small, tmp_path_factory) -> Path:
             "model.decoder.name=fcn",
         ],
     )
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """(folder, fill): a folder on a real 2 MB tmpfs (a full disk as the kernel makes one, not /dev/full);
+    needs root (CI runs as root). ``fill()`` writes a file until the kernel says ENOSPC."""
+    import errno
+
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip() or done.returncode}")
+
+    def fill() -> None:
+        with open(mount / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+
+    try:
+        yield mount, fill
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..errors import ConfigError
+from ..errors import ConfigError, write_text_atomically
 from .regions import region_polygons
 from .writer import AnnotationWriter, WriterOptions
 
@@ -114,9 +114,7 @@ class CocoExport(AnnotationWriter):
         return self._write(path)
 
     def _write(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict()))
-        return path
+        return write_text_atomically(path, json.dumps(self.to_dict()))
 
     def _save_folder(self, folder: Path, sources: Mapping[str, Path]) -> Path:
         (folder / DATASET_IMAGES).mkdir(parents=True, exist_ok=True)

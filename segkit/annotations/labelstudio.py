@@ -18,6 +18,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from ..errors import write_text_atomically
 from .regions import region_polygons
 from .writer import DEFAULT_IMAGE_ROOT, AnnotationWriter, WriterOptions
 
@@ -130,7 +131,6 @@ class LabelStudioExport(AnnotationWriter):
     def save(self, path, sources: Optional[Mapping[str, Path]] = None) -> Path:
         """Write the tasks to ``path`` and the labeling interface beside it (``<stem>.label_config.xml``)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.tasks))
-        path.with_suffix(".label_config.xml").write_text(self.labeling_config())
+        write_text_atomically(path, json.dumps(self.tasks))
+        write_text_atomically(path.with_suffix(".label_config.xml"), self.labeling_config())
         return path

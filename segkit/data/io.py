@@ -46,13 +46,13 @@ def read_image(path: PathLike) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"image not found: {path}")
     buf = np.fromfile(path, dtype=np.uint8)
+    if buf.size and _truncated(buf, path):  # before decoding it: libpng prints lines of its own on stderr
+        raise DataError(f"image {path} is truncated (the file ends before the image data does). "
+                        f"Re-copy or re-download it, or remove it and its mask from the data set.")
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
         raise DataError(f"cannot decode image {path}: the file is empty, truncated, corrupt or not an image. "
                         f"Re-copy it, or remove it and its mask from the data set.")
-    if _truncated(buf, path):
-        raise DataError(f"image {path} is truncated (the file ends before the image data does). "
-                        f"Re-copy or re-download it, or remove it and its mask from the data set.")
     img = apply_orientation(img, exif_orientation(buf))
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
@@ -81,9 +81,13 @@ def _truncated(buf: np.ndarray, path: Path) -> bool:
     else:
         return False
     try:
-        with Image.open(BytesIO(buf.tobytes())) as im:
-            im.load()
+        im = Image.open(BytesIO(buf.tobytes()))
     except (OSError, SyntaxError, UnidentifiedImageError):
+        return False  # not an image at all: the decoder says so
+    try:
+        with im:
+            im.load()
+    except (OSError, SyntaxError):
         return True
     return False
 

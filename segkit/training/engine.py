@@ -12,6 +12,7 @@ import contextlib
 import math
 import signal
 import time
+import traceback
 from typing import Any, Dict, Optional
 
 import torch
@@ -27,6 +28,7 @@ from segkit.checkpoint import (
 )
 from segkit.config import Config, dump, to_dict
 from segkit.data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
+from segkit.errors import SegkitError, one_line
 from segkit.evaluation.evaluator import evaluate
 from segkit.runtime import amp_dtype, autocast, inference_dtype, memory_format, seed_everything
 from segkit.training.budget import REFIT_AT, TimeBudget, parse_duration
@@ -41,7 +43,13 @@ from segkit.training.distributed import (
     setup,
     teardown,
 )
-from segkit.training.faults import NonFiniteLossError, StopRequest, TrainingInterrupted
+from segkit.training.faults import (
+    NonFiniteLossError,
+    RankFailed,
+    StopRequest,
+    TrainingInterrupted,
+    ValidationAbandoned,
+)
 from segkit.training.optim import build_optimizer, lr_factor, set_lr
 from segkit.training.progress import TrainLogger, plot_curves
 from segkit.training.setup import (
@@ -91,10 +99,29 @@ def train(
             except (TrainingInterrupted, NonFiniteLossError) as exc:
                 trainer.log.to_file(f"stopped: {exc}")  # the CLI prints it; train.log keeps it too
                 raise
+            except Exception as exc:  # the CLI prints it (one line, or a bug's traceback); train.log keeps it
+                trainer.log.to_file(error_text(exc))
+                raise
             finally:
                 trainer.log.close()
     finally:
         teardown(env)
+
+
+def error_text(exc: Exception) -> str:
+    """What train.log says about the error that ended a run: the CLI's line, and a bug's traceback."""
+    if isinstance(exc, SegkitError):
+        return f"error: {one_line(exc)}"
+    return "error: " + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+
+
+def stop_workers(batches) -> None:
+    """End a loader iterator's worker processes now. An error's traceback keeps the iterator alive until
+    the interpreter exits, where multiprocessing kills its workers and PyTorch reports that as a second
+    error (a traceback after the error's one line)."""
+    shutdown = getattr(batches, "_shutdown_workers", None)  # PyTorch's multi-process iterator
+    if shutdown is not None:
+        shutdown()
 
 
 def best_text(best: float, iteration: int) -> str:
@@ -129,6 +156,9 @@ class Trainer:
             restore_training_state(self.optimizer, self.scaler, ckpt)
             self.start, self.best = ckpt["iteration"], ckpt["best_score"]
             self.best_iter = ckpt.get("best_iteration", 0)
+        # a stop signal abandoned the validation of the iteration resumed from: it runs first
+        self.validation_due = bool(ckpt is not None and ckpt.get("validation_due", False))
+        self.stopped_together = False  # DDP: every rank raised at the same iteration (so they can save together)
         self.schedule = t.iterations  # what the LR schedule spans, and where the run ends
         self.budget = None
         if t.time_budget and ckpt is not None:
@@ -189,11 +219,20 @@ class Trainer:
         except Exception as exc:
             self.save_before_error(exc)
             raise
+        finally:
+            stop_workers(batches)
 
     def _loop(self, done: int, end: int, stop_at: Optional[int], batches) -> Dict[str, Any]:
         t, results = self.t, {}
+        self.sound = done  # the iteration whose state the model and optimizer hold (None: between two)
+        if self.validation_due:
+            results, improved = self.validate(done)
+            if improved:
+                self.save(done, False, True)
+            if self.validation_due:  # abandoned again
+                self.save(done, True, False)
+                raise TrainingInterrupted(done, self.last_good, self.stop.signum or signal.SIGTERM)
         while done < end:
-            self.sound = None  # the model and optimizer are between two iterations' states
             self.lr = self.step(done, batches)
             done += 1
             self.sound = done
@@ -204,10 +243,8 @@ class Trainer:
                 self.log_training(done)
             improved = False
             if done % t.val_interval == 0 or done == self.schedule:
-                results = self.validate(done)
-                improved = results["mIoU"] > self.best
-                if improved:
-                    self.best, self.best_iter = results["mIoU"], done
+                results, improved = self.validate(done)
+                stopping = stopping or self.validation_due  # a stop signal abandoned it
             checkpoint_due = done % t.checkpoint_interval == 0 or done == end or stopping
             if checkpoint_due or improved:
                 self.save(done, checkpoint_due, improved)
@@ -219,17 +256,24 @@ class Trainer:
         return results
 
     def save_before_error(self, exc: Exception) -> None:
-        """The state is sound between steps: keep the work done so far before an error ends the run
-        (one process only: the others may not reach the collective calls of a save)."""
+        """The state is sound until the optimizer steps: keep the work done so far before an error ends
+        the run. Under DDP only when every rank stopped at the same iteration (a data loader's error):
+        after another error the other ranks may not reach the collective calls of a save."""
         sound = getattr(self, "sound", None)
         if (
             sound is None
             or sound <= self.last_good_iter
-            or self.env.distributed
+            or (self.env.distributed and not self.stopped_together)
             or isinstance(exc, (NonFiniteLossError, CheckpointError, TrainingInterrupted))
         ):
             return
-        self.save(sound, True, False)
+        try:
+            self.save(sound, True, False)
+        except Exception as failed:  # the error that ended the run is the one to report
+            self.say(f"could not save a checkpoint before stopping on the error below: {one_line(failed)}")
+            return
+        if not self.env.is_main:
+            return
         plot_curves(self.log.metrics_path, self.work / "curves.png")
         self.say(
             f"saved a checkpoint of iteration {sound} before stopping on the error below; fix it and "
@@ -261,7 +305,7 @@ class Trainer:
         t, tic = self.t, time.perf_counter()
         lr = set_lr(self.optimizer, it, t, self.schedule)
         for micro in range(t.accumulate):
-            batch = next(batches)
+            batch = self.next_batch(batches, it)
             images = self.normalize(batch["image"].to(self.device, non_blocking=True))
             target = batch["mask"].to(self.device, non_blocking=True)
             quiet = self.ddp is not None and micro < t.accumulate - 1  # reduce gradients once per step
@@ -276,6 +320,7 @@ class Trainer:
         if t.clip_grad:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.clip_grad)
+        self.sound = None  # from here until the loop counts the iteration, the weights are between two states
         self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -287,24 +332,62 @@ class Trainer:
         self.log.step()
         return lr
 
+    def next_batch(self, batches, it: int) -> Dict[str, torch.Tensor]:
+        """The loader's next batch. Under DDP every rank learns whether any rank's loader failed (a
+        truncated image, say), so all stop before the step's gradient exchange, at the same iteration."""
+        try:
+            batch, error = next(batches), None
+        except Exception as exc:
+            batch, error = None, exc
+        if self.env.distributed and any_rank(error is not None, self.env):
+            self.stopped_together = True
+            errors = gather(None if error is None else one_line(error), self.env)
+            if error is None:
+                rank, message = next((r, m) for r, m in enumerate(errors) if m is not None)
+                raise RankFailed(f"rank {rank} stopped at iteration {it + 1}: {message}")
+        if error is not None:
+            raise error
+        return batch
+
     def log_training(self, done: int) -> None:
         self.check_finite()
         values = {k: float(v) / (self.steps * self.t.accumulate) for k, v in self.sums.items()}
         self.log.train(done, values, self.lr, self.steps / self.busy if self.busy > 0 else 0.0)
         self.sums, self.steps, self.busy = {}, 0, 0.0
 
-    def validate(self, done: int) -> Dict[str, Any]:
+    def validate(self, done: int):
+        """(results, improved). A stop signal abandons it (its partial numbers unrecorded): then
+        ``self.validation_due`` stays set, for the checkpoint, and results are {}."""
         average_buffers(self.model, self.env)  # every rank validates (and rank 0 saves) the same model
-        results = evaluate(
-            self.model,
-            self.log.track(self.val_loader, "validation"),
-            self.cfg,
-            self.device,
-            inference_dtype(self.cfg, self.device),
-        )
+        self.validation_due = True
+        try:
+            results = evaluate(
+                self.model,
+                self.until_stopped(self.log.track(self.val_loader, "validation")),
+                self.cfg,
+                self.device,
+                inference_dtype(self.cfg, self.device),
+            )
+        except ValidationAbandoned:
+            stop_workers(getattr(self.val_loader, "_iterator", None))  # its persistent workers: now, not at exit
+            self.val_loader._iterator = None
+            self.say(f"validation at iteration {done} abandoned on the stop signal; it runs on --resume")
+            return {}, False
+        finally:
+            self.train_model.train()
+        self.validation_due = False
         self.log.val(done, results, self.val_set.class_names, self.best)
-        self.train_model.train()
-        return results
+        improved = results["mIoU"] > self.best
+        if improved:
+            self.best, self.best_iter = results["mIoU"], done
+        return results, improved
+
+    def until_stopped(self, batches):
+        """``batches``, until a stop signal reaches any rank (all ranks abandon at the same batch)."""
+        for batch in batches:
+            if any_rank(self.stop.signum is not None, self.env):
+                raise ValidationAbandoned
+            yield batch
 
     def check_finite(self) -> None:
         bad = int(min_over_ranks(self.first_bad, self.env))  # the one host sync, at log and save points
@@ -334,6 +417,7 @@ class Trainer:
             scaler=self.scaler.state_dict(),
             rng=rngs,
             world_size=self.env.world_size,
+            validation_due=self.validation_due,
         )
         work, keep = self.work, self.t.keep_last
         if checkpoint_due:

@@ -1,6 +1,7 @@
 """Faults a training run survives: SIGINT/SIGTERM (save, then stop), SIGUSR1 (Slurm's pre-timeout
-warning: save, then stop for a requeue), a non-finite loss (stop, naming the last good
-checkpoint). kill -9 needs nothing here: checkpoints are written atomically, and ``--resume auto``
+warning: save, then stop for a requeue; during a validation, at once: the validation is dropped and
+runs again on resume), a non-finite loss (stop, naming the last good checkpoint), any other error
+(save the last whole iteration, then report it). kill -9 needs nothing here: checkpoints are written atomically, and ``--resume auto``
 continues from the newest.
 """
 
@@ -24,6 +25,17 @@ class TrainingInterrupted(Exception):
             f"{signal.Signals(signum).name} at iteration {iteration}: checkpoint saved to "
             f"{checkpoint}; continue with --resume auto"
         )
+
+
+class ValidationAbandoned(Exception):
+    """A stop signal came during a validation: it is dropped unrecorded, and runs again on resume."""
+
+
+class RankFailed(SegkitError, RuntimeError):
+    """Under DDP another rank's data loader failed: every rank stopped at the same iteration (rank 0
+    saved it); the message is that rank's error."""
+
+    exit_code = 1
 
 
 class NonFiniteLossError(SegkitError, FloatingPointError):

@@ -51,8 +51,8 @@ def truncate_metrics(path: Path, iteration: int) -> None:
 
 
 class TrainLogger:
-    """Opens train.log at once, so set-up messages land in it too; ``begin`` opens the rest once the
-    starting iteration is known."""
+    """Keeps set-up messages for train.log until ``begin``, which opens it and the rest once the starting
+    iteration is known (a fresh start has moved an earlier run's train.log aside by then)."""
 
     def __init__(
         self,
@@ -65,18 +65,18 @@ class TrainLogger:
         self.work, self.enabled, self.device, self.tensorboard = work, enabled, device, tensorboard
         self.metrics_path, self.text_path = work / "metrics.jsonl", work / "train.log"
         self.file = self.writer = self.bar = self.text = None
+        self.pending: List[str] = []  # train.log's lines before ``begin`` opens it
         self.total, self.start = 0, 0
         self.use_bar = enabled and (mode == "bar" or (mode == "auto" and sys.stderr.isatty()))
         if enabled:
-            work.mkdir(parents=True, exist_ok=True)
-            self.text = self.text_path.open("a")
-            self.text.write(f"--- {datetime.datetime.now().isoformat(timespec='seconds')}\n")
+            self.pending.append(f"--- {datetime.datetime.now().isoformat(timespec='seconds')}")
 
     def begin(self, total: int, start: int) -> None:
         """Metrics and TensorBoard from iteration ``start`` on (records past it, from a crashed run, go)."""
         self.total, self.start = total, start
         if not self.enabled:
             return
+        self._open_text()
         if start > 0:
             truncate_metrics(self.metrics_path, start)
         self.file = self.metrics_path.open("a")
@@ -106,6 +106,16 @@ class TrainLogger:
         if self.text is not None:
             self.text.write(message + "\n")
             self.text.flush()
+        elif self.enabled:
+            self.pending.append(message)
+
+    def _open_text(self) -> None:
+        if self.text is None:
+            self.work.mkdir(parents=True, exist_ok=True)
+            self.text = self.text_path.open("a")
+            lines, self.pending = self.pending, []
+            for line in lines:
+                self.to_file(line)
 
     def track(self, loader, what: str):
         """``loader``, with a second bar while it runs (validation); the main bar's clock stops meanwhile,
@@ -171,6 +181,8 @@ class TrainLogger:
         self.file.flush()
 
     def close(self) -> None:
+        if self.pending:  # the run stopped before ``begin``: its set-up messages and error still land
+            self._open_text()
         for handle in (self.bar, self.writer, self.file, self.text):
             if handle is not None:
                 handle.close()

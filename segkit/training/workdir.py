@@ -20,9 +20,9 @@ except ImportError:  # Windows: no advisory locks; the lock file still names the
     fcntl = None
 
 LOCK_NAME = "segkit.lock"
-# what a training run writes; a new run moves these into previous/<time>/ (train.log is open
-# by then and is appended to, like any log)
-RUN_FILES = ("last.pth", "best.pth", "iter_*.pth", "metrics.jsonl", "curves.png", "config.yaml", "tb")
+# what a training run writes; a new run moves these into previous/<time>/ (the new run's train.log
+# opens after that)
+RUN_FILES = ("last.pth", "best.pth", "iter_*.pth", "metrics.jsonl", "curves.png", "config.yaml", "tb", "train.log")
 
 
 class WorkDirError(SegkitError, ValueError):

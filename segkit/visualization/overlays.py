@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from segkit.data import DataError, default_palette
-from segkit.errors import ConfigError, OutputError
+from segkit.errors import ConfigError, OutputError, atomic_write
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 Box = Tuple[int, int, int, int]
@@ -308,16 +308,19 @@ def comparison(
 
 
 def save_rgb(path, image: np.ndarray) -> Path:
+    """Encoded in memory, then written through ``atomic_write``: a full disk is an OutputError naming
+    ``path`` and saying so, and an earlier file there stays whole."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        written = cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    except (OSError, cv2.error) as exc:  # an unwritable folder; cv2: no writer for the extension
+        written, data = cv2.imencode(path.suffix or ".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    except cv2.error as exc:  # no encoder for the extension
         written, why = False, f" ({str(exc).strip().splitlines()[-1]})"
     else:
         why = ""
     if not written:
         raise OutputError(f"could not write {path}{why}; use a .png or .jpg path in a writable folder")
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data.tobytes())
     return path
 
 
@@ -326,13 +329,13 @@ def save_index_png(path, mask: np.ndarray, palette: np.ndarray, compress_level: 
     More than 256 classes do not fit a palette: those are written as 16-bit grey PNGs. ``compress_level``
     (zlib, 0-9) trades size for speed: the studio saves at 1 on every stroke."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if len(palette) > 256 or int(mask.max(initial=0)) > 255:
-        Image.fromarray(mask.astype(np.uint16)).save(path)
-        return path
-    im = Image.fromarray(mask.astype(np.uint8))  # mode L; putpalette makes it P
-    flat = np.zeros((256, 3), np.uint8)
-    flat[: len(palette)] = palette
-    im.putpalette(flat.reshape(-1).tolist())
-    im.save(path, compress_level=compress_level)
+        im, options = Image.fromarray(mask.astype(np.uint16)), {}
+    else:
+        im, options = Image.fromarray(mask.astype(np.uint8)), {"compress_level": compress_level}  # L; P below
+        flat = np.zeros((256, 3), np.uint8)
+        flat[: len(palette)] = palette
+        im.putpalette(flat.reshape(-1).tolist())
+    with atomic_write(path) as tmp:  # an earlier mask stays whole if the disk fills
+        im.save(tmp, format="PNG", **options)
     return path

@@ -14,7 +14,7 @@ import PIL.Image
 import pytest
 import torch
 
-from segkit.checkpoint import FORMAT, CheckpointError, load_checkpoint
+from segkit.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from segkit.config import ConfigError
 from segkit.training import engine
 from segkit.training.engine import train
@@ -62,9 +62,13 @@ def test_a_fresh_start_moves_the_old_run_aside(sample_root, tmp_path, capsys):
     work.mkdir()
     old_md5 = _md5(_numpy_checkpoint(work / "last.pth"))
     (work / "metrics.jsonl").write_text('{"iter": 7, "loss": 1.0}\n')
+    (work / "train.log").write_text("the old run's log\n")
     train(tiny_config(sample_root, 2), str(work), resume="none")
     (moved,) = (work / "previous").iterdir()
     assert f"moved them to {moved}" in capsys.readouterr().out
+    assert (moved / "train.log").read_text() == "the old run's log\n"  # the new run's lines start a new log
+    new_log = (work / "train.log").read_text()
+    assert "the old run's log" not in new_log and "training " in new_log and f"moved them to {moved}" in new_log
     assert _md5(moved / "last.pth") == old_md5 and (moved / "metrics.jsonl").read_text().startswith('{"iter": 7')
     assert [r["iter"] for r in read_log(work) if "loss" in r] == [1, 2]
     assert load_checkpoint(work / "last.pth")["iteration"] == 2
@@ -161,7 +165,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_says_so(sample_root, tmp_
     cfg = tiny_config(sample_root, 4, "train.checkpoint_interval=2", "train.keep_last=0")
     with pytest.raises(
         CheckpointError,
-        match=r"cannot write checkpoint .*last\.pth: the disk is full \(OSError 28\); "
+        match=r"cannot write checkpoint .*last\.pth: no space left on device \(the disk is full\) \(OSError 28\); "
         r"the previous last\.pth is unchanged",
     ):
         train(cfg, str(tmp_path))
@@ -234,3 +238,20 @@ def test_output_stems_follow_the_export_names():
     paths = [Path("a/img.png"), Path("b/img.png"), Path("c/one.png"), Path("c/shot.png"), Path("c/shot.jpg")]
     assert list(unique_output_stems(paths).values()) == ["a_img", "b_img", "c_one", "c_shot_png", "c_shot_jpg"]
     assert list(unique_output_stems([Path("x.png"), Path("y.jpg")]).values()) == ["x", "y"]
+
+
+def test_a_checkpoint_on_a_really_full_disk_is_one_line_and_keeps_the_previous_one(full_tmpfs):
+    """A real tmpfs, not /dev/full: torch.save wraps the kernel's ENOSPC in a RuntimeError ("unexpected pos")."""
+    mount, fill = full_tmpfs
+    path = mount / "last.pth"
+    save_checkpoint(path, {"model": {"w": torch.zeros(10)}, "iteration": 1})
+    before = _md5(path)
+    fill()
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(path, {"model": {"w": torch.ones(100_000)}, "iteration": 2})
+    message = str(info.value)
+    assert len(message.splitlines()) == 1 and "inline_container" not in message
+    assert message.startswith(f"cannot write checkpoint {path}: no space left on device (the disk is full)")
+    assert "the previous last.pth is unchanged" in message
+    assert _md5(path) == before and load_checkpoint(path)["iteration"] == 1
+    assert not list(mount.glob(".*.tmp*"))
