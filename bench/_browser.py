@@ -59,6 +59,12 @@ def serve(app) -> Iterator[str]:
         thread.join(10)
 
 
+def login_url(url: str, app, fragment: str = "") -> str:
+    """The address `segkit studio` prints (its token in the query: the page sets the cookie and redirects
+    to the clean URL, the fragment kept), for a studio ``app`` served at ``url``."""
+    return f"{url}/?token={app.state.token}" + (f"#{fragment}" if fragment else "")
+
+
 @contextmanager
 def chromium(width: int = 1400, height: int = 900) -> Iterator["object"]:
     """A headless Chromium WebDriver with a fresh profile, closed afterwards."""

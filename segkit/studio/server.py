@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -17,17 +17,29 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from ..data import DataError, read_image
-from .session import SPLIT_FILE, Box, Studio, StudioError
+from .security import MAX_BODY, Guard, new_token
+from .session import SPLIT_FILE, Box, LabelNotSaved, Studio, StudioError
 
 STATIC = Path(__file__).with_name("static")
 BROWSER_IMAGES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}  # served as they are; others re-encoded
 
 
-def create_app(studio: Studio) -> FastAPI:
+def create_app(
+    studio: Studio,
+    token: Optional[str] = None,
+    host: str = "127.0.0.1",
+    allow_hosts: Sequence[str] = (),
+    max_body: int = MAX_BODY,
+) -> FastAPI:
+    """The studio's app; only requests carrying ``token`` (a fresh one when None: ``app.state.token``)
+    from an allowed Host get through (see ``security.Guard``). ``host`` is the address it listens on."""
     app = FastAPI(title="segkit studio", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.token = token or new_token()
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
+    app.add_middleware(Guard, token=app.state.token, bound=host, allow_hosts=allow_hosts, max_body=max_body)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(StudioError)
@@ -37,6 +49,10 @@ def create_app(studio: Studio) -> FastAPI:
     @app.exception_handler(DataError)
     async def unreadable(_request, exc: DataError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(LabelNotSaved)
+    async def not_saved(_request, exc: LabelNotSaved):
+        return JSONResponse({"detail": str(exc), "saved": False}, status_code=507 if exc.full else 500)
 
     register_read_routes(app, studio)
     register_edit_routes(app, studio)
@@ -121,12 +137,15 @@ def register_edit_routes(app: FastAPI, studio: Studio) -> None:
         body = await json_object(request)
         op = body.get("op")
         if op == "region":
-            box = studio.fill_region(stem, body.get("x"), body.get("y"), body.get("cls"))
+            work = (studio.fill_region, body.get("x"), body.get("y"), body.get("cls"))
         elif op == "brush":
-            box = studio.paint(stem, body.get("points"), body.get("radius"), body.get("cls"))
+            work = (studio.paint, body.get("points"), body.get("radius"), body.get("cls"))
         else:
             raise HTTPException(400, f"op {op!r} is not an edit; use 'region' or 'brush'")
-        return patch(studio, stem, box)
+        # the model may have to run (an image evicted from the cache): off the event loop, so that
+        # every other request keeps being answered meanwhile
+        box = await run_in_threadpool(work[0], stem, *work[1:])
+        return await run_in_threadpool(patch, studio, stem, box)
 
     @app.post("/api/undo/{stem}")
     def undo(stem: str):
@@ -149,6 +168,8 @@ async def json_object(request: Request) -> dict:
         body = await request.json()
     except ValueError:
         raise HTTPException(400, "the request body is not JSON") from None
+    except RecursionError:
+        raise HTTPException(400, "the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise HTTPException(400, "the request body must be a JSON object")
     return body

@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from bench._browser import chromium, find_browser, image_offset, serve, wait_ready  # noqa: E402
+from bench._browser import chromium, find_browser, image_offset, login_url, serve, wait_ready  # noqa: E402
 from segkit.data import read_mask  # noqa: E402
 from segkit.inference.predictor import Predictor  # noqa: E402
 from segkit.studio import Studio, create_app  # noqa: E402
@@ -53,9 +53,11 @@ def test_correct_a_region_brush_undo_and_reload_in_chromium(sample_run, sample_r
 
     studio = Studio(Predictor.from_checkpoint(sample_run / "best.pth", device="cpu"), images, masks)
     studio.score_all()  # as the command's background thread does
-    with serve(create_app(studio)) as url, chromium() as session:
-        session.get(f"{url}/#{stem}")
+    app = create_app(studio)
+    with serve(app) as url, chromium() as session:
+        session.get(login_url(url, app, stem))  # the address the command prints: token -> cookie -> clean URL
         wait_ready(session)
+        assert session.current_url == f"{url}/#{stem}"
         assert session.find_element(By.ID, "progress").text == "1 / 3"
         assert session.execute_script("return S.layer") == "label"  # the ground truth is shown where it exists
         press(session, str(new))
