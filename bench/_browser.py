@@ -66,8 +66,8 @@ def login_url(url: str, app, fragment: str = "") -> str:
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 900) -> Iterator["object"]:
-    """A headless Chromium WebDriver with a fresh profile, closed afterwards."""
+def chromium(width: int = 1400, height: int = 900, flags: Tuple[str, ...] = ()) -> Iterator["object"]:
+    """A headless Chromium WebDriver with a fresh profile (and extra command-line ``flags``), closed afterwards."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -77,7 +77,7 @@ def chromium(width: int = 1400, height: int = 900) -> Iterator["object"]:
     profile = tempfile.mkdtemp(prefix="segkit-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for flag in FLAGS + (f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+    for flag in FLAGS + (f"--user-data-dir={profile}", f"--window-size={width},{height}") + tuple(flags):
         options.add_argument(flag)
     session = webdriver.Chrome(service=Service(driver), options=options)
     try:
