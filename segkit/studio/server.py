@@ -7,6 +7,7 @@ far below a PNG's encoding cost. Edits answer with the changed box and its new i
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Optional, Sequence
@@ -187,9 +188,10 @@ def patch(studio: Studio, stem: str, box: Optional[Box]) -> Response:
 
 
 def finetune_command(studio: Studio) -> str:
-    """The `segkit train` line that fine-tunes the checkpoint on the labelled images."""
-    images = {p.parent.resolve() for p in studio.images.values()}
-    image_dir = images.pop() if len(images) == 1 else None
+    """The `segkit train` line that fine-tunes the checkpoint on the labelled images. Paths are named as the
+    user gave them (relative ones stay relative: the page shows no more of the file system than that)."""
+    images = {p.parent.resolve(): p.parent for p in studio.images.values()}
+    image_dir = images.popitem()[1] if len(images) == 1 else None
     ckpt = studio.checkpoint or Path("CHECKPOINT")
     config = ckpt.parent / "config.yaml"
     if image_dir is None:
@@ -197,6 +199,10 @@ def finetune_command(studio: Studio) -> str:
     renamed = sorted(f"{p.name} -> {stem}.png" for stem, p in studio.images.items() if stem != p.stem)
     if renamed:  # data.format=folder pairs <stem>.<ext> with <stem>.png: these masks would not pair
         return f"(images share a stem, so their labels are {', '.join(renamed)}: rename them apart to train on them)"
+    # data.mask_dir and data.split_file are read relative to data.root
+    masks = studio.masks_dir
+    if not masks.is_absolute():
+        masks = Path(os.path.relpath(masks.resolve(), image_dir.resolve()))
     parts = [
         "segkit",
         "train",
@@ -204,7 +210,7 @@ def finetune_command(studio: Studio) -> str:
         "data.format=folder",
         f"data.root={image_dir}",
         "data.image_dir=.",
-        f"data.mask_dir={studio.masks_dir.resolve()}",
+        f"data.mask_dir={masks}",
         "data.train_split=labelled",
         "data.val_split=labelled",
         # the studio's masks hold class ids already: no raw-value mapping of the original data set
@@ -216,7 +222,7 @@ def finetune_command(studio: Studio) -> str:
         "data.pair_pattern=null",
         "data.ignore_mask_dir=null",
         "data.ignore_mask_suffix=",
-        f"data.split_file={studio.masks_dir.resolve() / SPLIT_FILE}",
+        f"data.split_file={masks / SPLIT_FILE}",
         "--init-from",
         str(ckpt),
     ]

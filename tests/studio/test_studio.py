@@ -397,7 +397,7 @@ def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(s
     overrides = [w for w in words if "=" in w]
     cfg = load_config("configs/isbi/unet_r18.yaml", overrides)  # ISBI maps raw 255 -> class 1
     assert cfg.data.label_map == {} and cfg.data.reduce_zero_label is False and cfg.data.format == "folder"
-    assert cfg.data.split_file == str(studio.masks_dir.resolve() / "labelled.txt")
+    assert cfg.data.split_file == str(studio.masks_dir / "labelled.txt")
     # a DRIVE-like config names its files 21_training.tif / 21_manual1.gif with FOV masks: the studio's are <stem>.png
     drive = tmp_path / "drive.yaml"
     drive.write_text(
@@ -420,3 +420,27 @@ def test_cli_without_the_web_stack_says_what_to_install(studio, sample_run, monk
     images = [str(p) for p in studio.images.values()]
     assert load_tool("studio").main(images + ["--checkpoint", str(sample_run / "best.pth")]) == 2
     assert "pip install 'segkit[studio]'" in capsys.readouterr().err
+
+
+def test_meta_names_files_relative_to_the_folders_given(predictor, sample_root, sample_run, tmp_path, monkeypatch):
+    import shutil
+
+    from segkit.config import load_config
+
+    (tmp_path / "photos").mkdir()
+    for image in sorted((sample_root / "images" / "val").iterdir())[:2]:
+        shutil.copy(image, tmp_path / "photos" / image.name)
+    shutil.copytree(sample_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.png", "*.jsonl", "*.log"))
+    monkeypatch.chdir(tmp_path)
+    studio = Studio(predictor, sorted(Path("photos").iterdir()), Path("labels"), checkpoint=Path("run/best.pth"))
+    client = client_for(studio)
+    stem = stems(studio)[0]
+    assert client.post(f"/api/save/{stem}").json()["saved"] == f"labels/{stem}.png"
+    meta = client.get("/api/meta").text
+    assert str(tmp_path) not in meta and str(Path.home()) not in meta
+    words = shlex.split(client.get("/api/meta").json()["finetune"])
+    assert words[2] == "run/config.yaml" and words[-1] == "run/best.pth"
+    cfg = load_config(words[2], [w for w in words if "=" in w])
+    root = Path(cfg.data.root)
+    assert root == Path("photos") and (root / cfg.data.mask_dir).resolve() == (tmp_path / "labels").resolve()
+    assert (root / cfg.data.split_file).read_text().split() == [stem]
