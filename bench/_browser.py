@@ -59,9 +59,15 @@ def serve(app) -> Iterator[str]:
         thread.join(10)
 
 
+def login_url(url: str, app, fragment: str = "") -> str:
+    """The address `segkit studio` prints (its token in the query: the page sets the cookie and redirects
+    to the clean URL, the fragment kept), for a studio ``app`` served at ``url``."""
+    return f"{url}/?token={app.state.token}" + (f"#{fragment}" if fragment else "")
+
+
 @contextmanager
-def chromium(width: int = 1400, height: int = 900) -> Iterator["object"]:
-    """A headless Chromium WebDriver with a fresh profile, closed afterwards."""
+def chromium(width: int = 1400, height: int = 900, flags: Tuple[str, ...] = ()) -> Iterator["object"]:
+    """A headless Chromium WebDriver with a fresh profile (and extra command-line ``flags``), closed afterwards."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -71,7 +77,7 @@ def chromium(width: int = 1400, height: int = 900) -> Iterator["object"]:
     profile = tempfile.mkdtemp(prefix="segkit-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for flag in FLAGS + (f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+    for flag in FLAGS + (f"--user-data-dir={profile}", f"--window-size={width},{height}") + tuple(flags):
         options.add_argument(flag)
     session = webdriver.Chrome(service=Service(driver), options=options)
     try:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench._browser import chromium, find_browser, image_offset, serve, wait_ready  # noqa: E402
+from bench._browser import chromium, find_browser, image_offset, login_url, serve, wait_ready  # noqa: E402
 from bench._common import machine, markdown_table, write_section  # noqa: E402
 from segkit.checkpoint import checkpoint_meta, save_checkpoint, training_state  # noqa: E402
 from segkit.config import load_config, to_dict  # noqa: E402
@@ -152,8 +152,9 @@ def screenshot(path: Path, checkpoint: Path, work: Path) -> None:
     shutil.copy(sample / "masks" / "val" / f"{images[0].stem}.png", masks / f"{images[0].stem}.png")
     studio = Studio(Predictor.from_checkpoint(checkpoint, device="cpu"), images, masks, checkpoint=checkpoint)
     studio.score_all()
-    with serve(create_app(studio)) as url, chromium(1400, 950) as session:
-        session.get(f"{url}/#{images[0].stem}")
+    app = create_app(studio)
+    with serve(app) as url, chromium(1400, 950) as session:
+        session.get(login_url(url, app, images[0].stem))
         wait_ready(session, 300)
         label = studio.label(images[0].stem)
         ys, xs = np.nonzero(label == label.max())

@@ -7,9 +7,10 @@ far below a PNG's encoding cost. Edits answer with the changed box and its new i
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -17,17 +18,29 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from ..data import DataError, read_image
-from .session import SPLIT_FILE, Box, Studio, StudioError
+from .security import MAX_BODY, Guard, new_token
+from .session import SPLIT_FILE, Box, LabelNotSaved, Studio, StudioError
 
 STATIC = Path(__file__).with_name("static")
 BROWSER_IMAGES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}  # served as they are; others re-encoded
 
 
-def create_app(studio: Studio) -> FastAPI:
+def create_app(
+    studio: Studio,
+    token: Optional[str] = None,
+    host: str = "127.0.0.1",
+    allow_hosts: Sequence[str] = (),
+    max_body: int = MAX_BODY,
+) -> FastAPI:
+    """The studio's app; only requests carrying ``token`` (a fresh one when None: ``app.state.token``)
+    from an allowed Host get through (see ``security.Guard``). ``host`` is the address it listens on."""
     app = FastAPI(title="segkit studio", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.token = token or new_token()
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
+    app.add_middleware(Guard, token=app.state.token, bound=host, allow_hosts=allow_hosts, max_body=max_body)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(StudioError)
@@ -37,6 +50,10 @@ def create_app(studio: Studio) -> FastAPI:
     @app.exception_handler(DataError)
     async def unreadable(_request, exc: DataError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(LabelNotSaved)
+    async def not_saved(_request, exc: LabelNotSaved):
+        return JSONResponse({"detail": str(exc), "saved": False}, status_code=507 if exc.full else 500)
 
     register_read_routes(app, studio)
     register_edit_routes(app, studio)
@@ -121,12 +138,15 @@ def register_edit_routes(app: FastAPI, studio: Studio) -> None:
         body = await json_object(request)
         op = body.get("op")
         if op == "region":
-            box = studio.fill_region(stem, body.get("x"), body.get("y"), body.get("cls"))
+            work = (studio.fill_region, body.get("x"), body.get("y"), body.get("cls"))
         elif op == "brush":
-            box = studio.paint(stem, body.get("points"), body.get("radius"), body.get("cls"))
+            work = (studio.paint, body.get("points"), body.get("radius"), body.get("cls"))
         else:
             raise HTTPException(400, f"op {op!r} is not an edit; use 'region' or 'brush'")
-        return patch(studio, stem, box)
+        # the model may have to run (an image evicted from the cache): off the event loop, so that
+        # every other request keeps being answered meanwhile
+        box = await run_in_threadpool(work[0], stem, *work[1:])
+        return await run_in_threadpool(patch, studio, stem, box)
 
     @app.post("/api/undo/{stem}")
     def undo(stem: str):
@@ -149,6 +169,8 @@ async def json_object(request: Request) -> dict:
         body = await request.json()
     except ValueError:
         raise HTTPException(400, "the request body is not JSON") from None
+    except RecursionError:
+        raise HTTPException(400, "the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise HTTPException(400, "the request body must be a JSON object")
     return body
@@ -166,9 +188,10 @@ def patch(studio: Studio, stem: str, box: Optional[Box]) -> Response:
 
 
 def finetune_command(studio: Studio) -> str:
-    """The `segkit train` line that fine-tunes the checkpoint on the labelled images."""
-    images = {p.parent.resolve() for p in studio.images.values()}
-    image_dir = images.pop() if len(images) == 1 else None
+    """The `segkit train` line that fine-tunes the checkpoint on the labelled images. Paths are named as the
+    user gave them (relative ones stay relative: the page shows no more of the file system than that)."""
+    images = {p.parent.resolve(): p.parent for p in studio.images.values()}
+    image_dir = images.popitem()[1] if len(images) == 1 else None
     ckpt = studio.checkpoint or Path("CHECKPOINT")
     config = ckpt.parent / "config.yaml"
     if image_dir is None:
@@ -176,6 +199,10 @@ def finetune_command(studio: Studio) -> str:
     renamed = sorted(f"{p.name} -> {stem}.png" for stem, p in studio.images.items() if stem != p.stem)
     if renamed:  # data.format=folder pairs <stem>.<ext> with <stem>.png: these masks would not pair
         return f"(images share a stem, so their labels are {', '.join(renamed)}: rename them apart to train on them)"
+    # data.mask_dir and data.split_file are read relative to data.root
+    masks = studio.masks_dir
+    if not masks.is_absolute():
+        masks = Path(os.path.relpath(masks.resolve(), image_dir.resolve()))
     parts = [
         "segkit",
         "train",
@@ -183,7 +210,7 @@ def finetune_command(studio: Studio) -> str:
         "data.format=folder",
         f"data.root={image_dir}",
         "data.image_dir=.",
-        f"data.mask_dir={studio.masks_dir.resolve()}",
+        f"data.mask_dir={masks}",
         "data.train_split=labelled",
         "data.val_split=labelled",
         # the studio's masks hold class ids already: no raw-value mapping of the original data set
@@ -195,7 +222,7 @@ def finetune_command(studio: Studio) -> str:
         "data.pair_pattern=null",
         "data.ignore_mask_dir=null",
         "data.ignore_mask_suffix=",
-        f"data.split_file={studio.masks_dir.resolve() / SPLIT_FILE}",
+        f"data.split_file={masks / SPLIT_FILE}",
         "--init-from",
         str(ckpt),
     ]

@@ -9,7 +9,9 @@ is the one `segkit infer` names its outputs by (``unique_output_stems``): a/img.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -25,15 +27,25 @@ from segkit.visualization.overlays import palette_array, save_index_png
 
 from ..annotations.regions import unique_output_stems
 from ..data import DataError, read_image, read_mask
-from ..errors import SegkitError
+from ..errors import OutputError, SegkitError
 
 HISTORY = 50  # undo steps kept per image
 SPLIT_FILE = "labelled.txt"  # the stems with a label, for data.split_file when fine-tuning
+TEMP_PREFIX = ".segkit-studio-"  # temporary files: .segkit-studio-<pid>-<stem>.<random>.png
+_LEGACY_TEMP = re.compile(r"\.(?P<stem>.+)\.[a-z0-9_]{8}\.(png|txt)")  # what studios before the prefix left
 Box = Tuple[int, int, int, int]  # y0, x0, h, w
 
 
 class StudioError(SegkitError, ValueError):
     """A request the studio refuses (bad stem, class or coordinates); nothing was changed."""
+
+
+class LabelNotSaved(OutputError):
+    """A label could not be written (a full disk, no permission); the studio's state stays what is on disk."""
+
+    def __init__(self, message: str, full: bool = False):
+        super().__init__(message)
+        self.full = full
 
 
 class Analysis:
@@ -80,6 +92,8 @@ class Studio:
         self.summaries: Dict[str, dict] = {}
         self._stale: set = set()
         self._model_lock, self._lock = threading.Lock(), threading.RLock()
+        self.file_mode = 0o666 & ~current_umask()  # labels get the permissions any new file would
+        self.removed_temporaries = remove_stale_temporaries(self.masks_dir, self.images)
 
     # ------------------------------------------------------------------ reading
     def path(self, stem: str) -> Path:
@@ -234,19 +248,17 @@ class Studio:
         """Save the current label (the prediction as it stands if nothing was edited)."""
         with self._lock:
             label = self.working(stem)
-            self._labels[stem] = label
             return self._save(stem, label)
 
     def _commit(self, stem: str, before: np.ndarray, after: np.ndarray) -> Optional[Box]:
         box = changed_box(before, after)
-        self._labels[stem] = after
+        self._save(stem, after)  # raises LabelNotSaved with nothing below done: memory stays what the disk holds
         if box is not None:
             y0, x0, h, w = box
             window = (slice(y0, y0 + h), slice(x0, x0 + w))
             self._undo.setdefault(stem, []).append((box, before[window].copy(), after[window].copy()))
             del self._undo[stem][:-HISTORY]
             self._redo.pop(stem, None)
-        self._save(stem, after)
         return box
 
     def step(self, stem: str, back: bool) -> Optional[Box]:
@@ -256,23 +268,32 @@ class Studio:
             source, target = (self._undo, self._redo) if back else (self._redo, self._undo)
             if not source.get(stem):
                 return None
-            box, before, after = source[stem].pop()
-            target.setdefault(stem, []).append((box, before, after))
+            box, before, after = source[stem][-1]
             y0, x0, h, w = box
-            label = self._labels[stem]
+            label = self._labels[stem].copy()
             label[y0 : y0 + h, x0 : x0 + w] = before if back else after
-            self._save(stem, label)
+            self._save(stem, label)  # a failed save leaves both stacks as they were
+            target.setdefault(stem, []).append(source[stem].pop())
             return box
 
     def _save(self, stem: str, label: np.ndarray) -> Path:
         """Write the label atomically: a temporary file in the same folder, then one rename (the last
-        writer wins, and a reader never sees half a PNG)."""
+        writer wins, and a reader never sees half a PNG). Only once the PNG is in place does the label in
+        memory become ``label``; a failure raises LabelNotSaved naming the cause and the file."""
         target = self.mask_path(stem)
-        self.masks_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, lambda tmp: save_index_png(tmp, label, self.palette, compress_level=1))
-        labelled = sorted(s for s in self.images if (self.masks_dir / f"{s}.png").is_file())
-        atomic_write(self.masks_dir / SPLIT_FILE, lambda tmp: Path(tmp).write_text("\n".join(labelled) + "\n"))
+        try:
+            self.masks_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda tmp: save_index_png(tmp, label, self.palette, compress_level=1), self.file_mode)
+        except OSError as exc:
+            raise not_saved(exc, target) from exc
+        self._labels[stem] = label
         self._stale.add(stem)  # re-scored when the order is next asked for, not on every stroke
+        split = self.masks_dir / SPLIT_FILE
+        labelled = sorted(s for s in self.images if (self.masks_dir / f"{s}.png").is_file())
+        try:
+            atomic_write(split, lambda tmp: Path(tmp).write_text("\n".join(labelled) + "\n"), self.file_mode)
+        except OSError as exc:
+            raise not_saved(exc, split, f" ({target} was saved; {SPLIT_FILE} does not list it yet)") from exc
         return target
 
     # ------------------------------------------------------------------ back into training
@@ -284,16 +305,61 @@ class Studio:
         )
 
 
-def atomic_write(target: Path, write) -> None:
-    """``write(tmp)`` into a temporary file beside ``target``, then rename it onto ``target``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+def atomic_write(target: Path, write, mode: int) -> None:
+    """``write(tmp)`` into a temporary file beside ``target``, then give it ``mode`` and rename it onto
+    ``target``. The temporary name starts with TEMP_PREFIX and this process's id (see
+    ``remove_stale_temporaries``)."""
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{TEMP_PREFIX}{os.getpid()}-{target.stem}.", suffix=target.suffix, dir=target.parent
+    )
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, mode)  # mkstemp makes it 0600
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def not_saved(exc: OSError, file: Path, note: str = "") -> LabelNotSaved:
+    """'no space left on device: masks/x.png' from the OSError of writing ``file``."""
+    cause = (exc.strerror or str(exc)).lower()
+    return LabelNotSaved(f"{cause}: {file}{note}", full=exc.errno in (errno.ENOSPC, errno.EDQUOT))
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(masks_dir: Path, stems) -> List[Path]:
+    """Delete the temporary files a studio that was killed mid-save left in ``masks_dir`` (those of a
+    process that no longer runs, and the ``.<stem>.<random>.png`` ones of earlier versions); they would
+    confuse `segkit check` and training. Temporaries of a studio still running are kept."""
+    if not masks_dir.is_dir():
+        return []
+    removed = []
+    for path in masks_dir.glob(".*"):
+        pid = re.match(rf"{re.escape(TEMP_PREFIX)}(\d+)-", path.name)
+        legacy = _LEGACY_TEMP.fullmatch(path.name)
+        if (pid and not _running(int(pid.group(1)))) or (
+            legacy and legacy.group("stem") in {*stems, Path(SPLIT_FILE).stem}
+        ):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def changed_box(before: np.ndarray, after: np.ndarray) -> Optional[Box]:

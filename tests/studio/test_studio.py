@@ -32,9 +32,21 @@ def studio(predictor, sample_root, sample_run, tmp_path):
     return Studio(predictor, images, tmp_path / "masks", cache_size=2, checkpoint=sample_run / "best.pth")
 
 
+TOKEN = "test-token-0123456789abcdef"
+
+
+def client_for(studio):
+    """A client of the studio's app as its page is: the token, the studio's host, changes sent as JSON."""
+    return TestClient(
+        create_app(studio, token=TOKEN),
+        base_url="http://127.0.0.1:8765",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+
+
 @pytest.fixture
 def client(studio):
-    return TestClient(create_app(studio))
+    return client_for(studio)
 
 
 def stems(studio):
@@ -110,7 +122,7 @@ def test_brush_undo_redo_and_reload(client, studio, predictor, tmp_path):
     client.post(f"/api/redo/{stem}")
     assert np.array_equal(read_mask(studio.mask_path(stem)), painted)
     # a new server on the same folder (a reload) serves the saved label
-    again = TestClient(create_app(Studio(predictor, list(studio.images.values()), studio.masks_dir)))
+    again = client_for(Studio(predictor, list(studio.images.values()), studio.masks_dir))
     layers = again.get(f"/api/layers/{stem}")
     h, w = prediction.shape
     assert layers.headers["x-labelled"] == "1"
@@ -182,7 +194,7 @@ def test_review_order_worst_first_then_uncertain_and_per_cell(predictor, studio)
     Image.fromarray(good).save(studio.mask_path(a))  # agrees with the model: mIoU 1
     Image.fromarray(np.zeros_like(good) + 5).save(studio.mask_path(b))  # all class 5: the worst
     studio = Studio(predictor, list(studio.images.values()), studio.masks_dir)  # started with ground truth
-    client = TestClient(create_app(studio))
+    client = client_for(studio)
     assert client.get("/api/images").json()["order"] == [a, b, c]  # nothing scored yet: as given
     studio.score_all()
     data = client.get("/api/images").json()
@@ -258,7 +270,7 @@ def test_same_named_images_from_two_folders_get_their_own_labels(predictor, samp
     images = [tmp_path / "a" / "img.png", tmp_path / "b" / "img.png"]
     studio = Studio(predictor, images, tmp_path / "masks")
     assert studio.images == {"a_img": images[0], "b_img": images[1]}  # as `segkit infer` names their outputs
-    client = TestClient(create_app(studio))
+    client = client_for(studio)
     client.post("/api/edit/b_img", json={"op": "brush", "points": [[3, 3]], "radius": 1, "cls": 1})
     assert sorted(p.name for p in studio.masks_dir.iterdir()) == ["b_img.png", "labelled.txt"]
     assert client.get("/api/layers/a_img").headers["x-labelled"] == "0"
@@ -284,7 +296,7 @@ def test_same_named_images_from_two_folders_get_their_own_labels(predictor, samp
     shutil.copy(first, tmp_path / "a" / "img.jpg")  # one folder, one stem: the folder format cannot pair the labels
     one_folder = Studio(predictor, [tmp_path / "a" / "img.png", tmp_path / "a" / "img.jpg"], tmp_path / "masks")
     assert list(one_folder.images) == ["img_png", "img_jpg"]
-    assert "rename them apart" in TestClient(create_app(one_folder)).get("/api/meta").json()["finetune"]
+    assert "rename them apart" in client_for(one_folder).get("/api/meta").json()["finetune"]
 
 
 def test_cli_exports_labels_as_coco(studio, sample_run, tmp_path, capsys):
@@ -335,19 +347,33 @@ def test_the_fine_tune_command_trains_on_the_corrected_folder(client, studio, tm
     assert "2 train / 2 val images" in capsys.readouterr().out  # the labelled ones only
 
 
-def test_cli_serves_on_loopback_and_warns_when_opened_up(studio, sample_run, monkeypatch, capsys):
+def test_cli_serves_on_loopback_with_a_token_and_warns_when_opened_up(studio, sample_run, monkeypatch, capsys):
     import uvicorn
 
     served = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))
+    monkeypatch.delenv("SEGKIT_STUDIO_TOKEN", raising=False)
     images = [str(p) for p in studio.images.values()]
     common = images + ["--checkpoint", str(sample_run / "best.pth"), "--masks", str(studio.masks_dir), "--port", "9"]
     assert load_tool("studio").main(common) == 0
-    assert served[-1] == {"host": "127.0.0.1", "port": 9, "log_level": "warning"}
+    app, kw = served[-1]
+    assert kw == {"host": "127.0.0.1", "port": 9, "log_level": "warning", "ssl_certfile": None, "ssl_keyfile": None}
     out, err = capsys.readouterr()
-    assert "http://127.0.0.1:9/" in out and "warning" not in err
+    token = app.state.token
+    assert f"http://127.0.0.1:9/?token={token}" in out and "warning" not in err and len(token) >= 43
+    assert load_tool("studio").main(common) == 0 and served[-1][0].state.token != token  # a new one per launch
+    capsys.readouterr()
+    monkeypatch.setenv("SEGKIT_STUDIO_TOKEN", "from-the-environment-0123")
     assert load_tool("studio").main(common + ["--host", "0.0.0.0"]) == 0
-    assert served[-1]["host"] == "0.0.0.0" and "there is no login" in capsys.readouterr().err
+    app, kw = served[-1]
+    out, err = capsys.readouterr()
+    assert kw["host"] == "0.0.0.0" and app.state.token == "from-the-environment-0123"
+    assert "http://127.0.0.1:9/?token=from-the-environment-0123" in out
+    assert "--certfile" in err and "--keyfile" in err and "ssh -L 9:127.0.0.1:9" in err
+    assert load_tool("studio").main(common + ["--token", "short"]) == 2
+    assert "at least 16 characters" in capsys.readouterr().err
+    assert load_tool("studio").main(common + ["--certfile", str(sample_run / "best.pth")]) == 2
+    assert "--certfile and --keyfile go together" in capsys.readouterr().err
     assert load_tool("studio").main(["/nowhere/*.png", "--checkpoint", str(sample_run / "best.pth")]) == 2
     assert "no images" in capsys.readouterr().err
 
@@ -371,7 +397,7 @@ def test_the_fine_tune_command_clears_the_raw_label_mapping_of_other_data_sets(s
     overrides = [w for w in words if "=" in w]
     cfg = load_config("configs/isbi/unet_r18.yaml", overrides)  # ISBI maps raw 255 -> class 1
     assert cfg.data.label_map == {} and cfg.data.reduce_zero_label is False and cfg.data.format == "folder"
-    assert cfg.data.split_file == str(studio.masks_dir.resolve() / "labelled.txt")
+    assert cfg.data.split_file == str(studio.masks_dir / "labelled.txt")
     # a DRIVE-like config names its files 21_training.tif / 21_manual1.gif with FOV masks: the studio's are <stem>.png
     drive = tmp_path / "drive.yaml"
     drive.write_text(
@@ -394,3 +420,27 @@ def test_cli_without_the_web_stack_says_what_to_install(studio, sample_run, monk
     images = [str(p) for p in studio.images.values()]
     assert load_tool("studio").main(images + ["--checkpoint", str(sample_run / "best.pth")]) == 2
     assert "pip install 'segkit[studio]'" in capsys.readouterr().err
+
+
+def test_meta_names_files_relative_to_the_folders_given(predictor, sample_root, sample_run, tmp_path, monkeypatch):
+    import shutil
+
+    from segkit.config import load_config
+
+    (tmp_path / "photos").mkdir()
+    for image in sorted((sample_root / "images" / "val").iterdir())[:2]:
+        shutil.copy(image, tmp_path / "photos" / image.name)
+    shutil.copytree(sample_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.png", "*.jsonl", "*.log"))
+    monkeypatch.chdir(tmp_path)
+    studio = Studio(predictor, sorted(Path("photos").iterdir()), Path("labels"), checkpoint=Path("run/best.pth"))
+    client = client_for(studio)
+    stem = stems(studio)[0]
+    assert client.post(f"/api/save/{stem}").json()["saved"] == f"labels/{stem}.png"
+    meta = client.get("/api/meta").text
+    assert str(tmp_path) not in meta and str(Path.home()) not in meta
+    words = shlex.split(client.get("/api/meta").json()["finetune"])
+    assert words[2] == "run/config.yaml" and words[-1] == "run/best.pth"
+    cfg = load_config(words[2], [w for w in words if "=" in w])
+    root = Path(cfg.data.root)
+    assert root == Path("photos") and (root / cfg.data.mask_dir).resolve() == (tmp_path / "labels").resolve()
+    assert (root / cfg.data.split_file).read_text().split() == [stem]

@@ -3,7 +3,8 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const S = {meta: null, order: [], stem: null, w: 0, h: 0, pred: null, conf: null, label: null, layer: "pred",
-           opacity: 0.5, hidden: new Set(), cls: 0, tool: "region", zoom: 1, tx: 0, ty: 0, cell: null};
+           opacity: 0.5, hidden: new Set(), cls: 0, tool: "region", zoom: 1, tx: 0, ty: 0, cell: null,
+           unsaved: new Set()};
 let lut = new Uint32Array(256);
 
 function status(text, error) { $("status").textContent = text; $("status").className = error ? "error" : ""; }
@@ -14,7 +15,7 @@ async function api(path, options) {
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail; } catch (e) { /* not JSON */ }
-    throw new Error(`${response.status}: ${detail}`);
+    throw Object.assign(new Error(`${response.status}: ${detail}`), {status: response.status});
   }
   return response;
 }
@@ -132,15 +133,31 @@ async function applyPatch(response) {
   return true;
 }
 
+// The server takes changes only as JSON from this page (a cross-site form or no-cors fetch cannot send that).
+const change = (path, body) =>
+  api(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body || {})});
+
+// A change the server could not write (a full disk): the image stays marked until a later save succeeds.
+function markSaved(stem, ok) {
+  ok ? S.unsaved.delete(stem) : S.unsaved.add(stem);
+  $("unsaved").textContent = S.unsaved.size ? `not saved: ${[...S.unsaved].join(", ")}` : "";
+  document.body.dataset.unsaved = [...S.unsaved].join(" ");
+  document.querySelectorAll("#order li").forEach((li) => li.classList.toggle("unsaved", S.unsaved.has(li.dataset.stem)));
+}
+
+function failed(stem, e) {
+  if (!e.status || e.status >= 500) markSaved(stem, false);  // not written; a 4xx refusal changed nothing
+  status(e.message, true);
+}
+
 async function post(path, body) {
   busy(true);
-  const t0 = performance.now();
+  const t0 = performance.now(), stem = S.stem;
   try {
-    const options = {method: "POST"};
-    if (body) Object.assign(options, {headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
-    const changed = await applyPatch(await api(path, options));
+    const changed = await applyPatch(await change(path, body));
+    markSaved(stem, true);
     status(changed ? `saved (${Math.round(performance.now() - t0)} ms)` : "nothing to change");
-  } catch (e) { status(e.message, true); }
+  } catch (e) { failed(stem, e); }
   busy(false);
 }
 
@@ -150,12 +167,14 @@ const redo = () => post(`/api/redo/${encodeURIComponent(S.stem)}`);
 
 async function save() {
   busy(true);
+  const stem = S.stem;
   try {
-    const result = await (await api(`/api/save/${encodeURIComponent(S.stem)}`, {method: "POST"})).json();
+    const result = await (await change(`/api/save/${encodeURIComponent(stem)}`)).json();
     if (!S.label) S.label = S.pred.slice();
+    markSaved(stem, true);
     showCorrected(result.corrected);
     status(`saved ${result.saved}`);
-  } catch (e) { status(e.message, true); }
+  } catch (e) { failed(stem, e); }
   busy(false);
 }
 
@@ -257,6 +276,7 @@ async function loadOrder() {
     li.textContent = stem + (s.mIoU != null ? ` · mIoU ${(100 * s.mIoU).toFixed(1)}`
                            : s.uncertainty != null ? ` · entropy ${s.uncertainty.toFixed(3)}` : "");
     li.classList.toggle("on", stem === S.stem);
+    li.classList.toggle("unsaved", S.unsaved.has(stem));
     li.addEventListener("click", () => open(stem));
     list.appendChild(li);
   }
