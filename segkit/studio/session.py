@@ -283,7 +283,11 @@ class Studio:
         target = self.mask_path(stem)
         try:
             self.masks_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(target, lambda tmp: save_index_png(tmp, label, self.palette, compress_level=1), self.file_mode)
+            atomic_write(
+                target,
+                lambda tmp: save_index_png(tmp, label, self.palette, compress_level=1, atomic=False),
+                self.file_mode,
+            )
         except OSError as exc:
             raise not_saved(exc, target) from exc
         self._labels[stem] = label

@@ -324,10 +324,11 @@ def save_rgb(path, image: np.ndarray) -> Path:
     return path
 
 
-def save_index_png(path, mask: np.ndarray, palette: np.ndarray, compress_level: int = 6) -> Path:
+def save_index_png(path, mask: np.ndarray, palette: np.ndarray, compress_level: int = 6, atomic: bool = True) -> Path:
     """A palette ('P') PNG whose pixel values are the class ids, so tools read ids and viewers see colours.
     More than 256 classes do not fit a palette: those are written as 16-bit grey PNGs. ``compress_level``
-    (zlib, 0-9) trades size for speed: the studio saves at 1 on every stroke."""
+    (zlib, 0-9) trades size for speed: the studio saves at 1 on every stroke. ``atomic=False`` writes
+    ``path`` directly, for callers that already write to a temporary file of their own (the studio)."""
     path = Path(path)
     if len(palette) > 256 or int(mask.max(initial=0)) > 255:
         im, options = Image.fromarray(mask.astype(np.uint16)), {}
@@ -336,6 +337,9 @@ def save_index_png(path, mask: np.ndarray, palette: np.ndarray, compress_level: 
         flat = np.zeros((256, 3), np.uint8)
         flat[: len(palette)] = palette
         im.putpalette(flat.reshape(-1).tolist())
+    if not atomic:
+        im.save(path, format="PNG", **options)
+        return path
     with atomic_write(path) as tmp:  # an earlier mask stays whole if the disk fills
         im.save(tmp, format="PNG", **options)
     return path

@@ -3,7 +3,6 @@ changes, DNS rebinding, no or a wrong token, another OS user, oversized and deep
 4xx and the labels on disk stay byte-identical. Also: model work off the event loop, saves that tell the
 truth (a real full tmpfs), labels with the umask's permissions, stale temporaries removed, HTTPS."""
 
-import errno
 import http.client
 import json
 import os
@@ -316,35 +315,8 @@ def test_another_os_user_without_the_token_gets_403(server):
 
 
 # --------------------------------------------------------------------------- saves that tell the truth
-@pytest.fixture
-def full_disk(tmp_path):
-    """A real 1 MB tmpfs (mount needs root; skipped with the reason otherwise), unmounted afterwards."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    run = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if run.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {run.stderr.strip() or run.returncode}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write zeros until the disk is full (unbuffered: every byte that fits lands)."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 512)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
-
-
-def test_a_save_on_a_full_disk_says_so_and_keeps_state_with_the_disk(predictor, sample_root, full_disk):
+def test_a_save_on_a_full_disk_says_so_and_keeps_state_with_the_disk(predictor, sample_root, full_tmpfs):
+    full_disk, fill = full_tmpfs  # a real tmpfs (tests/conftest.py)
     images = sorted((sample_root / "images" / "val").iterdir())[:2]
     masks = full_disk / "masks"
     masks.mkdir()
@@ -357,7 +329,8 @@ def test_a_save_on_a_full_disk_says_so_and_keeps_state_with_the_disk(predictor, 
         first = {"op": "brush", "points": [[2, 2]], "radius": 1, "cls": 4}
         assert call(port, "POST", f"/api/edit/{stem}", headers, json.dumps(first).encode())[0] == 200
         saved = (masks / f"{stem}.png").read_bytes()
-        filler = fill(full_disk)
+        fill()
+        filler = full_disk / "filler"
         status, _, body = call(port, "POST", f"/api/edit/{stem}", headers, EDIT)
         answer = json.loads(body)
         assert status == 507 and answer["detail"] == f"no space left on device: {masks / stem}.png"
