@@ -61,10 +61,12 @@ def training_state(
     scaler: Optional[Dict] = None,
     rng: Optional[List[Dict]] = None,
     world_size: int = 1,
+    loggers: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Any]:
     """The checkpoint dict. ``config`` is plain (``to_dict``). Without ``optimizer`` it holds weights
     for inference only; ``--resume`` needs the optimizer, scaler and random states too.
-    ``schedule_iterations``: what the LR schedule spans (``train.iterations``, or what a time budget fit)."""
+    ``schedule_iterations``: what the LR schedule spans (``train.iterations``, or what a time budget fit).
+    ``loggers``: logger name -> its run id (MLflow run, W&B run), which ``--resume`` continues."""
     state = {
         "model": model,
         "config": config,
@@ -76,6 +78,8 @@ def training_state(
     }
     if optimizer is not None:
         state.update(optimizer=optimizer, scaler=scaler or {}, rng=rng or [], world_size=world_size)
+    if loggers:
+        state["loggers"] = dict(loggers)
     return state
 
 

@@ -132,7 +132,7 @@ def test_checkpoint_works_in_infer_eval_studio_and_init_from(image, tmp_path, ca
     named = tmp_path / f"deeplabv3_resnet50_coco-{digest[:8]}.pth"  # torchvision's form: the hash is checked
     shutil.move(tv_file, named)
     ckpt = tmp_path / "deeplab_voc.pth"
-    assert load_tool("pretrained").main([name, "--weights-file", str(named), "--out", str(ckpt)]) == 0
+    assert run("pretrained", [name, "--weights-file", str(named), "--out", str(ckpt)]) == 0
 
     root = tmp_path / "VOC2012"
     voc(root, tmp_path)
