@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -160,23 +161,36 @@ def test_an_unreachable_mlflow_server_is_one_warning_and_training_goes_on(sample
     assert results["mIoU"] >= 0 and (work / "last.pth").is_file()
 
 
-def wandb_history(run_dir: Path) -> list:
-    """The rows of a W&B run's .wandb file (its own record format, read with its own reader)."""
+def wandb_records(run_dir: Path) -> list:
+    """(type, {key: value}) of each run, summary, config and history record of a W&B run's .wandb file: a
+    LevelDB-style log (a 7-byte ':W&B' header, 32 KiB blocks of chunks with a 7-byte header: CRC, length,
+    type 1 full / 2 first / 3 middle / 4 last) of wandb's protobuf Records."""
     from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal import datastore
 
-    rows = []
-    for path in run_dir.glob("*.wandb"):
-        store = datastore.DataStore()
-        store.open_for_scan(str(path))
-        while (data := store.scan_data()) is not None:
+    (path,) = run_dir.glob("*.wandb")
+    data, block, pos, chunk, found = path.read_bytes(), 32768, 7, b"", []
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7]) if left >= 7 else (0, 0, 0)
+        if kind == 0:  # the zero padding at a block's end
+            pos += left
+            continue
+        chunk += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
             record = wandb_internal_pb2.Record()
-            record.ParseFromString(data)
-            if record.WhichOneof("record_type") == "history":
-                rows.append(
-                    {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
-                )
-    return rows
+            record.ParseFromString(chunk)
+            chunk, what = b"", record.WhichOneof("record_type")
+            items = {
+                "history": lambda r: r.history.item,
+                "summary": lambda r: r.summary.update,
+                "config": lambda r: r.config.update,
+                "run": lambda r: r.run.config.update,
+            }.get(what)
+            if items is not None:
+                found.append((what, {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items(record)}))
+    return found
 
 
 @pytest.mark.slow
@@ -198,12 +212,13 @@ def test_wandb_offline_run_continues_on_resume(sample_root, tmp_path, monkeypatc
 
     runs = sorted(Path(p) for p in glob.glob(str(tmp_path / "WANDB_DIR" / "wandb" / "offline-run-*")))
     assert len(runs) == 2 and all(p.name.endswith(f"-{run_id}") for p in runs)  # one run id, two sessions
-    summary = json.loads((runs[-1] / "files" / "wandb-summary.json").read_text())
+    records = [r for run in runs for r in wandb_records(run)]
     val = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines() if '"val"' in line]
+    summary = [values for what, values in records if what == "summary" and "val/mIoU" in values][-1]
     assert summary["val/mIoU"] == val[-1]["val"]["mIoU"]
-    config = (runs[0] / "files" / "config.yaml").read_text()
-    assert "train.lr:" in config and "train.loggers:" in config
-    history = [row for run in runs for row in wandb_history(run)]
+    config = {k: v for what, values in records if what in ("run", "config") for k, v in values.items()}
+    assert config["train.lr"] == "0.01" and config["train.loggers"] == "['wandb']"
+    history = [values for what, values in records if what == "history"]
     assert [row["_step"] for row in history if "val/mIoU" in row] == [2, 4]
     assert [row["val/mIoU"] for row in history if "val/mIoU" in row] == [r["val"]["mIoU"] for r in val]
     assert any(k.startswith("val/overlay/") for row in history for k in row)
