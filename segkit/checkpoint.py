@@ -60,11 +60,13 @@ def training_state(
     rng: Optional[List[Dict]] = None,
     world_size: int = 1,
     validation_due: bool = False,
+    loggers: Optional[Dict[str, str]] = None,
 ) -> Dict[str, Any]:
     """The checkpoint dict. ``config`` is plain (``to_dict``). Without ``optimizer`` it holds weights
     for inference only; ``--resume`` needs the optimizer, scaler and random states too.
     ``schedule_iterations``: what the LR schedule spans (``train.iterations``, or what a time budget fit).
-    ``validation_due``: a stop signal abandoned this iteration's validation; ``--resume`` runs it first."""
+    ``validation_due``: a stop signal abandoned this iteration's validation; ``--resume`` runs it first.
+    ``loggers``: logger name -> its run id (MLflow run, W&B run), which ``--resume`` continues."""
     state = {
         "model": model,
         "config": config,
@@ -77,6 +79,8 @@ def training_state(
     if optimizer is not None:
         state.update(optimizer=optimizer, scaler=scaler or {}, rng=rng or [], world_size=world_size)
         state.update(validation_due=validation_due)
+    if loggers:
+        state["loggers"] = dict(loggers)
     return state
 
 

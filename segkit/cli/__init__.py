@@ -26,6 +26,7 @@ COMMANDS = {
     "visualize": ("segkit.cli.visualize", "draw a mask over its image with class names and a legend"),
     "info": ("segkit.cli.info", "parameters, GFLOPs and feature shapes of a config's model"),
     "sample-data": ("segkit.data.sample", "write the built-in sample data set (default data/sample)"),
+    "pretrained": ("segkit.cli.pretrained", "torchvision's COCO-with-VOC-labels segmenters as segkit checkpoints"),
     "configs": ("segkit.cli.configs", "list the configs shipped with segkit"),
     "studio": ("segkit.cli.studio", "label regions in the browser: review predictions, correct them, save masks"),
 }

@@ -177,6 +177,9 @@ class TrainConfig:
     keep_last: int = 2  # iter_*.pth files kept besides last.pth and best.pth; 0: none
     progress: str = "auto"  # auto (a bar on a terminal, log lines otherwise) | bar | log
     tensorboard: bool = True  # write TensorBoard events to <work_dir>/tb when tensorboard is installed
+    # where the run is logged besides train.log / metrics.jsonl: tensorboard | mlflow | wandb (segkit.training.loggers)
+    loggers: List[str] = field(default_factory=lambda: ["tensorboard"])
+    log_checkpoint: bool = False  # mlflow / wandb: upload best.pth as an artifact at the end of the run
 
 
 EVAL_MODES = ("whole", "slide")  # eval.mode; segkit.inference.modes implements each

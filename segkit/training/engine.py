@@ -13,6 +13,7 @@ import math
 import signal
 import time
 import traceback
+from functools import partial
 from typing import Any, Dict, Optional
 
 import torch
@@ -50,6 +51,7 @@ from segkit.training.faults import (
     TrainingInterrupted,
     ValidationAbandoned,
 )
+from segkit.training.loggers import validation_overlays
 from segkit.training.optim import build_optimizer, lr_factor, set_lr
 from segkit.training.progress import TrainLogger, plot_curves
 from segkit.training.setup import (
@@ -135,7 +137,7 @@ class Trainer:
         t, device = cfg.train, env.device
         self.cfg, self.t, self.env, self.device, self.stop = cfg, t, env, device, stop
         self.work = work_dir_of(cfg, work_dir)
-        self.log = TrainLogger(self.work, t.progress, env.is_main, t.tensorboard, device)
+        self.log = TrainLogger(self.work, t.progress, env.is_main, t.tensorboard, device, t.loggers)
         self.say = self.log.info
         prepare_work_dir(self.work, env, self.say)
         seed_everything(t.seed + env.rank)
@@ -165,7 +167,7 @@ class Trainer:
             self.schedule = ckpt["scheduler"]["iterations"]  # fixed by the budget when the run began
         elif t.time_budget:
             self.budget = TimeBudget(parse_duration(t.time_budget), self.start, t.iterations)
-        self.log.begin(self.schedule, self.start)
+        self.log.begin(self.schedule, self.start, cfg, ckpt)
         self.train_model, self.ddp = wrap_for_training(self.model, cfg, env, self.log.info)
         self._build_loaders()
         self.meta = checkpoint_meta(cfg, self.train_set.class_names, self.train_set.palette)
@@ -376,7 +378,10 @@ class Trainer:
         finally:
             self.train_model.train()
         self.validation_due = False
-        self.log.val(done, results, self.val_set.class_names, self.best)
+        dtype = inference_dtype(self.cfg, self.device)
+        overlays = partial(validation_overlays, self.model, self.val_set, self.normalize, self.device, dtype)
+        self.log.val(done, results, self.val_set.class_names, self.best, overlays)
+        self.train_model.train()  # the overlays leave the model in eval mode
         improved = results["mIoU"] > self.best
         if improved:
             self.best, self.best_iter = results["mIoU"], done
@@ -418,6 +423,7 @@ class Trainer:
             rng=rngs,
             world_size=self.env.world_size,
             validation_due=self.validation_due,
+            loggers=self.log.run_ids(),
         )
         work, keep = self.work, self.t.keep_last
         if checkpoint_due:
@@ -435,6 +441,7 @@ class Trainer:
             return
         work = self.work
         curves = plot_curves(self.log.metrics_path, work / "curves.png")
+        self.log.finish(self.t.log_checkpoint)
         self.log.info(
             f"done: iteration {end}/{self.schedule}; {best_text(self.best, self.best_iter)}. "
             f"Checkpoints: {work / 'last.pth'}, {work / 'best.pth'}; metrics {self.log.metrics_path}"

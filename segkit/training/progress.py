@@ -1,6 +1,6 @@
 """What the user sees while training: a progress bar (or log lines), train.log (the terminal's
-lines without the bar), metrics.jsonl, TensorBoard events, and at the end a PNG of the curves.
-Only rank 0 makes any of it.
+lines without the bar), metrics.jsonl, the loggers of ``train.loggers`` (TensorBoard events, MLflow,
+W&B: segkit.training.loggers), and at the end a PNG of the curves. Only rank 0 makes any of it.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 from tqdm import tqdm
 
+from segkit.config import to_dict
 from segkit.evaluation.metrics import format_table
+from segkit.training.loggers import OVERLAY_DIR, Loggers, check_logger_names
 from segkit.training.plots import figure, save_figure
 
 
@@ -61,18 +63,23 @@ class TrainLogger:
         enabled: bool = True,
         tensorboard: bool = True,
         device: Optional[torch.device] = None,
+        loggers: Sequence[str] = ("tensorboard",),
     ):
-        self.work, self.enabled, self.device, self.tensorboard = work, enabled, device, tensorboard
+        self.work, self.enabled, self.device = work, enabled, device
         self.metrics_path, self.text_path = work / "metrics.jsonl", work / "train.log"
-        self.file = self.writer = self.bar = self.text = None
+        self.file = self.bar = self.text = self.loggers = None
+        self.finished = False
         self.pending: List[str] = []  # train.log's lines before ``begin`` opens it
+        names = [n for n in check_logger_names(loggers) if n != "tensorboard" or tensorboard]
         self.total, self.start = 0, 0
         self.use_bar = enabled and (mode == "bar" or (mode == "auto" and sys.stderr.isatty()))
         if enabled:
             self.pending.append(f"--- {datetime.datetime.now().isoformat(timespec='seconds')}")
+            self.loggers = Loggers(names, self.info)  # a missing extra stops the run here, before training
 
-    def begin(self, total: int, start: int) -> None:
-        """Metrics and TensorBoard from iteration ``start`` on (records past it, from a crashed run, go)."""
+    def begin(self, total: int, start: int, cfg=None, ckpt: Optional[Dict[str, Any]] = None) -> None:
+        """Metrics and loggers from iteration ``start`` on (records past it, from a crashed run, go);
+        ``ckpt``, when resuming, holds the loggers' run ids to continue."""
         self.total, self.start = total, start
         if not self.enabled:
             return
@@ -80,13 +87,12 @@ class TrainLogger:
         if start > 0:
             truncate_metrics(self.metrics_path, start)
         self.file = self.metrics_path.open("a")
-        if self.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional
-                SummaryWriter = None
-            if SummaryWriter is not None:
-                self.writer = SummaryWriter(str(self.work / "tb"), purge_step=start + 1 if start else None)
+        config = to_dict(cfg) if cfg is not None else {}
+        self.loggers.start(self.work, config.get("name") or "", config, start, (ckpt or {}).get("loggers", {}))
+
+    def run_ids(self) -> Dict[str, str]:
+        """Each logger's run, for the checkpoint (``--resume`` continues it)."""
+        return dict(self.loggers.run_ids) if self.loggers is not None else {}
 
     def set_total(self, total: int) -> None:
         """A time budget fixed the schedule's length: the bar and the ETA count to it."""
@@ -147,10 +153,8 @@ class TrainLogger:
         mem = self.memory()
         record = {"iter": it, **values, "lr": lr, "it_per_s": rate, **({"mem_gib": mem} if mem else {})}
         self._write(record)
-        if self.writer is not None:
-            for k, v in values.items():
-                self.writer.add_scalar(f"train/{k}", v, it)
-            self.writer.add_scalar("train/lr", lr, it)
+        scalars = {f"train/{k}": v for k, v in values.items()}
+        self.loggers.scalars({**scalars, "train/lr": lr, "train/it_per_s": rate}, it)
         mem_text = f" mem {mem:.2f}G" if mem else ""
         eta = datetime.timedelta(seconds=round((self.total - it) / rate)) if rate > 0 else "?"
         line = (
@@ -163,18 +167,47 @@ class TrainLogger:
         else:
             print(line, flush=True)
 
-    def val(self, it: int, results: Dict[str, Any], class_names: Sequence[str], best: float) -> None:
+    def val(
+        self,
+        it: int,
+        results: Dict[str, Any],
+        class_names: Sequence[str],
+        best: float,
+        overlays: Optional[Callable[[], Dict[str, Any]]] = None,
+    ) -> None:
+        """``overlays()``: name -> image | truth | prediction pictures, made only when a logger takes them."""
         if not self.enabled:
             return
         summary = {k: results[k] for k in ("mIoU", "mAcc", "mDice", "aAcc", "fwIoU")}
         self._write({"iter": it, "val": {**summary, "IoU": results["IoU"]}})
-        if self.writer is not None:
-            for k, v in summary.items():
-                self.writer.add_scalar(f"val/{k}", v, it)
+        per_class = {f"val/IoU/{name}": v for name, v in zip(class_names, results["IoU"])}
+        self.loggers.scalars({**{f"val/{k}": v for k, v in summary.items()}, **per_class}, it)
+        if overlays is not None and self.loggers.active:
+            self._overlays(overlays(), it)
         self.info(
             f"validation at iteration {it}:\n{format_table(results, class_names)}\n"
             f"best mIoU so far {100 * max(best, results['mIoU']):.2f}"
         )
+
+    def _overlays(self, pictures: Dict[str, Any], it: int) -> None:
+        if self.loggers.wants_images:
+            self.loggers.images(pictures, it)
+        if any(logger.name != "tensorboard" for logger in self.loggers.active):  # files at the end: the last ones
+            from PIL import Image
+
+            folder = self.work / OVERLAY_DIR
+            folder.mkdir(exist_ok=True)
+            for key, picture in pictures.items():
+                Image.fromarray(picture).save(folder / f"{key.rsplit('/', 1)[-1]}.png")
+
+    def finish(self, log_checkpoint: bool = False) -> None:
+        """The run ended as planned: its files go to the loggers (best.pth too with ``log_checkpoint``)."""
+        if not self.enabled:
+            return
+        names = ["config.yaml", "curves.png"] + (["best.pth"] if log_checkpoint else [])
+        overlays = sorted((self.work / OVERLAY_DIR).glob("*.png"))
+        self.loggers.files([self.work / n for n in names[:2]] + overlays + [self.work / n for n in names[2:]])
+        self.finished = True
 
     def _write(self, record: Dict[str, Any]) -> None:
         self.file.write(json.dumps(_plain(record)) + "\n")
@@ -183,10 +216,12 @@ class TrainLogger:
     def close(self) -> None:
         if self.pending:  # the run stopped before ``begin``: its set-up messages and error still land
             self._open_text()
-        for handle in (self.bar, self.writer, self.file, self.text):
+        if self.loggers is not None:
+            self.loggers.close(self.finished)
+        for handle in (self.bar, self.file, self.text):
             if handle is not None:
                 handle.close()
-        self.bar = self.writer = self.file = self.text = None
+        self.bar = self.file = self.text = self.loggers = None
 
 
 def plot_curves(metrics_path: Path, out: Path) -> Optional[Path]:
