@@ -2,6 +2,10 @@
 
 import json
 
+import numpy as np
+import pytest
+
+from tests.eval_oracle import reference_scores
 from tests.tool_loader import load_tool
 
 
@@ -44,4 +48,6 @@ def test_slide_and_tta_flags_reach_the_evaluation(sample_run, tmp_path):
     assert load_tool("eval").main([str(sample_run / "last.pth"), "--out", str(out), "--slide", "--tta", *small]) == 0
     results = json.loads(out.read_text())
     assert results["eval"]["mode"] == "slide" and results["eval"]["flip"] and results["eval"]["scales"] == [0.5, 0.25]
-    assert 0 <= results["mIoU"] <= 1
+    reference = reference_scores(sample_run / "last.pth", slide=True, tta=True, overrides=small)
+    assert np.array_equal(results["confusion"], reference["confusion"])  # the Predictor's slide + TTA, counted here
+    assert results["mIoU"] == pytest.approx(reference["mIoU"], abs=1e-12)

@@ -96,6 +96,17 @@ def test_ade20k_reduce_zero_label(tmp_path):
     assert ds.class_names[0] == "wall" and ds.class_names[149] == "flag"
 
 
+def test_label_map_has_the_last_word_after_reduce_zero_label(tmp_path):
+    """SegDataset's documented order: reduce_zero_label first (0 -> ignore, v -> v-1), then label_map, whose keys
+    are raw values and whose targets are final class ids. Swapping the two shifts every mapped id by one."""
+    write_image(tmp_path / "images" / "train" / "a.png", np.zeros((2, 7, 3), np.uint8))
+    write_mask(tmp_path / "masks" / "train" / "a.png", np.array([[0, 1, 2, 3, 4, 7, 9]]).repeat(2, 0))
+    cfg = data_cfg(root=str(tmp_path), num_classes=4, reduce_zero_label=True, label_map={7: 0, 9: 3, 4: 255})
+    mask = build_dataset(cfg, "train").read(0)[1]
+    # raw:  0       1  2  3  4 (mapped to ignore)  7 (-> 0)  9 (-> 3)
+    assert mask[0].tolist() == [255, 0, 1, 2, 255, 0, 3] and mask.dtype == np.int64
+
+
 def _uncompressed_rle(region: np.ndarray) -> dict:
     """COCO's list-of-runs RLE (column-major, starting with a run of zeros), as crowd annotations use."""
     flat = region.flatten(order="F").astype(np.uint8)

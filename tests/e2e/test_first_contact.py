@@ -20,7 +20,17 @@ def test_comparison_takes_a_batch_tensors_square_view(size):
     mask = np.zeros((size, size), np.int64)
     mask[size // 4 : size // 2, size // 4 : size // 2] = 1
     picture = V.comparison(image, mask, 1 - mask, ["membrane", "cell"], None, 255)
-    assert picture.shape[0] > size and picture.flags["C_CONTIGUOUS"]
+    assert picture.flags["C_CONTIGUOUS"]
+    # image | ground truth | prediction | errors, 4 px apart under a title bar, then a legend panel on the right
+    bars = [b for b in range(0, picture.shape[0] - size + 1) if np.array_equal(picture[b : b + size, :size], image)]
+    assert len(bars) == 1 and 0 < bars[0] < size and picture.shape[1] > 4 * size + 3 * 4, picture.shape
+    tiles = picture[bars[0] : bars[0] + size]
+    colours = V.palette_array(2)
+    # the ground-truth tile is the image with alpha 0.6 of each pixel's class colour, but where outlines and names go
+    blend = np.rint(image * 0.4 + colours[mask] * 0.6)
+    assert (tiles[:, size + 4 : 2 * size + 4] == blend).all(-1).mean() > 0.6  # 0.78 at 64 px: names cover the rest
+    assert np.array_equal(tiles[size - 1, 3 * (size + 4) - 1], [255, 255, 255])  # the gap before the error map
+    assert (tiles[:, 3 * (size + 4) : 4 * size + 12] == [220, 30, 30]).all()  # every pixel is wrong: all red
     assert V.overlay(image, mask, V.palette_array(2)).flags["C_CONTIGUOUS"]
 
 
@@ -45,7 +55,14 @@ def test_visualize_with_every_shipped_config_family(name, tmp_path, capsys):
     mask_path = write_mask(tmp_path / "m.png", mask)
     out = tmp_path / "vis.png"
     assert load_tool("visualize").main([str(image), str(mask_path), "--config", name, "--out", str(out)]) == 0
-    assert read_image(out).shape[0] >= 24
+    assert read_image(out).shape == (24, 32, 3)  # the image's size, so it lays over the image
+    plain = tmp_path / "plain.png"
+    args = [str(image), str(mask_path), "--config", name, "--out", str(plain), "--no-outlines", "--no-labels"]
+    assert load_tool("visualize").main([*args, "--no-legend"]) == 0
+    # without decorations every pixel is half the grey image, half its class's colour from the config's palette
+    colours = V.palette_array(cfg.num_classes, palette or None).astype(np.float64)
+    expected = np.rint(120 * 0.5 + colours[mask] * 0.5)
+    assert np.array_equal(read_image(plain), expected), name
     assert "error" not in capsys.readouterr().err
 
 

@@ -217,13 +217,24 @@ def test_an_option_of_another_decoder_is_an_error_naming_its_decoder(decoder, op
             build_model(cfg)
 
 
-def test_shared_options_and_defaults_pass_for_every_decoder():
-    for decoder in ("fcn", "deeplabv3", "deeplabv3plus", "unet"):
+@pytest.mark.parametrize(
+    "decoder,set_to_02,default",
+    [
+        ("fcn", [0.2], [0.1]),  # before the classifier; null: torchvision's FCNHead's 0.1
+        ("deeplabv3", [0.2], [0.5]),  # the ASPP projection; null: torchvision's 0.5
+        ("deeplabv3plus", [0.2, 0.1], [0.5, 0.1]),  # the ASPP projection; the classifier's 0.1 is fixed
+        ("unet", [0.2], [0.0]),  # before the classifier; null: none
+    ],
+)
+def test_the_shared_dropout_option_sets_each_decoders_dropout_rate(decoder, set_to_02, default):
+    def rates(*overrides):
         with torch.device("meta"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            build_model(
-                _cfg("model.backbone.name=resnet18", f"model.decoder.name={decoder}", "model.decoder.dropout=0.2")
-            )
+            warnings.simplefilter("ignore")  # U-Net at the default output stride 8
+            model = build_model(_cfg("model.backbone.name=resnet18", f"model.decoder.name={decoder}", *overrides))
+        return [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]  # in module order
+
+    assert rates("model.decoder.dropout=0.2") == set_to_02
+    assert rates() == default
 
 
 def test_logits_already_at_the_input_size_skip_the_resize_and_stay_identical():

@@ -137,23 +137,6 @@ def test_save_accepts_the_prediction_as_the_label(client, studio):
 
 
 @pytest.mark.parametrize(
-    "path",
-    [
-        "/api/image/..%2F..%2Fetc%2Fpasswd",
-        "/api/image/%2Fetc%2Fpasswd",
-        "/api/image/../../etc/passwd",
-        "/api/layers/..%2Fmasks",
-        "/static/../../etc/passwd",
-        "/static/%2E%2E/%2E%2E/etc/passwd",
-        "/api/image/val_9999",
-    ],
-)
-def test_paths_outside_the_given_files_are_refused(client, path):
-    response = client.get(path)
-    assert 400 <= response.status_code < 500 and b"root:" not in response.content
-
-
-@pytest.mark.parametrize(
     "body",
     [
         {"op": "region", "x": 5, "y": 5, "cls": 99},  # not a class
