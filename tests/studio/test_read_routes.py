@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="the studio needs fastapi: pip install 'segkit[studio]'")
-from fastapi.testclient import TestClient  # noqa: E402
 
 from segkit.inference.predictor import Predictor  # noqa: E402
-from segkit.studio import Studio, create_app  # noqa: E402
+from segkit.studio import Studio  # noqa: E402
 from tests.data_files import write_image, write_mask  # noqa: E402
+from tests.studio.test_studio import client_for  # noqa: E402
 
 H, W = 24, 40
 GIVEN = ("a", "b")
@@ -48,7 +48,7 @@ def served(predictor, tmp_path, monkeypatch):
         write_mask(masks / f"{stem}.png", np.ones((H, W), np.uint8))
     monkeypatch.chdir(cwd)
     studio = Studio(predictor, [folder / f"{s}.png" for s in GIVEN], masks)
-    return studio, TestClient(create_app(studio))
+    return studio, client_for(studio)  # with the token, from the studio's own host
 
 
 def url_part(stem):
