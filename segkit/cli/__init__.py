@@ -28,6 +28,7 @@ COMMANDS = {
     "sample-data": ("segkit.data.sample", "write the built-in sample data set (default data/sample)"),
     "configs": ("segkit.cli.configs", "list the configs shipped with segkit"),
     "studio": ("segkit.cli.studio", "label regions in the browser: review predictions, correct them, save masks"),
+    "convert-masks": ("segkit.cli.convert_masks", "convert colour-coded masks (class_dict.csv colours) to index PNGs"),
 }
 
 

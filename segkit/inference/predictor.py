@@ -131,7 +131,7 @@ class Predictor:
             if int8 is not None:
                 graphs["onnxruntime-int8"] = OnnxModel(int8)
             size = race_size(self.settings, self.cfg)
-            self.backend_record = choose(stem, {"eager": self._eager_forward, **graphs}, tuple(size))
+            self.backend_record = choose(stem, {"eager": self._eager_forward, **graphs}, tuple(size), self.channels)
             chosen = self.backend_record["backend"]
             if chosen == "eager":
                 return
