@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import Config, from_dict
+from .config import Config, from_dict, to_dict
 from .errors import CheckpointError, OutputError, atomic_write, write_reason
 from .models import build_model
 from .models.weights import compare_state_dicts
@@ -39,6 +39,8 @@ def checkpoint_meta(cfg: Config, class_names: Sequence[str], palette: Sequence[S
         "palette": [list(c) for c in palette],
         "mean": list(cfg.data.mean),
         "std": list(cfg.data.std),
+        "channels": cfg.data.channels,
+        "value_range": to_dict(cfg.data).get("value_range"),  # [lo, hi] or one per band; null: 8-bit
         "ignore_index": cfg.data.ignore_index,
         "segkit_version": __version__,
         "torch_version": str(torch.__version__),

@@ -29,6 +29,7 @@ COMMANDS = {
     "pretrained": ("segkit.cli.pretrained", "torchvision's COCO-with-VOC-labels segmenters as segkit checkpoints"),
     "configs": ("segkit.cli.configs", "list the configs shipped with segkit"),
     "studio": ("segkit.cli.studio", "label regions in the browser: review predictions, correct them, save masks"),
+    "convert-masks": ("segkit.cli.convert_masks", "convert colour-coded masks (class_dict.csv colours) to index PNGs"),
 }
 
 

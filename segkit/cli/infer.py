@@ -39,6 +39,7 @@ from segkit.cli.common import (
     save_annotations,
 )
 from segkit.data import DataError, read_image
+from segkit.data.normalize import to_display
 from segkit.inference.predictor import Predictor
 from segkit.visualization.overlays import palette_array, render, save_index_png, save_rgb
 
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
     def readable():
         for path in files:
             try:
-                image = read_image(path)
+                image = read_image(path, predictor.channels)
             except (DataError, OSError) as exc:
                 failures.append(str(exc))
                 tqdm.write(f"skipped: {exc}", file=sys.stderr)
@@ -146,7 +147,9 @@ def main(argv=None) -> int:
             path, image = waiting.popleft()
             stem = stems[path]
             save_index_png(out / f"{stem}_mask.png", mask, palette)
-            save_rgb(out / f"{stem}_overlay.png", render(image, mask, predictor.class_names, palette, **drawing))
+            save_rgb(
+                out / f"{stem}_overlay.png", render(to_display(image), mask, predictor.class_names, palette, **drawing)
+            )
             for _, _, exporter in exports:
                 exporter.add(export_names[path], mask, confidence)
             exported.append(path)

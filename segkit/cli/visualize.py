@@ -21,6 +21,7 @@ from segkit.checkpoint import load_checkpoint
 from segkit.cli.common import add_overlay_options, overlay_options
 from segkit.config import load_config
 from segkit.data import format_classes, read_image, read_mask
+from segkit.data.normalize import to_display
 from segkit.visualization.overlays import render, save_rgb
 
 
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="output PNG (default outputs/visualize/<image stem>.png)")
     add_overlay_options(parser)
     args = parser.parse_args(argv)
-    image, mask = read_image(args.image), read_mask(args.mask).astype(np.int64)
+    image, mask = to_display(read_image(args.image)), read_mask(args.mask).astype(np.int64)
     names, palette = names_and_palette(args, mask)
     palette = mask_palette(Path(args.mask), len(names)) or palette
     picture = render(image, mask, names, palette, **overlay_options(args, names))

@@ -32,7 +32,8 @@ class BackboneConfig:
     norm_groups: int = 32  # groups for norm=gn, in the backbone and the decoder; must divide every layer's width
     frozen_stages: int = -1  # -1: none; 0: stem; k: stem and layer1..k (weights and norm statistics)
     pretrained: Optional[str] = None  # null | "torchvision" | path to a torchvision state dict or segkit checkpoint
-    in_channels: int = 3  # pretrained RGB weights adapt: summed for 1 channel, zeros for channels beyond 3
+    # null: data.channels. Pretrained RGB weights adapt: summed for 1 channel, zeros for channels beyond 3
+    in_channels: Optional[int] = None
     zero_init_residual: bool = False  # each block's last norm starts at zero, so blocks start as identity
 
 
@@ -114,7 +115,15 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
-    # normalisation, in 0..1 units (applied on the device, after the uint8 copy)
+    # bands and bit depth (data/README.md: deep and multi-band rasters)
+    channels: int = 3  # bands per image: 3 = RGB (grey replicated, alpha dropped); N: as stored (TIFF via tifffile)
+    value_range: Optional[Any] = None  # [lo, hi] or one pair per band -> 0..1; null: 8-bit 0..255, deeper images:
+    #   the training split's 0.5/99.5 percentiles per band, measured when training starts and stored in the run
+    # colour-coded masks (RGB masks whose colours are classes)
+    class_colors: Optional[Any] = None  # CSV path (name,r,g,b; relative to root) or [[r, g, b], ...] in class order
+    ignore_colors: List[List[int]] = field(default_factory=list)  # colours that become ignore_index (e.g. Void)
+    unknown_colors: str = "error"  # error | ignore: a mask colour that is neither a class nor ignore_colors
+    # normalisation, in 0..1 units (applied on the device, after the uint8 copy; deeper data: after value_range)
     mean: List[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: List[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     # training augmentation
@@ -301,6 +310,7 @@ def load_config(path: Optional[str | Path] = None, overrides: Optional[List[str]
             f"(set them in the YAML file or as overrides, e.g. {missing[0]}=...)"
         )
     check_sizes(cfg, str(path or "config"))
+    check_bands(cfg, str(path or "config"))
     return cfg  # type: ignore[return-value]
 
 
@@ -312,6 +322,25 @@ def check_sizes(cfg: Any, source: str) -> None:
             raise ConfigError(f"{source}: {key}={list(value)} must be [H, W], e.g. {key}=[512,512]")
 
 
+def check_bands(cfg: Any, source: str) -> None:
+    """``model.backbone.in_channels`` follows ``data.channels`` unless set; mean/std and value_range give one
+    number (pair) per band."""
+    data = cfg.data
+    if data.channels < 1:
+        raise ConfigError(f"{source}: data.channels={data.channels} must be >= 1 (3 for RGB)")
+    if cfg.model.backbone.in_channels is None:
+        cfg.model.backbone.in_channels = data.channels
+    for key in ("mean", "std"):
+        if len(data[key]) != data.channels:
+            raise ConfigError(
+                f"{source}: data.{key} has {len(data[key])} values for data.channels={data.channels}: give one per "
+                f"band, e.g. data.{key}=[{', '.join(['0.5' if key == 'mean' else '0.25'] * data.channels)}] "
+                f"(segkit check prints the training split's)"
+            )
+    if data.unknown_colors not in ("error", "ignore"):
+        raise ConfigError(f"{source}: data.unknown_colors={data.unknown_colors!r}: choose error or ignore")
+
+
 def to_dict(cfg: Any) -> Dict[str, Any]:
     """Plain containers only, so a checkpoint holding it loads with weights_only=True."""
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, (DictConfig, ListConfig)) else dict(cfg)
@@ -320,7 +349,10 @@ def to_dict(cfg: Any) -> Dict[str, Any]:
 def from_dict(d: Dict[str, Any]) -> Config:
     """Rebuild a validated Config from ``to_dict`` output (e.g. a checkpoint's)."""
     try:
-        return OmegaConf.merge(_schema(), d)  # type: ignore[return-value]
+        cfg = OmegaConf.merge(_schema(), d)
+        if cfg.model.backbone.in_channels is None:
+            cfg.model.backbone.in_channels = cfg.data.channels
+        return cfg  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         error = _explain(exc, "checkpoint config")
         name = ((d.get("model") or {}).get("decoder") or {}).get("name")

@@ -17,6 +17,7 @@ from segkit.config.checks import ignore_index_problem
 from .datasets import OUTSIDE
 from .io import DataError, Issue
 from .loaders import build_scan_loader
+from .normalize import band_ranges, dtype_range, training_range
 from .readers import build_dataset
 from .scan import PairScanner, mean_std, size_summary
 from .stats import class_statistics, class_weights
@@ -34,8 +35,14 @@ class SplitCheck:
     weights: Optional[List[float]] = None
     dataset: Optional[object] = None
     sizes: List[tuple] = field(default_factory=list)  # image H, W of each pair read
-    mean: Optional[List[float]] = None  # RGB, 0..1 (the training split only)
+    mean: Optional[List[float]] = None  # per band, 0..1 units (the training split only)
     std: Optional[List[float]] = None
+    dtypes: Dict[str, int] = field(default_factory=dict)  # pixel type -> images
+    band_min: Optional[np.ndarray] = None  # per band, stored units
+    band_max: Optional[np.ndarray] = None
+    value_range: Optional[np.ndarray] = None  # bands x 2: the range mapped to 0..1 (given, measured or 0..255)
+    range_source: str = ""  # where value_range comes from, in words
+    unknown: Dict[tuple, list] = field(default_factory=dict)  # colour masks: colour -> [pixels, files]
 
     @property
     def ok(self) -> bool:
@@ -52,6 +59,10 @@ def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> 
         return result
     result.pairs = len(dataset)
     histograms = _scan(dataset, result, num_workers, train)
+    _value_range(data, dataset, result, train)
+    if result.unknown:
+        result.issues.append(Issue(_unknown_message(result.unknown, data.unknown_colors == "ignore"),
+                                   fatal=data.unknown_colors != "ignore"))
     result.class_pixels, result.class_images, _ = class_statistics(dataset, histograms)
     result.weights = class_weights(dataset, histograms)
     invalid = [v for v in result.raw_pixels if _meaning(dataset, v)[1]]
@@ -69,11 +80,18 @@ def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> 
 
 def _scan(dataset, result: SplitCheck, num_workers: int, image_stats: bool) -> list:
     """Read every pair: problems into ``result``, raw-value counts, sizes, mean/std; the mask histograms."""
-    histograms, sums, sq_sums, pixels = [], np.zeros(3), np.zeros(3), 0
+    histograms, sums, sq_sums, pixels = [], 0.0, 0.0, 0
     for scan in build_scan_loader(PairScanner(dataset, image_stats), num_workers):
         result.issues.extend(Issue(message, fatal) for message, fatal in scan.problems)
         if scan.size is not None:
             result.sizes.append(scan.size)
+            result.dtypes[scan.dtype] = result.dtypes.get(scan.dtype, 0) + 1
+            result.band_min = scan.band_min if result.band_min is None else np.minimum(result.band_min, scan.band_min)
+            result.band_max = scan.band_max if result.band_max is None else np.maximum(result.band_max, scan.band_max)
+        for colour, count in scan.unknown.items():
+            seen = result.unknown.setdefault(colour, [0, []])
+            seen[0] += count
+            seen[1].append(scan.mask_name)
         if scan.channel_sum is not None:
             sums, sq_sums, pixels = sums + scan.channel_sum, sq_sums + scan.channel_sq_sum, pixels + np.prod(scan.size)
         if scan.hist is not None:
@@ -82,8 +100,64 @@ def _scan(dataset, result: SplitCheck, num_workers: int, image_stats: bool) -> l
                 result.raw_pixels[int(value)] = result.raw_pixels.get(int(value), 0) + int(count)
                 result.raw_images[int(value)] = result.raw_images.get(int(value), 0) + 1
     if pixels:
-        result.mean, result.std = mean_std(sums, sq_sums, int(pixels))
+        result.mean, result.std = mean_std(sums, sq_sums, int(pixels))  # stored units: _value_range maps them
     return histograms
+
+
+def _value_range(data, dataset, result: SplitCheck, train: bool) -> None:
+    """The range mapped to 0..1 as training would take it (given; null: 0..255 for 8-bit, else measured on the
+    training split), and the split's mean/std in those units."""
+    if result.band_min is None:
+        return
+    bands = len(result.band_min)
+    given, result.range_source = band_ranges(data.value_range, bands), "data.value_range"
+    deep = next((d for d in result.dtypes if d != "uint8"), None)
+    if given is None and train and deep:
+        measured = training_range(dataset)
+        if measured:
+            given = band_ranges(measured[0], bands)
+            result.range_source = ("this split's 0.5/99.5 percentiles per band (data.value_range is null; "
+                                   "training measures the same and stores it with the run)")
+    if given is None:
+        given = np.asarray([dtype_range(np.dtype(deep)) if deep else [0.0, 255.0]] * bands)
+        result.range_source = ("the pixel type's full range (data.value_range is null; the training split's "
+                               "percentiles are used when training)" if deep else "8-bit: 0..255")
+    result.value_range = given
+    if result.mean is not None:
+        lo, span = given[:, 0], given[:, 1] - given[:, 0]
+        result.mean = [round(float(v), 4) for v in (np.asarray(result.mean) - lo) / span]
+        result.std = [round(float(v), 4) for v in np.asarray(result.std) / span]
+
+
+def _band_lines(result: SplitCheck) -> List[str]:
+    """Each band's pixel type and range, and a warning where the data fill a small part of the range in use."""
+    if result.band_min is None or result.value_range is None:
+        return []
+    types = ", ".join(f"{d} ({n} images)" for d, n in result.dtypes.items())
+    lines = [f"  bands: {len(result.band_min)} of {types}; mapped to 0..1 from {result.range_source}:"]
+    for b, (lo, hi, (rlo, rhi)) in enumerate(zip(result.band_min, result.band_max, result.value_range)):
+        bits = ""
+        deep = next((d for d in result.dtypes if np.dtype(d).kind in "ui" and d != "uint8"), None)
+        if deep and hi > 0:
+            bits = f", needs {int(np.ceil(np.log2(hi + 1)))} of {np.dtype(deep).itemsize * 8} bits"
+        lines.append(f"    band {b + 1}: min {lo:g} max {hi:g}{bits}; range {rlo:g}..{rhi:g}")
+        if (hi - lo) < 0.125 * (rhi - rlo):
+            lines.append(f"  warning: band {b + 1} fills {100 * (hi - lo) / (rhi - rlo):.1f}% of the range "
+                         f"{rlo:g}..{rhi:g}, so the model sees a nearly flat image: set "
+                         f"data.value_range=[{lo:g}, {hi:g}] (or null to measure it on the training split)")
+    return lines
+
+
+def _unknown_message(unknown: Dict[tuple, list], ignored: bool) -> str:
+    listed = "; ".join(f"{list(c)}: {n} px in {len(files)} file(s), e.g. {', '.join(files[:3])}"
+                       for c, (n, files) in sorted(unknown.items(), key=lambda kv: -kv[1][0])[:20])
+    more = f" ... and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+    what = ("they are ignored (data.unknown_colors=ignore)" if ignored else
+            "training refuses them. Anti-aliased edges look like this: re-export the masks without smoothing, "
+            "add real classes to data.class_colors and the rest to data.ignore_colors, or set "
+            "data.unknown_colors=ignore")
+    return (f"{len(unknown)} mask colour(s) are neither a class (data.class_colors) nor in data.ignore_colors: "
+            f"{listed}{more}. {what[0].upper()}{what[1:]}.")
 
 
 def _meaning(dataset, value: int):
@@ -125,9 +199,10 @@ def format_split(result: SplitCheck, is_train: bool) -> List[str]:
         return lines
     if result.sizes:
         lines.append(f"  image sizes (W x H): {size_summary(result.sizes)}")
+    lines.extend(_band_lines(result))
     if result.mean is not None:
-        lines.append(f"  channel mean/std (RGB, 0..1) of this split, for the config: data.mean={result.mean} "
-                     f"data.std={result.std}")
+        lines.append(f"  channel mean/std (per band, 0..1 units after the value range) of this split, for the "
+                     f"config: data.mean={result.mean} data.std={result.std}")
     total = sum(result.raw_pixels.values())
     lines.append(f"  label values found ({len(result.raw_pixels)}), as stored in the masks -> what segkit makes of them:")
     for value in sorted(result.raw_pixels)[:60]:

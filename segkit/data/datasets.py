@@ -14,7 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from .classes import CAMVID_CLASSES, CAMVID_PALETTE  # noqa: F401  (imported from here by bench/quality.py)
-from .io import DataError, read_image, read_mask
+from .colors import Colour, ColorTable
+from .io import DataError, read_color_mask, read_image, read_mask
+from .normalize import to_unit
 from .filetable import PairList
 from .pairing import Pair
 
@@ -37,7 +39,8 @@ def default_palette(n: int) -> List[List[int]]:
 
 
 class SegDataset(Dataset):
-    """Pairs of files -> ``{"image": uint8 3xHxW, "mask": int64 HxW, "index": i}``.
+    """Pairs of files -> ``{"image": C x H x W, "mask": int64 HxW, "index": i}``: the image uint8 for 8-bit
+    data with no ``value_range``, else float32 in 0..1 units (``normalize.to_unit``).
 
     Raw mask values become class ids through one lookup table: identity (or ``ignore_index`` for
     every value when ``unmapped_ignored``, as Cityscapes' label ids need), then ``reduce_zero_label``
@@ -50,7 +53,8 @@ class SegDataset(Dataset):
                  palette: Sequence[Sequence[int]] = (), ignore_index: int = 255,
                  label_map: Optional[Dict[int, int]] = None, reduce_zero_label: bool = False,
                  transform: Optional[Callable] = None, name: str = "dataset", unmapped_ignored: bool = False,
-                 ignore_masks: Optional[Sequence[Optional[Path]]] = None):
+                 ignore_masks: Optional[Sequence[Optional[Path]]] = None, colors: Optional[ColorTable] = None,
+                 channels: int = 3, value_range=None):
         self.pairs = pairs if isinstance(pairs, PairList) else list(pairs)  # PairList: compact at 1M pairs
         self.ignore_masks = ignore_masks if ignore_masks is not None and len(ignore_masks) else None
         self.num_classes, self.ignore_index = num_classes, ignore_index
@@ -65,6 +69,7 @@ class SegDataset(Dataset):
         self.reduce_zero_label, self.unmapped_ignored = reduce_zero_label, unmapped_ignored
         self.transform = transform
         self.name = name
+        self.colors, self.channels, self.value_range = colors, channels, value_range
         self.lut = self._make_lut()
         self._valid = (self.lut == ignore_index) | ((self.lut >= 0) & (self.lut < num_classes))
         self._valid_upto = np.logical_and.accumulate(self._valid)  # [v]: every raw value 0..v is valid
@@ -88,9 +93,13 @@ class SegDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def raw_mask(self, index: int) -> np.ndarray:
-        """The mask's values as stored, before label mapping; ``OUTSIDE`` where the ignore mask is 0."""
-        raw = read_mask(self.pairs[index][1])
+    def raw_mask(self, index: int, unknown: Optional[Dict[Colour, int]] = None) -> np.ndarray:
+        """The mask's values as stored, before label mapping; ``OUTSIDE`` where the ignore mask is 0. Colour
+        masks (``data.class_colors``) are class ids already; ``unknown`` collects colours that are not."""
+        if self.colors is not None:
+            raw = self.colors.to_index(read_color_mask(self.pairs[index][1]), self.pairs[index][1], unknown)
+        else:
+            raw = read_mask(self.pairs[index][1])
         if self.ignore_masks is None or self.ignore_masks[index] is None:
             return raw
         keep = read_mask(self.ignore_masks[index])
@@ -132,7 +141,7 @@ class SegDataset(Dataset):
 
     def read(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         image_path, mask_path = self.pairs[index]
-        image, raw = read_image(image_path), self.raw_mask(index)
+        image, raw = read_image(image_path, self.channels), self.raw_mask(index)
         if image.shape[:2] != raw.shape[:2]:
             raise DataError(self.size_mismatch(index, image.shape[:2], raw.shape[:2]))
         return image, self.map_labels(raw, mask_path)
@@ -148,6 +157,7 @@ class SegDataset(Dataset):
 
     def __getitem__(self, index: int) -> Dict[str, object]:
         image, mask = self.read(index)
+        image = to_unit(image, self.value_range)  # 8-bit without a range stays uint8 (the device divides)
         if self.transform is not None:
             # cv2 cannot warp int64; int32 holds any class id and ignore_index
             out = self.transform(image=image, mask=mask.astype(np.int32))

@@ -119,7 +119,8 @@ class pad_collate:
                     "mask": torch.stack([b["mask"] for b in batch]), "index": index, "size": size}
         h = max(b["image"].shape[1] for b in batch)
         w = max(b["image"].shape[2] for b in batch)
-        images = torch.zeros(len(batch), 3, h, w, dtype=torch.uint8)
+        first = batch[0]["image"]
+        images = torch.zeros(len(batch), first.shape[0], h, w, dtype=first.dtype)
         masks = torch.full((len(batch), h, w), self.ignore_index, dtype=torch.int64)
         for i, b in enumerate(batch):
             _, bh, bw = b["image"].shape

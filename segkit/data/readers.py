@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from .classes import (ADE20K_CLASSES, CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE,
                       CITYSCAPES_TRAIN_IDS, VOC_CLASSES)
 from .coco import coco_dataset
+from .colors import ColorTable
 from .datasets import SegDataset
 from .io import MASK_SUFFIXES, ROOT_HINT, DataError, Issue, report
 from .pairing import NameRule, Pair, folder_rules, ignore_masks, pair_by_stem, read_split_file
@@ -161,12 +162,17 @@ class DataFormat:
         return SegDataset(pairs, cfg.num_classes, names, colours, cfg.ignore_index,
                           {**self.label_map, **dict(cfg.label_map)}, cfg.reduce_zero_label, transform,
                           name=f"{cfg.format}:{cfg.root}:{split}", unmapped_ignored=self.unmapped_ignored,
-                          ignore_masks=ignores)
+                          ignore_masks=ignores, colors=ColorTable.from_config(cfg), channels=cfg.channels,
+                          value_range=cfg.value_range)
 
     def classes(self, cfg) -> Tuple[List[str], List[List[int]]]:
         """The config's class names and palette, else this format's where the counts agree, else ``class_<i>``
         and no palette."""
         n = cfg.num_classes
+        table = ColorTable.from_config(cfg) if cfg.get("class_colors") else None
+        if table is not None:  # colour masks: the CSV's names, and the user's colours as the palette
+            names = list(cfg.class_names) or table.names or [f"class_{i}" for i in range(n)]
+            return names, [list(c) for c in cfg.palette] or table.palette
         names = list(cfg.class_names) or (list(self.class_names) if len(self.class_names) == n else
                                           [f"class_{i}" for i in range(n)])
         palette = [list(c) for c in cfg.palette] or ([list(c) for c in self.palette] if len(self.palette) == n else [])

@@ -9,6 +9,7 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -23,8 +24,13 @@ class PairScan:
     problems: List[Tuple[str, bool]] = field(default_factory=list)  # (message, fatal)
     hist: Optional[tuple] = None
     size: Optional[Tuple[int, int]] = None  # image H, W
-    channel_sum: Optional[np.ndarray] = None  # per RGB channel, in 0..1 units
+    channel_sum: Optional[np.ndarray] = None  # per band, in stored units (check maps them with the value range)
     channel_sq_sum: Optional[np.ndarray] = None
+    dtype: Optional[str] = None  # the image's pixel type
+    band_min: Optional[np.ndarray] = None
+    band_max: Optional[np.ndarray] = None
+    mask_name: str = ""
+    unknown: dict = field(default_factory=dict)  # colour masks: (r, g, b) -> pixels of colours not listed
 
 
 @contextmanager
@@ -57,17 +63,21 @@ class PairScanner(Dataset):
     def __getitem__(self, index: int) -> PairScan:
         scan, said = PairScan(), []
         image_path, mask_path = self.dataset.pairs[index]
+        scan.mask_name = Path(mask_path).name
         with decoder_output(said):
             try:
-                image = read_image(image_path)
-                scan.size = image.shape[:2]
+                image = read_image(image_path, self.dataset.channels)
+                scan.size, scan.dtype = image.shape[:2], str(image.dtype)
+                bands = image.reshape(-1, image.shape[2])
+                scan.band_min, scan.band_max = bands.min(0).astype(np.float64), bands.max(0).astype(np.float64)
                 if self.image_stats:
-                    pixels = image.reshape(-1, 3).astype(np.float64) / 255.0
+                    pixels = bands.astype(np.float64)
                     scan.channel_sum, scan.channel_sq_sum = pixels.sum(0), (pixels ** 2).sum(0)
             except DataError as exc:
                 scan.problems.append((str(exc), True))
             try:
-                raw = self.dataset.raw_mask(index)
+                colours = getattr(self.dataset, "colors", None) is not None
+                raw = self.dataset.raw_mask(index, scan.unknown) if colours else self.dataset.raw_mask(index)
                 scan.hist = histogram(raw)
                 if scan.size is not None and raw.shape[:2] != scan.size:
                     scan.problems.append((self.dataset.size_mismatch(index, scan.size, raw.shape[:2]), True))

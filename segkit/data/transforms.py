@@ -1,7 +1,8 @@
 """Augmentation pipelines, built from the config with albumentations.
 
-Images stay uint8 here; normalisation happens on the device (``normalize``), after the copy,
-so a batch crosses the bus at a quarter of the float32 size. Masks always move with
+8-bit images stay uint8 here; normalisation happens on the device (``normalize``), after the copy,
+so a batch crosses the bus at a quarter of the float32 size. Deeper images arrive as float32 in 0..1
+units (``data.value_range``, ``normalize.to_unit``), which every step here handles. Masks always move with
 nearest-neighbour and are padded with ``ignore_index``. Evaluation data sets get no transform:
 an evaluation resize is done at inference (``eval.resize``), and the metric sees the mask as stored.
 """
@@ -48,8 +49,13 @@ def photometric_distortion() -> List[A.BasicTransform]:
                                  A.Sequential([*saturation_hue(), contrast()], p=1.0)], p=1.0)]
 
 
+def photometric_applies(cfg) -> bool:
+    """Brightness, contrast, saturation and hue assume RGB: with data.channels != 3 they are left out."""
+    return bool(cfg.photometric) and cfg.channels == 3
+
+
 def train_transform(cfg, seed: Optional[int] = None) -> A.Compose:
-    """Random scale, crop (padded with ignore_index in the mask), flip, photometric distortion.
+    """Random scale, crop (padded with ignore_index in the mask), flip, photometric distortion (RGB only).
     ``seed`` fixes the draws in this process; the training loader reseeds it per sample (``build_train_loader``)."""
     crop_h, crop_w = cfg.crop_size
     steps = [
@@ -60,6 +66,6 @@ def train_transform(cfg, seed: Optional[int] = None) -> A.Compose:
     ]
     if cfg.hflip:
         steps.append(A.HorizontalFlip(p=0.5))
-    if cfg.photometric:
+    if photometric_applies(cfg):
         steps.extend(photometric_distortion())
     return A.Compose(steps, seed=seed)

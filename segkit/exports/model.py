@@ -52,7 +52,7 @@ def export_onnx(
     opset: Optional[int] = None,
     dynamo: bool = True,
 ) -> Path:
-    """ONNX graph ``image`` (N x 3 x H x W normalised float) -> ``logits`` (N x C x H x W), batch, height
+    """ONNX graph ``image`` (N x C x H x W normalised float, C = the backbone's in_channels) -> ``logits`` (N x C x H x W), batch, height
     and width dynamic; ``meta`` (class names, palette, mean, std) goes into the model's metadata_props.
 
     ``dynamo=True`` is torch.export's exporter (PyTorch's default since 2.9; needs onnxscript, in the
@@ -61,7 +61,7 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = LogitsOnly(model).eval()
-    example = torch.randn(1, 3, *example_size)
+    example = torch.randn(1, input_channels(model), *example_size)
     names = {"input_names": ["image"], "output_names": ["logits"]}
     if dynamo:
         optional_import("onnxscript", "onnx", "the dynamo ONNX exporter (or export with --legacy)")
@@ -106,9 +106,16 @@ def export_torchscript(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), _upstream_deprecations_quiet():
-        traced = torch.jit.trace(LogitsOnly(model).eval(), torch.randn(1, 3, *example_size), check_trace=False)
+        traced = torch.jit.trace(
+            LogitsOnly(model).eval(), torch.randn(1, input_channels(model), *example_size), check_trace=False
+        )
         torch.jit.save(traced, str(path), _extra_files={"segkit_meta.json": json.dumps(meta or {})})
     return path
+
+
+def input_channels(model: torch.nn.Module) -> int:
+    """The bands the model reads: its backbone's ``in_channels`` (3 for RGB)."""
+    return int(getattr(getattr(model, "backbone", None), "in_channels", 3))
 
 
 def verify(path, model: torch.nn.Module, sizes: Sequence[Tuple[int, int]] = ((256, 256), (199, 311))) -> float:
@@ -127,7 +134,7 @@ def verify(path, model: torch.nn.Module, sizes: Sequence[Tuple[int, int]] = ((25
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for i, (h, w) in enumerate(sizes):
-            x = torch.randn(1 + i % 2, 3, h, w, generator=generator)
+            x = torch.randn(1 + i % 2, input_channels(model), h, w, generator=generator)
             got, want = run(x), reference(x)
             if got.shape != want.shape:
                 raise AssertionError(

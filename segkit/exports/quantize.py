@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from ..data import DataError, build_dataset, normalize
+from ..data.normalize import to_unit
 from ..errors import ConfigError, optional_import
 
 
 def calibration_images(cfg, count: int) -> List[np.ndarray]:
-    """The first ``count`` training images as normalised float32 1 x 3 x H x W arrays (the graph's input)."""
+    """The first ``count`` training images as normalised float32 1 x C x H x W arrays (the graph's input)."""
     if count < 1:
         raise ConfigError(f"--calibrate {count}: give at least 1 training image for the activation ranges")
     dataset = build_dataset(cfg.data, cfg.data.train_split)
@@ -32,7 +33,7 @@ def calibration_images(cfg, count: int) -> List[np.ndarray]:
         )
     arrays = []
     for index in range(min(count, len(dataset))):
-        image = torch.from_numpy(dataset.read(index)[0]).permute(2, 0, 1)[None]
+        image = torch.from_numpy(to_unit(dataset.read(index)[0], dataset.value_range)).permute(2, 0, 1)[None]
         arrays.append(normalize(image, cfg.data.mean, cfg.data.std).numpy())
     return arrays
 

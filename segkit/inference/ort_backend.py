@@ -141,7 +141,7 @@ def accepted_int8(stem: Path) -> Optional[Path]:
 
 
 def choose(
-    stem: Path, candidates: Dict[str, Callable[[torch.Tensor], object]], size: Tuple[int, int]
+    stem: Path, candidates: Dict[str, Callable[[torch.Tensor], object]], size: Tuple[int, int], channels: int = 3
 ) -> Dict[str, object]:
     """{"backend": the fastest candidate, seconds of each, ...}, measured once per machine (and set of
     candidates) and cached in ``<stem>.auto.json``."""
@@ -158,7 +158,7 @@ def choose(
             return record
     except (OSError, ValueError):
         pass  # not measured yet on this machine, or an unreadable record: measure again
-    x = torch.randn(1, 3, *size)
+    x = torch.randn(1, channels, *size)
     with torch.no_grad():
         seconds = race({name: (lambda fn=fn: fn(x)) for name, fn in candidates.items()})
     record = {

@@ -24,6 +24,7 @@ from PIL import Image
 
 from segkit.checkpoint import model_from_checkpoint
 from segkit.data import DataError, normalize, read_image
+from segkit.data.normalize import to_unit
 from segkit.errors import ConfigError
 from segkit.inference.modes import infer
 from segkit.inference.settings import apply_inference_options, infer_settings
@@ -34,12 +35,10 @@ ImageLike = Union[str, Path, np.ndarray, Image.Image]
 
 def to_rgb(image: ImageLike) -> np.ndarray:
     """RGB uint8 H x W x 3 from a path, a PIL image or an array (grey, grey x 1, RGB or RGBA; uint8,
-    uint16, or float in 0..1)."""
-    if isinstance(image, (str, Path)):
-        return read_image(image)
+    uint16, or float in 0..1): the input of a model trained on 8-bit RGB (no ``data.value_range``)."""
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
+    array = read_image(image) if isinstance(image, (str, Path)) else np.asarray(image)
     if array.dtype == np.uint16:
         array = (array >> 8).astype(np.uint8)
     elif array.dtype.kind == "f":
@@ -53,6 +52,22 @@ def to_rgb(image: ImageLike) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise DataError(f"image array of shape {array.shape}; expected H x W, H x W x 3 (RGB) or H x W x 4 (RGBA)")
     return np.ascontiguousarray(array[..., :3])
+
+
+def to_bands(image: ImageLike, channels: int, value_range=None) -> np.ndarray:
+    """H x W x ``channels`` for a model trained on ``data.channels``/``data.value_range``: uint8 when 8-bit with no
+    range, else float32 in 0..1 units (``value_range`` mapped as in training)."""
+    if isinstance(image, (str, Path)):
+        array = read_image(image, channels)
+    else:
+        array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) and channels == 3 else image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if channels == 3 and array.ndim == 3 and array.shape[2] in (1, 4):
+        array = np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array[..., :3]
+    if array.ndim != 3 or array.shape[2] != channels:
+        raise DataError(f"image array of shape {array.shape}; the model takes H x W x {channels} (data.channels)")
+    return to_unit(np.ascontiguousarray(array), value_range)
 
 
 class Predictor:
@@ -78,6 +93,7 @@ class Predictor:
         self.palette = meta.get("palette") or [list(c) for c in cfg.data.palette] or None
         self.mean, self.std = list(meta.get("mean", cfg.data.mean)), list(meta.get("std", cfg.data.std))
         self.num_classes = cfg.data.num_classes
+        self.channels, self.value_range = cfg.data.channels, cfg.data.value_range
         self.dtype = inference_dtype(cfg, self.device)  # validation's choice, so outputs match eval
         self.channels_last = inference_channels_last(cfg)
         self.settings = infer_settings(apply_inference_options(cfg, slide, tta))
@@ -115,7 +131,7 @@ class Predictor:
             if int8 is not None:
                 graphs["onnxruntime-int8"] = OnnxModel(int8)
             size = race_size(self.settings, self.cfg)
-            self.backend_record = choose(stem, {"eager": self._eager_forward, **graphs}, tuple(size))
+            self.backend_record = choose(stem, {"eager": self._eager_forward, **graphs}, tuple(size), self.channels)
             chosen = self.backend_record["backend"]
             if chosen == "eager":
                 return
@@ -138,7 +154,10 @@ class Predictor:
     def logits(self, images: Sequence[ImageLike]) -> torch.Tensor:
         """Float logits N x C x H x W for images of one size. In slide mode the image and the logits
         stay on the host and only crops visit the device, so very large images fit."""
-        batch = np.stack([to_rgb(im) for im in images])
+        arrays = [self.prepare(im) for im in images]
+        if len({a.dtype for a in arrays}) > 1:  # 8-bit beside deeper images: all in 0..1 units
+            arrays = [to_unit(a) for a in arrays]
+        batch = np.stack(arrays)
         x = torch.from_numpy(batch).permute(0, 3, 1, 2)
         if self.settings["mode"] == "whole":
             x = x.to(self.device)
@@ -147,6 +166,12 @@ class Predictor:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.dtype):
             return infer(self.model, x, self.num_classes, **self.settings)
+
+    def prepare(self, image: ImageLike) -> np.ndarray:
+        """The model's input array for one image: RGB uint8 for 8-bit RGB models, else ``to_bands``."""
+        if self.channels == 3 and self.value_range is None:
+            return to_rgb(image)
+        return to_bands(image, self.channels, self.value_range)
 
     def predict(self, image: ImageLike) -> np.ndarray:
         """H x W int64 class ids at the image's size."""
@@ -166,7 +191,7 @@ class Predictor:
             if pending and (len(pending) == batch_size or image.shape[:2] != pending[0].shape[:2]):
                 yield from self._decide(self.logits(pending), with_confidence)
                 pending = []
-            pending.append(to_rgb(image))
+            pending.append(self.prepare(image))
         if pending:
             yield from self._decide(self.logits(pending), with_confidence)
 

@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from ..data import DataError, read_image
+from ..data.normalize import to_display
 from .security import MAX_BODY, Guard, new_token
 from .session import SPLIT_FILE, Box, LabelNotSaved, Studio, StudioError
 
@@ -107,7 +108,9 @@ def register_read_routes(app: FastAPI, studio: Studio) -> None:
         path = known(studio, stem)
         if path.suffix.lower() in BROWSER_IMAGES:
             return FileResponse(path)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(read_image(path), cv2.COLOR_RGB2BGR))
+        ok, png = cv2.imencode(
+            ".png", cv2.cvtColor(to_display(read_image(path, studio.predictor.channels)), cv2.COLOR_RGB2BGR)
+        )
         if not ok:
             raise HTTPException(
                 500, f"{path}: OpenCV could not encode it as PNG for the page; convert it to PNG or JPEG"

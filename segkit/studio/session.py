@@ -26,7 +26,7 @@ from segkit.evaluation.metrics import image_scores
 from segkit.visualization.overlays import palette_array, save_index_png
 
 from ..annotations.regions import unique_output_stems
-from ..data import DataError, read_image, read_mask
+from ..data import DataError, read_mask
 from ..errors import OutputError, SegkitError
 
 HISTORY = 50  # undo steps kept per image
@@ -112,7 +112,7 @@ class Studio:
             if stem in self._analyses:
                 self._analyses.move_to_end(stem)
                 return self._analyses[stem]
-            found = Analysis(self.predictor.logits([read_image(path)])[0].cpu())
+            found = Analysis(self.predictor.logits([path])[0].cpu())
             self._analyses[stem] = found
             while len(self._analyses) > self.cache_size:
                 self._analyses.popitem(last=False)

@@ -29,6 +29,7 @@ from segkit.checkpoint import (
 )
 from segkit.config import Config, dump, to_dict
 from segkit.data import Normalizer, build_dataset, build_eval_loader, build_train_loader, train_transform
+from segkit.data.normalize import training_range
 from segkit.errors import SegkitError, one_line
 from segkit.evaluation.evaluator import evaluate
 from segkit.runtime import amp_dtype, autocast, inference_dtype, memory_format, seed_everything
@@ -147,6 +148,7 @@ class Trainer:
             lambda: build_dataset(cfg.data, cfg.data.train_split, train_transform(cfg.data)), env
         )
         self.val_set = from_rank0(lambda: build_dataset(cfg.data, cfg.data.val_split), env)
+        self._resolve_bands(cfg)
         self.model, self.source, ckpt = find_start(cfg, self.work, resume, init_from, env, self.say)
         self.model = self.model.to(device, memory_format=memory_format(t.channels_last))
         mute_unused_aux_head(self.model, cfg, self.say)
@@ -180,6 +182,23 @@ class Trainer:
         self.first_bad = torch.full((), NO_BAD_ITERATION, dtype=torch.int64, device=device)
         self.sums: Dict[str, torch.Tensor] = {}
         self.steps, self.busy, self.lr = 0, 0.0, 0.0
+
+    def _resolve_bands(self, cfg: Config) -> None:
+        """``data.value_range: null`` on deep images: the training split's range, put in the run's config (so
+        config.yaml and every checkpoint carry it and inference maps values the same way)."""
+        if cfg.data.value_range is None:
+            measured = training_range(self.train_set)
+            if measured is not None:
+                cfg.data.value_range = self.train_set.value_range = self.val_set.value_range = measured[0]
+                self.say(
+                    f"data.value_range is null and the images are {measured[1]}: using the training split's "
+                    f"0.5/99.5 percentiles per band, {measured[0]} (stored with the run and its checkpoints)"
+                )
+        if cfg.data.photometric and cfg.data.channels != 3:
+            self.say(
+                f"photometric augmentation (brightness, contrast, saturation, hue) left out: it assumes RGB "
+                f"and data.channels={cfg.data.channels}"
+            )
 
     def _build_loaders(self) -> None:
         cfg, t, env, cuda = self.cfg, self.t, self.env, self.device.type == "cuda"

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from segkit.data import build_dataset
+from segkit.data.normalize import to_display
 from segkit.data.transforms import train_transform
 from segkit.visualization.overlays import add_legend, draw_text, hatched_overlay, palette_array, save_rgb
 
@@ -36,7 +37,7 @@ def browse_grid(dataset, indices: Sequence[int], cols: int = 4, cell: int = 256)
     cells, present = [], set()
     for i in indices:
         item = dataset[i]
-        image = item["image"].permute(1, 2, 0).numpy()
+        image = to_display(item["image"].permute(1, 2, 0).numpy())
         mask = item["mask"].numpy()
         present.update(int(v) for v in np.unique(mask) if 0 <= v < dataset.num_classes)
         tile = _fit(hatched_overlay(image, mask, colours), cell)

@@ -7,6 +7,7 @@ from typing import Dict
 
 import torch
 
+from segkit.data.normalize import to_display
 from segkit.visualization.overlays import comparison, save_rgb
 
 
@@ -26,7 +27,7 @@ class SaveComparisons:
             path = Path(self.dataset.pairs[index][0])
             # the size pad_collate saw, not the file's: its header gives W x H before EXIF orientation
             picture = comparison(
-                image[:, :h, :w].permute(1, 2, 0).numpy(),
+                to_display(image[:, :h, :w].permute(1, 2, 0).numpy()),  # deep/multi-band: stretched for display
                 mask[:h, :w].numpy(),
                 p[:h, :w].numpy(),
                 self.class_names,
