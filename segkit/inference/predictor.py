@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from segkit.checkpoint import model_from_checkpoint
-from segkit.data import DataError, normalize, read_image
+from segkit.data import DataError, default_palette, normalize, read_image
 from segkit.errors import ConfigError
 from segkit.inference.modes import infer
 from segkit.inference.settings import apply_inference_options, infer_settings
@@ -169,6 +169,51 @@ class Predictor:
             pending.append(to_rgb(image))
         if pending:
             yield from self._decide(self.logits(pending), with_confidence)
+
+    @torch.no_grad()
+    def crop_logits(self, crops: np.ndarray) -> torch.Tensor:
+        """Float logits N x C x h x w (CPU) of RGB uint8 crops N x h x w x 3, as one forward pass (each crop also
+        mirrored when the settings flip); what ``segment_scene`` runs on every batch of windows."""
+        x = normalize(torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device), self.mean, self.std)
+        passes = (False, True) if self.settings["flip"] else (False,)
+        total = None
+        for flipped in passes:
+            xi = x.flip(-1) if flipped else x
+            if self.channels_last:
+                xi = xi.contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, self.dtype):
+                out = self.model(xi)
+            out = (out["out"] if isinstance(out, dict) else out).float()
+            out = out.flip(-1) if flipped else out
+            total = out if total is None else total + out
+        return (total / len(passes)).cpu()
+
+    def segment_scene(self, path, out, progress=None, blend: str = "uniform", stats: Optional[dict] = None) -> Path:
+        """Slide-window inference over an image too large to hold (segkit.inference.scenes): reads bands of rows,
+        blends the windows' logits (``blend``: uniform or hann), writes the class ids into the tiled TIFF ``out``
+        as rows finish (with the input's GeoTIFF tags). ``progress(n)``: n more windows done."""
+        from segkit.inference.scenes import SceneReader, scene_rows, write_mask_tiff
+
+        s = self.settings
+        if list(s["scales"]) != [1.0] or s["resize"]:
+            raise ConfigError(
+                f"a scene is read in windows at its own scale: eval.scales={list(s['scales'])} and eval.resize "
+                f"need the whole image; use eval.scales=[1.0] and no eval.resize (flip is kept, window by window)"
+            )
+        with SceneReader(path, to_rgb) as reader:
+            rows = scene_rows(
+                self.crop_logits,
+                reader,
+                self.num_classes,
+                s["crop"],
+                s["stride"],
+                s["crop_batch"],
+                blend,
+                progress,
+                stats,
+            )
+            palette = self.palette or default_palette(self.num_classes)
+            return write_mask_tiff(Path(out), rows, reader.height, reader.width, palette, reader.geo_tags())
 
     @staticmethod
     def _decide(logits: torch.Tensor, with_confidence: bool) -> Iterator:
