@@ -146,6 +146,7 @@ def segment_scene(predictor, path: Path, mask: Path, exporting: bool, failures: 
     s = predictor.settings
     total = len(windows(height, width, s["crop"], s["stride"]))
     try:
+        mask.parent.mkdir(parents=True, exist_ok=True)
         with tqdm(total=total, unit="window", desc=path.name, file=sys.stderr) as bar:
             predictor.segment_scene(path, mask, progress=bar.update)
     except (SegkitError, OSError) as exc:
