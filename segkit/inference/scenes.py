@@ -175,8 +175,10 @@ class BandBlender:
         ids = (self.sum[:, :n] / self.norm[:n]).argmax(0)
         ids = ids.to(torch.uint8 if self.sum.shape[0] <= 256 else torch.int32).numpy()
         keep = self.band - n
-        self.sum[:, :keep] = self.sum[:, n:].clone()
-        self.norm[:keep] = self.norm[n:].clone()
+        for start in range(0, keep, n):  # n rows at a time: source and target never overlap, no band-sized copy
+            end = min(start + n, keep)
+            self.sum[:, start:end] = self.sum[:, start + n : end + n]
+            self.norm[start:end] = self.norm[start + n : end + n]
         self.sum[:, keep:] = 0
         self.norm[keep:] = 0
         self.top = y
