@@ -145,17 +145,19 @@ def segment_scene(predictor, path: Path, mask: Path, exporting: bool, failures: 
     height, width = scene_size(path)
     s = predictor.settings
     total = len(windows(height, width, s["crop"], s["stride"]))
+    stats: dict = {}
     try:
         mask.parent.mkdir(parents=True, exist_ok=True)
         with tqdm(total=total, unit="window", desc=path.name, file=sys.stderr) as bar:
-            predictor.segment_scene(path, mask, progress=bar.update)
+            predictor.segment_scene(path, mask, progress=bar.update, stats=stats)
     except (SegkitError, OSError) as exc:
         failures.append(f"{path}: {exc}")
         print(f"skipped: {path}: {exc}", file=sys.stderr)
         return
-    seconds = time.perf_counter() - start
+    seconds, mp = time.perf_counter() - start, height * width / 1e6
     print(
-        f"scene {path} ({width} x {height}): {height * width / 1e6 / max(seconds, 1e-9):.1f} megapixels/s -> {mask}"
+        f"scene {path} ({width} x {height}): {mp / max(seconds, 1e-9):.3f} megapixels/s, the model alone "
+        f"{mp / max(stats['forward_s'], 1e-9):.3f} ({stats['forward_s'] / max(seconds, 1e-9):.0%} of the time) -> {mask}"
         + (" (no overlay for a scene" + ("; left out of the exports)" if exporting else ")"))
     )
 

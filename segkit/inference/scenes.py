@@ -18,6 +18,7 @@ the blender records the biggest buffer each allocated (tests check it). A GeoTIF
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -215,20 +216,23 @@ def scene_rows(
     ch, cw = boxes[0][2], boxes[0][3]
     starts = sorted({b[0] for b in boxes})
     blender = BandBlender(num_classes, ch, reader.width, blend_window((ch, cw), blend))
+    forward_s = 0.0  # the model's own share of the time: what the whole path is measured against
     for i, y0 in enumerate(starts):
         band = reader.rows(y0, y0 + ch)
         row = [b for b in boxes if b[0] == y0]
         for j in range(0, len(row), batch):
             chunk = row[j : j + batch]
             crops = np.stack([band[:, x0 : x0 + cw] for _, x0, _, _ in chunk])
+            t0 = time.perf_counter()
             logits = forward(crops).float().cpu()
+            forward_s += time.perf_counter() - t0
             for k, (_, x0, _, _) in enumerate(chunk):
                 blender.add(logits[k], y0, x0)
             if progress is not None:
                 progress(len(chunk))
         done = starts[i + 1] if i + 1 < len(starts) else reader.height
         if stats is not None:  # before the yield: a consumer may stop once it has every row
-            stats.update(logits=blender.largest, band=blender.band, pixels=reader.largest)
+            stats.update(logits=blender.largest, band=blender.band, pixels=reader.largest, forward_s=forward_s)
         top = blender.top
         yield top, blender.finish(done)
 
