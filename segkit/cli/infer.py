@@ -199,7 +199,8 @@ def main(argv=None) -> int:
             yield image
 
     start, exported = time.perf_counter(), []
-    results = predictor.predict_many(readable(), args.batch_size, with_confidence=bool(exports))
+    race = args.backend == "auto"  # decided on this loop: reading, batching and writing included
+    results = predictor.predict_many(readable(), args.batch_size, with_confidence=bool(exports), race=race)
     try:
         for result in tqdm(results, total=len(files), unit="image", disable=len(files) < 2, file=sys.stderr):
             mask, confidence = result if exports else (result, None)
@@ -219,6 +220,9 @@ def main(argv=None) -> int:
         )
         return 1
     seconds, done = time.perf_counter() - start, len(exported)
+    if race and predictor.candidates:
+        timing = ", ".join(f"{k} {v:.3f}" for k, v in predictor.backend_record["seconds"].items())
+        print(f"backend auto kept {predictor.backend} (s per image in this loop: {timing})")
     print(
         f"{done} image(s) in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s) -> {out}/<stem>_mask.png, "
         f"<stem>_overlay.png"
