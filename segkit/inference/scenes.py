@@ -153,10 +153,10 @@ class SceneReader:
 
 class BandBlender:
     """Weighted sums of overlapping window logits for the rows some window still touches: C x band x width
-    float32 plus the weights' sum, band = the crop height. ``add`` a window's logits; ``finish(y)`` hands back
+    float32 plus the weights' sum (``weight`` None: uniform, a count), band = the crop height. ``add`` a window's logits; ``finish(y)`` hands back
     the class ids of every row above ``y`` (no later window reaches them) and slides the band down."""
 
-    def __init__(self, num_classes: int, band: int, width: int, weight: torch.Tensor):
+    def __init__(self, num_classes: int, band: int, width: int, weight: Optional[torch.Tensor] = None):
         self.top, self.band, self.weight = 0, band, weight
         self.sum = torch.zeros((num_classes, band, width), dtype=torch.float32)
         self.norm = torch.zeros((band, width), dtype=torch.float32)
@@ -167,8 +167,12 @@ class BandBlender:
         r = y0 - self.top
         if r < 0 or r + h > self.band:
             raise RuntimeError(f"window at row {y0} outside the band {self.top}..{self.top + self.band}")
-        self.sum[:, r : r + h, x0 : x0 + w] += logits * self.weight
-        self.norm[r : r + h, x0 : x0 + w] += self.weight
+        if self.weight is None:  # uniform: a plain sum and a count, no multiply
+            self.sum[:, r : r + h, x0 : x0 + w] += logits
+            self.norm[r : r + h, x0 : x0 + w] += 1
+        else:
+            self.sum[:, r : r + h, x0 : x0 + w] += logits * self.weight
+            self.norm[r : r + h, x0 : x0 + w] += self.weight
 
     def finish(self, y: int) -> np.ndarray:
         """Class ids (uint8, or int32 past 256 classes) of rows top..y, then rows y.. move to the top."""
@@ -186,12 +190,12 @@ class BandBlender:
         return ids
 
 
-def blend_window(crop: Sequence[int], kind: str = "uniform") -> torch.Tensor:
+def blend_window(crop: Sequence[int], kind: str = "uniform") -> Optional[torch.Tensor]:
     """The weight of each pixel of a window's logits: ``uniform`` (overlaps averaged, as ``slide_logits``) or
     ``hann`` (a raised-cosine taper that fades window edges, where the model saw the least context)."""
     h, w = int(crop[0]), int(crop[1])
     if kind == "uniform":
-        return torch.ones((h, w))
+        return None  # BandBlender's plain average
     if kind == "hann":
         wy = torch.hann_window(h + 2, periodic=False)[1:-1]
         wx = torch.hann_window(w + 2, periodic=False)[1:-1]
@@ -289,6 +293,7 @@ def write_mask_tiff(
         dtype=dtype,
         tile=(OUT_TILE, OUT_TILE),
         compression="zlib",
+        compressionargs={"level": 1},  # masks are runs of one value: level 1 is nearly as small, several times faster
         extratags=list(extratags),
         **options,
     )
