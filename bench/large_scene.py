@@ -73,6 +73,16 @@ def peak_rss_mb(cmd_result: dict) -> float:
     return cmd_result["usage"].ru_maxrss / 1024
 
 
+def lscpu_flags() -> str:
+    """lscpu's Flags line, as the issue asks benchmarks to record it."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return "lscpu: not available"
+    line = next((line for line in out.splitlines() if line.startswith("Flags:")), "Flags: unknown")
+    return "lscpu " + " ".join(line.split())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 16384])
@@ -120,7 +130,7 @@ def main() -> None:
         f"weights), windows {args.crop} every {args.stride}, {args.batch} per forward pass, CPU, fp32. Peak RSS: "
         f"the whole `segkit infer` process (Python, torch and the model included).\n"
         f"Machine: {machine()}; mkldnn bf16 supported: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}; "
-        f"load average {os.getloadavg()[0]:.1f}\n\n" + markdown_table(header, rows)
+        f"load average {os.getloadavg()[0]:.1f}\n\n{lscpu_flags()}\n\n" + markdown_table(header, rows)
     )
     if args.quick:
         body += "\n\n(quick mode: a check of the script, not a measurement)"

@@ -115,7 +115,13 @@ class SceneReader:
         counts = [page.databytecounts[i] for i in indices]
         with fh.lock:
             for data, index in fh.read_segments(offsets, counts, indices=indices, lock=fh.lock, flat=True):
-                segment, _, _ = page.decode(data, index, **kwargs)
+                try:
+                    segment, _, _ = page.decode(data, index, **kwargs)
+                except (ValueError, RuntimeError, ImportError) as exc:
+                    raise DataError(
+                        f"{self.path}: cannot decode its {page.compression.name} tiles ({exc}): "
+                        f"pip install imagecodecs, or save the scene uncompressed or with deflate"
+                    ) from exc
                 if segment is None:
                     continue  # an empty tile: zeros
                 x0 = (index - first) * self.seg_w
