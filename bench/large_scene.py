@@ -127,7 +127,7 @@ def main() -> None:
     body = (
         f"`python bench/large_scene.py{' --quick' if args.quick else ' --sizes ' + ' '.join(map(str, args.sizes))}`: "
         f"`segkit infer SCENE.tif --slide` on synthetic 3-band tiled TIFFs, FCN R18 OS32 (11 classes, random "
-        f"weights), windows {args.crop} every {args.stride}, {args.batch} per forward pass, CPU, fp32. Peak RSS: "
+        f"weights), windows {args.crop} every {args.stride}, {args.batch} per forward pass, CPU, the checkpoint's autocast (bf16 where the CPU has it natively, as here). Peak RSS: "
         f"the whole `segkit infer` process (Python, torch and the model included).\n"
         f"Machine: {machine()}; mkldnn bf16 supported: {torch.ops.mkldnn._is_mkldnn_bf16_supported()}; "
         f"load average {os.getloadavg()[0]:.1f}\n\n{lscpu_flags()}\n\n" + markdown_table(header, rows)
