@@ -26,7 +26,8 @@ from segkit.evaluation.evaluator import PerImageMetrics, each, evaluate, json_re
 from segkit.evaluation.metrics import format_table
 from segkit.evaluation.report import write_report
 from segkit.inference.settings import apply_inference_options
-from segkit.runtime import inference_channels_last, inference_dtype, pick_device
+from segkit.runtime import inference_channels_last, inference_dtype
+from segkit.training import distributed
 from segkit.training.plots import plot_confusion, plot_iou
 from segkit.visualization.comparisons import SaveComparisons
 
@@ -91,13 +92,24 @@ def main(argv=None) -> int:
     apply_inference_options(cfg, True if args.slide else None, args.tta)
     split = args.split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split)
-    device = pick_device(args.device)
+    env = distributed.setup(args.device)  # under torchrun: join the group, shard the images by rank
+    try:
+        return evaluate_checkpoint(args, model, cfg, meta, dataset, split, env)
+    finally:
+        distributed.teardown(env)
 
+
+def evaluate_checkpoint(args, model, cfg, meta, dataset, split, env) -> int:
+    """Every image once over the processes (rank r takes images r, r + world, ...), the confusion matrix summed
+    over them; rank 0 prints and writes the results."""
+    device = env.device
     # The model exactly as training validated it: same device kind, autocast and memory format.
     model = model.to(device)
     if inference_channels_last(cfg):
         model = model.to(memory_format=torch.channels_last)
-    loader = build_eval_loader(dataset, cfg.eval.batch_size, cfg.data.num_workers, pin_memory=device.type == "cuda")
+    loader = build_eval_loader(
+        dataset, cfg.eval.batch_size, cfg.data.num_workers, env.distributed, pin_memory=device.type == "cuda"
+    )
     class_names = meta.get("class_names") or dataset.class_names
     palette = meta.get("palette") or dataset.palette
     show = (
@@ -111,13 +123,21 @@ def main(argv=None) -> int:
     per_image = PerImageMetrics(dataset, cfg.data.num_classes, cfg.data.ignore_index)
     results = evaluate(
         model,
-        tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr),
+        tqdm(loader, desc=f"eval {split}", unit="batch", file=sys.stderr, disable=not env.is_main),
         cfg,
         device,
         inference_dtype(cfg, device),
         on_batch=each(show, pictures, per_image),
     )
 
+    rows = [row for rank_rows in distributed.gather(per_image.rows, env) for row in rank_rows]
+    written = sum(distributed.gather(show.written if show else 0, env))
+    if not env.is_main:
+        return 0
+    order = {Path(image).stem: i for i, (image, *_) in enumerate(dataset.pairs)}
+    per_image.rows = sorted(rows, key=lambda row: order.get(row["stem"], 0))  # dataset order, as one process
+    if env.distributed:
+        print(f"{env.world_size} processes, {len(per_image.rows)} images, confusion matrix summed over them")
     print(format_table(results, class_names))
     out = Path(args.out or Path(args.checkpoint).parent / f"eval_{split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +155,7 @@ def main(argv=None) -> int:
     iou = plot_iou(results["IoU"], class_names, out.with_name(f"{out.stem}_iou.png"), results["mIoU"])
     print(f"results: {out}\ncharts: {confusion}, {iou}")
     if show:
-        print(f"{show.written} comparisons (image | ground truth | prediction | errors): {args.show_dir}")
+        print(f"{written} comparisons (image | ground truth | prediction | errors): {args.show_dir}")
     if args.report:
         title = f"{Path(args.checkpoint).name} on {split} ({len(dataset)} images)"
         print(f"report (worst image first): {write_report(args.report, per_image.rows, results, class_names, title)}")

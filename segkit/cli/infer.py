@@ -16,6 +16,7 @@ predictions for annotation tools (segkit.annotations.WRITERS).
 """
 
 import argparse
+import os
 import sys
 import time
 from collections import deque
@@ -40,7 +41,10 @@ from segkit.cli.common import (
 )
 from segkit.data import DataError, read_image
 from segkit.data.normalize import to_display
+from segkit.errors import SegkitError
+from segkit.inference.modes import windows
 from segkit.inference.predictor import Predictor
+from segkit.inference.scenes import scene_size
 from segkit.visualization.overlays import palette_array, render, save_index_png, save_rgb
 
 
@@ -69,6 +73,14 @@ def parse_args(argv=None):
         nargs=2,
         metavar=("H", "W"),
         help="slide step, with --slide (default eval.stride)",
+    )
+    parser.add_argument(
+        "--scene-megapixels",
+        type=float,
+        default=16.0,
+        metavar="MP",
+        help="with --slide, an image of more megapixels than this is a scene: read in windows, its mask written "
+        "tile by tile to <stem>_mask.tif (no overlay), memory bounded by the crop (default 16; 0: every image)",
     )
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: flip and scales")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -110,6 +122,47 @@ def setup(args, checkpoint):
     return predictor, drawing, exports
 
 
+def shard_of_this_process():
+    """(rank, world size) that torchrun gives this process ((0, 1) alone): inputs are split by rank, no
+    process group is needed since each output file is written by exactly one process."""
+    return int(os.environ.get("RANK", "0")), max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def scene_kind(path: Path, megapixels: float, failures: list) -> str:
+    """ "scene" where --slide reads ``path`` in windows (more than ``megapixels``), else "image"; "failed" (and
+    the reason in ``failures``) where its size cannot be read."""
+    try:
+        height, width = scene_size(path)
+    except (SegkitError, OSError, ValueError) as exc:
+        failures.append(f"{path}: {exc}")
+        print(f"skipped: {path}: {exc}", file=sys.stderr)
+        return "failed"
+    return "scene" if height * width > megapixels * 1e6 else "image"
+
+
+def segment_scene(predictor, path: Path, mask: Path, exporting: bool, failures: list) -> None:
+    """One scene through ``Predictor.segment_scene``, with a progress bar (windows, ETA)."""
+    start = time.perf_counter()
+    height, width = scene_size(path)
+    s = predictor.settings
+    total = len(windows(height, width, s["crop"], s["stride"]))
+    stats: dict = {}
+    try:
+        mask.parent.mkdir(parents=True, exist_ok=True)
+        with tqdm(total=total, unit="window", desc=path.name, file=sys.stderr) as bar:
+            predictor.segment_scene(path, mask, progress=bar.update, stats=stats)
+    except (SegkitError, OSError) as exc:
+        failures.append(f"{path}: {exc}")
+        print(f"skipped: {path}: {exc}", file=sys.stderr)
+        return
+    seconds, mp = time.perf_counter() - start, height * width / 1e6
+    print(
+        f"scene {path} ({width} x {height}): {mp / max(seconds, 1e-9):.3f} megapixels/s, the model alone "
+        f"{mp / max(stats['forward_s'], 1e-9):.3f} ({stats['forward_s'] / max(seconds, 1e-9):.0%} of the time) -> {mask}"
+        + (" (no overlay for a scene" + ("; left out of the exports)" if exporting else ")"))
+    )
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     predictor, drawing, exports = setup(args, checkpoint_to_use(args.checkpoint))
@@ -124,6 +177,13 @@ def main(argv=None) -> int:
     for problem in failures:
         print(f"skipped: {problem}", file=sys.stderr)
     out, stems = Path(args.out), unique_output_stems(files)
+    rank, world = shard_of_this_process()
+    files = files[rank::world]  # under torchrun each process takes every world-th input: each output once
+    if args.slide:
+        kinds = {path: scene_kind(path, args.scene_megapixels, failures) for path in files}
+        files = [path for path in files if kinds[path] == "image"]
+        for path in (path for path, kind in kinds.items() if kind == "scene"):
+            segment_scene(predictor, path, out / f"{stems[path]}_mask.tif", bool(exports), failures)
     palette = palette_array(predictor.num_classes, predictor.palette)
     export_names = unique_file_names(files)
     waiting: deque = deque()  # (path, image) read but not yet predicted, in order
@@ -140,7 +200,8 @@ def main(argv=None) -> int:
             yield image
 
     start, exported = time.perf_counter(), []
-    results = predictor.predict_many(readable(), args.batch_size, with_confidence=bool(exports))
+    race = args.backend == "auto"  # decided on this loop: reading, batching and writing included
+    results = predictor.predict_many(readable(), args.batch_size, with_confidence=bool(exports), race=race)
     try:
         for result in tqdm(results, total=len(files), unit="image", disable=len(files) < 2, file=sys.stderr):
             mask, confidence = result if exports else (result, None)
@@ -162,6 +223,9 @@ def main(argv=None) -> int:
         )
         return 1
     seconds, done = time.perf_counter() - start, len(exported)
+    if race and predictor.candidates:
+        timing = ", ".join(f"{k} {v:.3f}" for k, v in predictor.backend_record["seconds"].items())
+        print(f"backend auto kept {predictor.backend} (s per image in this loop: {timing})")
     print(
         f"{done} image(s) in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s) -> {out}/<stem>_mask.png, "
         f"<stem>_overlay.png"

@@ -15,6 +15,8 @@ the faster of that and eager PyTorch on this machine (segkit.inference.ort_backe
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Union
 
@@ -23,7 +25,7 @@ import torch
 from PIL import Image
 
 from segkit.checkpoint import model_from_checkpoint
-from segkit.data import DataError, normalize, read_image
+from segkit.data import DataError, default_palette, normalize, read_image
 from segkit.data.normalize import to_unit
 from segkit.errors import ConfigError
 from segkit.inference.modes import infer
@@ -103,6 +105,8 @@ class Predictor:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.backend, self.backend_record = "eager", None
+        self.candidates: dict = {}  # backend="auto": name -> (model, autocast dtype, channels_last)
+        self.auto_stem: Optional[Path] = None
         if backend != "eager":
             self._switch_backend(backend, checkpoint, meta)
 
@@ -133,9 +137,17 @@ class Predictor:
             size = race_size(self.settings, self.cfg)
             self.backend_record = choose(stem, {"eager": self._eager_forward, **graphs}, tuple(size), self.channels)
             chosen = self.backend_record["backend"]
+            self.auto_stem = stem
+            self.candidates = {"eager": (self.model, self.dtype, self.channels_last)}
+            self.candidates.update({name: (graph, None, False) for name, graph in graphs.items()})
             if chosen == "eager":
                 return
         self.model, self.dtype, self.channels_last, self.backend = graphs[chosen], None, False, chosen
+
+    def use_backend(self, name: str) -> None:
+        """Switch to one of the candidates ``backend="auto"`` prepared (eager, onnxruntime, ...)."""
+        self.model, self.dtype, self.channels_last = self.candidates[name]
+        self.backend = name
 
     def _eager_forward(self, x: torch.Tensor):
         if self.channels_last:
@@ -182,18 +194,100 @@ class Predictor:
         return torch.softmax(self.logits([image])[0], 0).cpu().numpy()
 
     def predict_many(
-        self, images: Iterable[np.ndarray], batch_size: int = 4, with_confidence: bool = False
+        self, images: Iterable[np.ndarray], batch_size: int = 4, with_confidence: bool = False, race: bool = False
     ) -> Iterator:
         """Masks of RGB arrays in order; consecutive images of one size share a forward pass. With
-        ``with_confidence``, (mask, H x W float32 softmax probability of the predicted class) pairs."""
+        ``with_confidence``, (mask, H x W float32 softmax probability of the predicted class) pairs.
+
+        ``race`` (with ``backend="auto"``): decide on this very loop. The first batches go through each candidate
+        backend in turn (one warm-up batch each, then two timed rounds in alternating order), each timed from
+        pulling its first image to the consumer asking for the next batch, so the caller's reading and writing
+        count; then the fastest per image is kept, and remembered for this machine (``<stem>.pipeline.json``)."""
+        plan: List[str] = []
+        if race and self.candidates:
+            from segkit.inference.ort_backend import pipeline_record
+
+            record = pipeline_record(self.auto_stem, self.candidates)
+            if record is not None:
+                self.use_backend(record["backend"])
+                self.backend_record = record
+            else:
+                names = list(self.candidates)
+                plan = names + names + names[::-1]
+        timed: dict = {name: [] for name in self.candidates}
         pending: List[np.ndarray] = []
+        step, start = 0, time.perf_counter()
         for image in images:
             if pending and (len(pending) == batch_size or image.shape[:2] != pending[0].shape[:2]):
+                if step < len(plan):
+                    self.use_backend(plan[step])
                 yield from self._decide(self.logits(pending), with_confidence)
-                pending = []
+                if step < len(plan):
+                    if step >= len(self.candidates):  # past the warm-up batches
+                        timed[plan[step]].append((time.perf_counter() - start) / len(pending))
+                    step += 1
+                    if step == len(plan):
+                        self._keep_fastest(timed)
+                pending, start = [], time.perf_counter()
             pending.append(self.prepare(image))
         if pending:
             yield from self._decide(self.logits(pending), with_confidence)
+        if 0 < step < len(plan):  # fewer images than the race needs: the fastest so far, not remembered
+            measured = {name: statistics.median(t) for name, t in timed.items() if t}
+            if len(measured) == len(self.candidates):
+                self.use_backend(min(measured, key=measured.get))
+
+    def _keep_fastest(self, timed: dict) -> None:
+        from segkit.inference.ort_backend import save_pipeline_record
+
+        seconds = {name: statistics.median(t) for name, t in timed.items()}
+        self.backend_record = save_pipeline_record(self.auto_stem, seconds)
+        self.use_backend(self.backend_record["backend"])
+
+    @torch.no_grad()
+    def crop_logits(self, crops: np.ndarray) -> torch.Tensor:
+        """Float logits N x C x h x w (CPU) of RGB uint8 crops N x h x w x 3, as one forward pass (each crop also
+        mirrored when the settings flip); what ``segment_scene`` runs on every batch of windows."""
+        x = normalize(torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device), self.mean, self.std)
+        passes = (False, True) if self.settings["flip"] else (False,)
+        total = None
+        for flipped in passes:
+            xi = x.flip(-1) if flipped else x
+            if self.channels_last:
+                xi = xi.contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, self.dtype):
+                out = self.model(xi)
+            out = (out["out"] if isinstance(out, dict) else out).float()
+            out = out.flip(-1) if flipped else out
+            total = out if total is None else total + out
+        return (total / len(passes)).cpu()
+
+    def segment_scene(self, path, out, progress=None, blend: str = "uniform", stats: Optional[dict] = None) -> Path:
+        """Slide-window inference over an image too large to hold (segkit.inference.scenes): reads bands of rows,
+        blends the windows' logits (``blend``: uniform or hann), writes the class ids into the tiled TIFF ``out``
+        as rows finish (with the input's GeoTIFF tags). ``progress(n)``: n more windows done."""
+        from segkit.inference.scenes import SceneReader, scene_rows, write_mask_tiff
+
+        s = self.settings
+        if list(s["scales"]) != [1.0] or s["resize"]:
+            raise ConfigError(
+                f"a scene is read in windows at its own scale: eval.scales={list(s['scales'])} and eval.resize "
+                f"need the whole image; use eval.scales=[1.0] and no eval.resize (flip is kept, window by window)"
+            )
+        with SceneReader(path, self.prepare) as reader:  # the model's bands and value range, window by window
+            rows = scene_rows(
+                self.crop_logits,
+                reader,
+                self.num_classes,
+                s["crop"],
+                s["stride"],
+                s["crop_batch"],
+                blend,
+                progress,
+                stats,
+            )
+            palette = self.palette or default_palette(self.num_classes)
+            return write_mask_tiff(Path(out), rows, reader.height, reader.width, palette, reader.geo_tags())
 
     @staticmethod
     def _decide(logits: torch.Tensor, with_confidence: bool) -> Iterator:

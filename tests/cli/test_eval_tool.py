@@ -1,12 +1,16 @@
 """tools/eval.py prints the mIoU that training logged for the same checkpoint, and writes its reports."""
 
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
 
 from tests.eval_oracle import reference_scores
 from tests.tool_loader import load_tool
+from tests.train_helpers import ROOT
+from tests.training.test_ddp import _torchrun
 
 
 def last_val_miou(work_dir):
@@ -51,3 +55,26 @@ def test_slide_and_tta_flags_reach_the_evaluation(sample_run, tmp_path):
     reference = reference_scores(sample_run / "last.pth", slide=True, tta=True, overrides=small)
     assert np.array_equal(results["confusion"], reference["confusion"])  # the Predictor's slide + TTA, counted here
     assert results["mIoU"] == pytest.approx(reference["mIoU"], abs=1e-12)
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_print_the_mIoU_of_one(sample_run, tmp_path, capsys):
+    """7 images over 2 ranks (4 + 3): each counted once, so the summed confusion matrix, the mIoU and the
+    per-image rows are those of one process."""
+    from segkit.data.sample import generate
+
+    root = generate(tmp_path / "data", splits={"train": 1, "val": 7})
+    ckpt, one, two = str(sample_run / "last.pth"), tmp_path / "one.json", tmp_path / "two.json"
+    assert load_tool("eval").main([ckpt, f"data.root={root}", "--out", str(one), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [_torchrun(), "--standalone", "--nproc_per_node=2", "-m", "segkit", "eval", ckpt, f"data.root={root}"]
+    run = subprocess.run([*cmd, "--out", str(two), "--device", "cpu"], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    single, double = json.loads(one.read_text()), json.loads(two.read_text())
+    assert double["confusion"] == single["confusion"] and double["mIoU"] == single["mIoU"]
+    assert sum(map(sum, double["confusion"])) == 7 * 128 * 128  # every pixel of the 7 images, once
+    assert [r["stem"] for r in double["per_image"]] == [r["stem"] for r in single["per_image"]]
+    table = [line for line in printed.splitlines() if "mIoU" in line]
+    assert table and all(line in run.stdout for line in table)  # the same mIoU line, printed once
+    assert run.stdout.count("2 processes, 7 images") == 1

@@ -120,3 +120,34 @@ def test_a_foreign_checkpoint_is_a_one_line_error(tmp_path, capsys):
     assert load_tool("infer").main(["x.png", "--checkpoint", str(tmp_path / "model.pth")]) == 2
     err = capsys.readouterr().err
     assert "model.pth" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_scene_is_streamed_into_a_tiled_tiff_equal_to_the_in_memory_slide(camvid_run, camvid_root, tmp_path, capsys):
+    import tifffile
+
+    image = read_image(sorted((camvid_root / "test").iterdir())[0])
+    tifffile.imwrite(tmp_path / "scene.tif", image, tile=(64, 64))
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    window = ["--checkpoint", str(camvid_run / "last.pth"), "--slide", "--crop-size", "96", "128"]
+    window += ["--stride", "64", "96", "--out", str(tmp_path / "out")]
+    assert load_tool("infer").main([str(tmp_path / "photo.png"), *window]) == 0  # 0.17 MP: an image
+    assert load_tool("infer").main([str(tmp_path / "scene.tif"), *window, "--scene-megapixels", "0.1"]) == 0
+    captured = capsys.readouterr()
+    assert "megapixels/s" in captured.out and "window" in captured.err  # the scene's line and progress bar
+    assert not (tmp_path / "out" / "scene_overlay.png").exists()
+    mask = tifffile.imread(tmp_path / "out" / "scene_mask.tif")
+    assert np.array_equal(mask, read_mask(tmp_path / "out" / "photo_mask.png"))
+
+
+def test_under_torchrun_each_process_writes_its_share_of_the_outputs(camvid_run, camvid_root, tmp_path, monkeypatch):
+    images = sorted((camvid_root / "test").iterdir())[:3]
+    written = []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        out = tmp_path / f"rank{rank}"
+        argv = [*map(str, images), "--checkpoint", str(camvid_run / "last.pth"), "--out", str(out)]
+        assert load_tool("infer").main(argv) == 0
+        written.append({p.name for p in out.glob("*_mask.png")})
+    assert written[0] | written[1] == {f"{p.stem}_mask.png" for p in images}
+    assert not written[0] & written[1] and len(written[0]) == 2  # inputs 0 and 2 on rank 0, input 1 on rank 1

@@ -1,8 +1,10 @@
 """Predictor and tools/infer.py with backend onnxruntime/auto: same masks as eager, the graph exported
 once and cached by checkpoint hash, auto's measurement made once per machine."""
 
+import copy
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -151,3 +153,37 @@ def test_auto_races_at_the_size_the_model_will_be_fed():
     assert race_size({"mode": "whole", "resize": [240, 320]}, cfg) == [240, 320]
     assert race_size({"mode": "whole", "resize": None}, cfg) == [224, 288]
     assert race_size({"mode": "slide", "crop": [512, 512], "resize": [240, 320]}, cfg) == [512, 512]
+
+
+class _Sleepy(torch.nn.Module):
+    """A pointwise model that takes ``pause`` seconds per forward pass."""
+
+    def __init__(self, pause: float):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.pause = torch.nn.Conv2d(3, 11, 1), pause
+
+    def forward(self, x):
+        time.sleep(self.pause)
+        return {"out": self.conv(x)}
+
+
+def test_auto_in_the_tool_keeps_the_backend_fastest_through_the_whole_loop(ort_predictor, tmp_path):
+    """The issue's case: "quick" is faster per call but makes the caller's own work slower (as onnxruntime's
+    spinning threads slowed reading and writing); timed through the loop, "steady" is kept, and remembered."""
+    predictor = copy.copy(ort_predictor)
+    predictor.candidates = {"steady": (_Sleepy(0.02), None, False), "quick": (_Sleepy(0.0), None, False)}
+    predictor.auto_stem = tmp_path / "model.abc"
+    predictor.use_backend("quick")
+    images = [np.full((32, 48, 3), i, np.uint8) for i in range(14)]
+    masks = []
+    for mask in predictor.predict_many(images, batch_size=2, race=True):
+        if predictor.backend == "quick":
+            time.sleep(0.1)  # the consumer's writing, slowed while "quick" runs
+        masks.append(mask)
+    assert len(masks) == 14 and predictor.backend == "steady"
+    record = json.loads((tmp_path / "model.abc.pipeline.json").read_text())
+    assert record["backend"] == "steady" and set(record["seconds"]) == {"steady", "quick"}
+    predictor.use_backend("quick")
+    list(predictor.predict_many(images[:2], batch_size=2, race=True))  # remembered: no second race
+    assert predictor.backend == "steady"
