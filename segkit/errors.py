@@ -116,7 +116,13 @@ def atomic_write(path: Union[str, Path], durable: bool = False) -> Iterator[Path
         cause = os_error_behind(exc, path)
         if cause is None:
             raise
-        error = OutputError(f"cannot write {path}: {write_reason(cause)}; an earlier {path.name} is unchanged")
+        if isinstance(cause, (FileExistsError, NotADirectoryError)):  # a file stands where a folder must
+            folder = next((p for p in path.parents if p.exists()), path.parent)
+            reason = f"{folder} is a file, not a folder; choose another output path"
+        else:
+            reason = write_reason(cause)
+        kept = f"an earlier {path.name} is unchanged" if path.is_file() else "nothing was written"
+        error = OutputError(f"cannot write {path}: {reason}; {kept}")
         error.cause = cause
         raise error from exc
     finally:

@@ -69,7 +69,7 @@ def build_backbone(cfg, load_weights: bool = True) -> ResNetBackbone:
             norm=cfg.norm,
             norm_groups=cfg.norm_groups,
             frozen_stages=cfg.frozen_stages,
-            in_channels=cfg.in_channels or 3,
+            in_channels=3 if cfg.in_channels is None else cfg.in_channels,
             zero_init_residual=cfg.zero_init_residual,
         )
     if cfg.pretrained and load_weights:

@@ -70,6 +70,7 @@ class _SignalProbe:
 
     def __init__(self, image_path):
         self.pairs = [(image_path, image_path)]
+        self.channels = 3  # what a data set of RGB images says
 
     def __len__(self) -> int:
         return 1
