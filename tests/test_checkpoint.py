@@ -2,6 +2,7 @@
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +28,8 @@ def test_save_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
     path = tmp_path / "last.pth"
     save_checkpoint(path, {"iteration": 1, "model": {"w": torch.ones(3)}})
 
-    def crash(obj, f, *args, **kwargs):
-        f.write(b"partial bytes")
+    def crash(obj, f, *args, **kwargs):  # save_checkpoint hands torch.save atomic_write's temporary path
+        Path(f).write_bytes(b"partial bytes")
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", crash)
