@@ -116,18 +116,25 @@ def atomic_write(path: Union[str, Path], durable: bool = False) -> Iterator[Path
         cause = os_error_behind(exc, path)
         if cause is None:
             raise
-        if isinstance(cause, (FileExistsError, NotADirectoryError)):  # a file stands where a folder must
-            folder = next((p for p in path.parents if p.exists()), path.parent)
-            reason = f"{folder} is a file, not a folder; choose another output path"
+        blocker = _file_in_the_way(path)
+        if blocker is not None:  # mkdir of a folder whose name a file holds: "File exists" would mislead
+            why = f"{blocker} is a file, not a folder; write to a path in a folder, or move that file away"
         else:
-            reason = write_reason(cause)
-        kept = f"an earlier {path.name} is unchanged" if path.is_file() else "nothing was written"
-        error = OutputError(f"cannot write {path}: {reason}; {kept}")
+            why = write_reason(cause) + (f"; the earlier {path.name} is unchanged" if path.is_file() else "")
+        error = OutputError(f"cannot write {path}: {why}")
         error.cause = cause
         raise error from exc
     finally:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+
+
+def _file_in_the_way(path: Path) -> Optional[Path]:
+    """The first of ``path``'s folders that exists as something other than a folder, or None."""
+    for folder in reversed(path.parents):
+        if folder.exists() and not folder.is_dir():
+            return folder
+    return None
 
 
 def write_text_atomically(path: Union[str, Path], text: str) -> Path:

@@ -28,7 +28,7 @@ def test_save_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
     path = tmp_path / "last.pth"
     save_checkpoint(path, {"iteration": 1, "model": {"w": torch.ones(3)}})
 
-    def crash(obj, f, *args, **kwargs):  # ``f``: the temporary path save_checkpoint writes first
+    def crash(obj, f, *args, **kwargs):  # save_checkpoint hands torch.save atomic_write's temporary path
         Path(f).write_bytes(b"partial bytes")
         raise OSError(28, "No space left on device")
 

@@ -41,7 +41,7 @@ from segkit.cli.common import (
 )
 from segkit.data import DataError, read_image
 from segkit.data.normalize import to_display
-from segkit.errors import SegkitError
+from segkit.errors import ConfigError, SegkitError
 from segkit.inference.modes import windows
 from segkit.inference.predictor import Predictor
 from segkit.inference.scenes import scene_size
@@ -163,8 +163,20 @@ def segment_scene(predictor, path: Path, mask: Path, exporting: bool, failures: 
     )
 
 
+def check_sharding(args, world: int) -> None:
+    """An --export file holds every image of the run: under torchrun each process would write its own share
+    over the same file (the last one wins), so it is refused before any work."""
+    if world > 1 and args.export:
+        raise ConfigError(
+            f"--export {' '.join(args.export[0])} under torchrun ({world} processes): each process would write "
+            f"only its share of the images to that one file; run the export in a single process (python -m "
+            f"segkit infer ... --export, without torchrun), or leave --export out"
+        )
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    check_sharding(args, shard_of_this_process()[1])
     predictor, drawing, exports = setup(args, checkpoint_to_use(args.checkpoint))
     if args.backend != "eager":
         record = predictor.backend_record

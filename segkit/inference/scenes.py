@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -58,11 +58,12 @@ def scene_size(path: Path) -> Tuple[int, int]:
 
 
 class SceneReader:
-    """Bands of rows of an image, as RGB uint8 (``to_rgb`` of the native pixels). A TIFF is read by decoding
-    only the tiles or strips that meet the band (the decoded row of segments is kept while later bands overlap
-    it); other formats are decoded once. ``largest``: the most pixels decoded at once."""
+    """Bands of rows of an image, as the model takes them (``to_rgb`` of the native pixels: ``Predictor.prepare``).
+    A TIFF is read by decoding only the tiles or strips that meet the band (the decoded row of segments is kept
+    while later bands overlap it); other formats are decoded once (``to_rgb(path)``: it must take a path too).
+    ``largest``: the most pixels decoded at once."""
 
-    def __init__(self, path, to_rgb: Callable[[np.ndarray], np.ndarray]):
+    def __init__(self, path, to_rgb: Callable[[Any], np.ndarray]):
         self.path, self.to_rgb, self.largest = Path(path), to_rgb, 0
         self._tif, self._whole = None, None
         self._cache: Dict[int, np.ndarray] = {}
@@ -80,10 +81,8 @@ class SceneReader:
             self.seg_h = int(page.tilelength if page.is_tiled else min(page.rowsperstrip, self.height))
             self.seg_w = int(page.tilewidth) if page.is_tiled else self.width
             self.across = -(-self.width // self.seg_w)
-        else:
-            from segkit.data import read_image
-
-            self._whole = read_image(self.path)
+        else:  # read and prepared once, as the model takes it (its bands and value range), like a TIFF's bands
+            self._whole = self.to_rgb(self.path)
             self.height, self.width = self._whole.shape[:2]
             self.largest = self.height * self.width
 

@@ -407,11 +407,20 @@ class Trainer:
         return results, improved
 
     def until_stopped(self, batches):
-        """``batches``, until a stop signal reaches any rank (all ranks abandon at the same batch)."""
+        """``batches``, until a stop signal reaches any rank (all ranks abandon at the same batch). Ranks may
+        hold different numbers of validation batches (the shard sampler never pads: 5 images on 2 ranks are
+        3 + 2), so every rank asks as many times as the rank with the most, or the collectives would pair
+        one rank's check with another's confusion-matrix sum."""
+        rounds = max_over_ranks(len(self.val_loader), self.env)
+        asked = 0
         for batch in batches:
+            asked += 1
             if any_rank(self.stop.signum is not None, self.env):
                 raise ValidationAbandoned
             yield batch
+        for _ in range(asked, rounds):  # this rank's share ran out first: keep answering the others' checks
+            if any_rank(self.stop.signum is not None, self.env):
+                raise ValidationAbandoned
 
     def check_finite(self) -> None:
         bad = int(min_over_ranks(self.first_bad, self.env))  # the one host sync, at log and save points

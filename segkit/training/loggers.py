@@ -274,6 +274,7 @@ def validation_overlays(model, dataset, normalize, device, dtype, count: int = 3
     import torch
 
     from segkit.data import default_palette
+    from segkit.data.normalize import to_display
     from segkit.runtime import autocast
 
     palette = np.asarray(dataset.palette or default_palette(dataset.num_classes), np.uint16)
@@ -284,7 +285,8 @@ def validation_overlays(model, dataset, normalize, device, dtype, count: int = 3
         with torch.no_grad(), autocast(device, dtype):
             out = model(normalize(sample["image"][None].to(device)))
         pred = (out["out"] if isinstance(out, dict) else out)[0].argmax(0).cpu().numpy()
-        rgb, truth = sample["image"].permute(1, 2, 0).numpy(), sample["mask"].numpy()
+        # the image as a person sees it: 16-bit, float (0..1 units) or N-band data shown as 8-bit RGB
+        rgb, truth = to_display(sample["image"].permute(1, 2, 0).numpy()), sample["mask"].numpy()
         stem = Path(str(dataset.pairs[index][0])).stem
         row = [rgb, blend(rgb, truth, palette), blend(rgb, pred, palette)]
         pictures[f"val/overlay/{stem}"] = np.ascontiguousarray(np.concatenate(row, axis=1))

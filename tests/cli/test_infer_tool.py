@@ -1,6 +1,7 @@
 """tools/infer.py on real CamVid images: masks at the input's size, overlays, COCO export, bad inputs."""
 
 import json
+import re
 import shutil
 
 import cv2
@@ -151,3 +152,14 @@ def test_under_torchrun_each_process_writes_its_share_of_the_outputs(camvid_run,
         written.append({p.name for p in out.glob("*_mask.png")})
     assert written[0] | written[1] == {f"{p.stem}_mask.png" for p in images}
     assert not written[0] & written[1] and len(written[0]) == 2  # inputs 0 and 2 on rank 0, input 1 on rank 1
+
+
+def test_under_torchrun_an_export_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    # was: every process wrote its own share of the images over the one --export file (the last rename won)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    argv = ["missing.png", "--checkpoint", str(tmp_path / "none.pth"), "--export", "coco", str(tmp_path / "c.json")]
+    assert load_tool("infer").main(argv) == 2
+    said = capsys.readouterr().err
+    assert re.search(r"^error: --export coco .* under torchrun \(2 processes\).*single process", said, re.M), said
+    assert not (tmp_path / "c.json").exists()

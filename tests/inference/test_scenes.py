@@ -1,6 +1,7 @@
 """Scenes read, blended and written in bands of rows: the same mask as the in-memory slide inference, with
 buffers whose size does not grow with the scene's height, and the input's georeferencing kept."""
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -155,3 +156,45 @@ def test_multi_scale_settings_are_refused_for_a_scene(scene, tmp_path):
     predictor.settings["scales"] = [0.5, 1.0]
     with pytest.raises(ValueError, match="eval.scales"):
         predictor.segment_scene(scene[1] / "tiled.tif", tmp_path / "mask.tif")
+
+
+class OneBandPixelModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, CLASSES, 1)
+
+    def forward(self, x):
+        return {"out": self.conv(x)}
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_a_png_scene_goes_in_as_the_model_takes_it_16_bit_and_one_band(tmp_path, channels):
+    """A PNG scene (decoded whole) was handed to the model as read_image's 3-band native pixels: a 16-bit PNG
+    went in as 0..65535 with no value range, a one-band model got three bands. It must equal the in-memory
+    slide mask, which prepares the image as training did (16-bit >> 8 for an 8-bit RGB model; value_range)."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 4096, (300, 420, 3), dtype=np.uint16) * 16
+    image[100:200, 150:300] //= 8
+    path = tmp_path / "deep.png"
+    cv2.imwrite(str(path), image[..., 0] if channels == 1 else image)
+    if channels == 3:
+        predictor = predictor_of(PixelModel(CLASSES))
+    else:
+        cfg = load_config(
+            "sample/fcn_r18",
+            [
+                f"data.num_classes={CLASSES}",
+                "data.channels=1",
+                "data.mean=[0.5]",
+                "data.std=[0.25]",
+                "data.value_range=[0, 65535]",
+                f"eval.crop_size={list(CROP)}",
+                f"eval.stride={list(STRIDE)}",
+            ],
+        )
+        predictor = Predictor(OneBandPixelModel(), cfg, {}, "cpu", slide=True)
+    reference = predictor.predict(path)
+    assert len(np.unique(reference)) > 1
+    mask = tifffile.imread(predictor.segment_scene(path, tmp_path / "mask.tif"))
+    assert np.array_equal(mask, reference)

@@ -71,6 +71,28 @@ def test_two_process_ddp_matches_single_process_evaluation(tmp_path, monkeypatch
     assert load_checkpoint(work / "last.pth")["world_size"] == 2
 
 
+def test_ranks_with_different_numbers_of_validation_batches_finish_validation(tmp_path):
+    """5 val images, eval batch 2: rank 0 has 2 batches (3 images), rank 1 one. The stop-signal check of each
+    validation batch is a collective: rank 1 answered rank 0's second check with its confusion-matrix sum
+    (gloo aborted rank 0). Now every rank checks as often as the rank with the most batches."""
+    from segkit.data.sample import generate
+
+    sample_root = generate(tmp_path / "data", splits={"train": 4, "val": 5})
+    work = tmp_path / "ddp"
+    work.mkdir()
+    overrides = tiny_overrides(
+        sample_root, 2, "train.val_interval=2", "train.checkpoint_interval=2", "eval.batch_size=2"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [_torchrun(), "--standalone", "--nproc_per_node=2", str(ROOT / "tests" / "ddp_train_worker.py"), str(work)]
+    run = subprocess.run([*cmd, *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "validation at iteration 2:" in run.stdout
+    ranks = [torch.load(work / f"ddp_rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert torch.equal(ranks[0]["matrix"], ranks[1]["matrix"])
+    assert int(ranks[0]["matrix"].sum()) == 5 * 128 * 128  # every val pixel, counted once
+
+
 def test_ddp_with_an_aux_head_of_weight_zero_trains(tmp_path):
     """Regression: the aux head ran without a loss, its parameters got no gradient and DDP stopped at
     iteration 2 with "Expected to have finished reduction in the prior iteration"."""

@@ -15,12 +15,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from segkit.checkpoint import load_checkpoint
 from segkit.errors import ConfigError, MissingDependency
 from segkit.training.engine import train
-from segkit.training.loggers import Loggers, flatten
+from segkit.training.loggers import Loggers, flatten, validation_overlays
 from tests.train_helpers import tiny_config
 
 
@@ -32,6 +34,51 @@ def test_flatten_and_unknown_logger():
     }
     with pytest.raises(ConfigError, match="unknown logger 'mlfow'; choose from tensorboard, mlflow, wandb"):
         Loggers(["mlfow"], print)
+
+
+class _BandsSet:
+    """One validation sample as the data set hands it after #20: float32 0..1 units or uint16, any band count."""
+
+    palette, num_classes, pairs = [[255, 0, 0], [0, 255, 0]], 2, [("scene.tif", "scene.png")]
+
+    def __init__(self, image: np.ndarray):
+        self.image = image
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        mask = torch.zeros(self.image.shape[:2], dtype=torch.int64)
+        mask[:, : self.image.shape[1] // 2] = 1
+        return {"image": torch.from_numpy(self.image).permute(2, 0, 1), "mask": mask}
+
+
+class _AllClassZero(torch.nn.Module):
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 2, *x.shape[2:])
+        logits[:, 0] = 1
+        return logits
+
+
+@pytest.mark.parametrize("bands, dtype", [(4, np.float32), (3, np.float32), (1, np.uint16)])
+def test_validation_overlays_of_deep_and_multiband_images_are_8bit_rgb(bands, dtype):
+    # was: the raw sample went into the picture: 4 bands crashed every validation (broadcast against
+    # the RGB class colours) while TensorBoard, the default logger, was on; float 0..1 images came out black
+    from segkit.data.normalize import to_display
+
+    rng = np.random.default_rng(0)
+    image = rng.random((16, 20, bands), dtype=np.float32)
+    if dtype == np.uint16:
+        image = (image * 4095).astype(np.uint16)
+    pictures = validation_overlays(_AllClassZero(), _BandsSet(image), lambda x: x.float(), torch.device("cpu"), None)
+    picture = pictures["val/overlay/scene"]
+    assert picture.dtype == np.uint8 and picture.shape == (16, 60, 3)
+    shown = to_display(image).astype(np.uint16)
+    assert shown.max() > 200  # stretched to the 8-bit range, not 0..1 truncated to black
+    np.testing.assert_array_equal(picture[:, :20], shown)
+    red, green = np.array([255, 0, 0]), np.array([0, 255, 0])
+    np.testing.assert_array_equal(picture[:, 40:], (shown + red) // 2)  # the prediction: class 0 everywhere
+    np.testing.assert_array_equal(picture[:, 20:30], (shown[:, :10] + green) // 2)  # the truth: class 1 on the left
 
 
 def test_a_missing_extra_stops_the_run_before_training(sample_root, tmp_path, monkeypatch):
