@@ -113,6 +113,13 @@ class pad_collate:
 
     def __call__(self, batch: List[Dict]) -> Dict[str, torch.Tensor]:
         index = torch.tensor([b["index"] for b in batch])
+        dtypes = sorted({str(b["image"].dtype).replace("torch.", "") for b in batch})
+        if len(dtypes) > 1:  # 8-bit and deeper files mixed, with no data.value_range to map them alike
+            raise DataError(
+                f"the images of one batch have different pixel types ({', '.join(dtypes)}): the data set mixes 8-bit "
+                f"and deeper files; set data.value_range=[lo,hi] (segkit check prints the range) so every image "
+                f"is mapped alike, or convert the files to one bit depth"
+            )
         size = torch.tensor([tuple(b["image"].shape[1:]) for b in batch])
         if len({tuple(b["image"].shape) for b in batch}) == 1:  # training crops: nothing to pad
             return {"image": torch.stack([b["image"] for b in batch]),

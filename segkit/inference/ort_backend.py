@@ -28,7 +28,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from segkit.errors import optional_import
+from segkit.errors import optional_import, write_text_atomically
 
 BACKENDS = ("eager", "onnxruntime", "auto")
 LAYOUT = "nchw-float32"  # the graph's input: normalised float N x 3 x H x W, batch/height/width dynamic
@@ -175,7 +175,7 @@ def choose(
         "rule": RACE_RULE,
     }
     try:
-        record_path.write_text(json.dumps(record, indent=1))
+        write_text_atomically(record_path, json.dumps(record, indent=1))  # another process may read it now
     except OSError:
         pass  # a read-only cache only costs the measurement next time
     return record
@@ -199,7 +199,7 @@ def save_pipeline_record(stem: Path, seconds: Dict[str, float]) -> Dict[str, obj
     record = {"backend": min(seconds, key=seconds.get), "seconds": seconds, "machine": machine_key()}
     record["rule"] = PIPELINE_RULE
     try:
-        stem.with_name(f"{stem.name}.pipeline.json").write_text(json.dumps(record, indent=1))
+        write_text_atomically(stem.with_name(f"{stem.name}.pipeline.json"), json.dumps(record, indent=1))
     except OSError:
         pass  # a read-only cache only costs the measurement next time
     return record

@@ -154,7 +154,10 @@ class Guard:
         if not self._matches(dict(query).get("token")):
             return refuse(403, f"wrong token: {LOGIN_HINT}")
         rest = urlencode([(k, v) for k, v in query if k != "token"])
-        response = Response(status_code=303, headers={"Location": scope["path"] + (f"?{rest}" if rest else "")})
+        # "/" + the path without its leading slashes: GET //evil.example/?token=T must not redirect off-site
+        response = Response(
+            status_code=303, headers={"Location": "/" + scope["path"].lstrip("/") + (f"?{rest}" if rest else "")}
+        )
         response.set_cookie(
             self.cookie,
             self._token.decode(),

@@ -27,11 +27,11 @@ from segkit.visualization.overlays import palette_array, save_index_png
 
 from ..annotations.regions import unique_output_stems
 from ..data import DataError, read_mask
-from ..errors import OutputError, SegkitError
+from ..errors import OutputError, SegkitError, current_umask
 
 HISTORY = 50  # undo steps kept per image
 SPLIT_FILE = "labelled.txt"  # the stems with a label, for data.split_file when fine-tuning
-TEMP_PREFIX = ".segkit-studio-"  # temporary files: .segkit-studio-<pid>-<stem>.<random>.png
+TEMP_PREFIX = ".segkit-studio-"  # temporary files: .segkit-studio-<pid>-<stem>.<random>.tmp
 _LEGACY_TEMP = re.compile(r"\.(?P<stem>.+)\.[a-z0-9_]{8}\.(png|txt)")  # what studios before the prefix left
 Box = Tuple[int, int, int, int]  # y0, x0, h, w
 
@@ -314,7 +314,9 @@ def atomic_write(target: Path, write, mode: int) -> None:
     ``target``. The temporary name starts with TEMP_PREFIX and this process's id (see
     ``remove_stale_temporaries``)."""
     fd, tmp = tempfile.mkstemp(
-        prefix=f"{TEMP_PREFIX}{os.getpid()}-{target.stem}.", suffix=target.suffix, dir=target.parent
+        prefix=f"{TEMP_PREFIX}{os.getpid()}-{target.stem}.",
+        suffix=".tmp",
+        dir=target.parent,  # no *.png glob sees it
     )
     os.close(fd)
     try:
@@ -330,12 +332,6 @@ def not_saved(exc: OSError, file: Path, note: str = "") -> LabelNotSaved:
     """'no space left on device: masks/x.png' from the OSError of writing ``file``."""
     cause = (exc.strerror or str(exc)).lower()
     return LabelNotSaved(f"{cause}: {file}{note}", full=exc.errno in (errno.ENOSPC, errno.EDQUOT))
-
-
-def current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def remove_stale_temporaries(masks_dir: Path, stems) -> List[Path]:

@@ -1,9 +1,10 @@
 """The training and evaluation loaders (the ones train() and eval use), pad_collate, ShardSampler and normalize."""
 import cv2
+import pytest
 import torch
 import torch.distributed as dist
 
-from segkit.data import (ShardSampler, build_dataset, build_eval_loader, build_train_loader, normalize, pad_collate,
+from segkit.data import (DataError, ShardSampler, build_dataset, build_eval_loader, build_train_loader, normalize, pad_collate,
                          train_transform)
 from segkit.data.loaders import TrainSampler
 from tests.data_files import data_cfg, folder_set
@@ -21,6 +22,13 @@ def test_pad_collate_pads_images_with_zero_and_masks_with_ignore_index():
     assert batch["index"].tolist() == [0, 1]
     same = pad_collate(11)([_item(4, 6, 2), _item(4, 6, 3, value=2)])
     assert same["mask"].dtype == torch.int64 and same["mask"][1].unique().tolist() == [2]
+
+
+def test_a_batch_mixing_8_bit_and_deeper_images_is_one_clear_error():
+    deep = {**_item(4, 6, 1), "image": torch.zeros(3, 4, 6, dtype=torch.float32)}
+    for shapes in ((_item(4, 6, 0), deep), (_item(4, 6, 0), {**deep, "image": torch.zeros(3, 5, 6)})):
+        with pytest.raises(DataError, match=r"different pixel types \(float32, uint8\).*data\.value_range"):
+            pad_collate(11)(list(shapes))
 
 
 def _repeated_image_dataset(tmp_path):

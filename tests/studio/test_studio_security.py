@@ -89,6 +89,8 @@ def test_the_token_url_sets_a_strict_httponly_cookie_and_redirects_to_the_clean_
     port, studio = server
     status, headers, _ = call(port, "GET", f"/?token={TOKEN}&x=1")
     assert status == 303 and headers["location"] == "/?x=1"
+    status, headers, _ = call(port, "GET", f"//evil.example/?token={TOKEN}")
+    assert status == 303 and headers["location"] == "/evil.example/"  # a path here, never another site
     attributes = [a.strip().lower() for a in headers["set-cookie"].split(";")]
     assert attributes[0].endswith(f"={TOKEN}".lower()) and "httponly" in attributes
     assert "samesite=strict" in attributes and "path=/" in attributes and "secure" not in attributes  # http
