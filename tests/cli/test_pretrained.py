@@ -146,12 +146,11 @@ def test_checkpoint_works_in_infer_eval_studio_and_init_from(image, tmp_path, ca
     assert '"mIoU"' in results.read_text()
 
     pytest.importorskip("fastapi", reason="the studio needs fastapi: pip install 'segkit[studio]'")
-    from fastapi.testclient import TestClient
-
-    from segkit.studio import Studio, create_app
+    from segkit.studio import Studio
+    from tests.studio.test_studio import client_for  # the token and the studio's host, as its page asks
 
     studio = Studio(Predictor.from_checkpoint(ckpt, device="cpu"), [image_path], tmp_path / "masks", checkpoint=ckpt)
-    client = TestClient(create_app(studio))
+    client = client_for(studio)
     assert client.get("/").status_code == 200
     assert client.get("/api/meta").json()["class_names"][15] == "person"
 

@@ -73,9 +73,15 @@ def test_a_restarted_round_joins_a_fresh_store():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("SEGKIT_UPSTREAM_REPRO"),
+    reason="reproduces pytorch/pytorch#135712, which depends on timing (torch's own join passed both rounds in one "
+    "CI-like run): run with SEGKIT_UPSTREAM_REPRO=1",
+)
 def test_torch_own_join_reads_the_last_rounds_keys():
     """The oracle for the test above: the same two rounds through torch's own init_process_group fail
-    (if torch fixes pytorch/pytorch#135712 this fails, and segkit's work-around can go)."""
+    (if torch fixes pytorch/pytorch#135712 this fails, and segkit's work-around can go). Opt-in: whether the
+    stale keys are read depends on timing, so it is a reproduction to run by hand, not a CI guard."""
     first, second = two_rounds("torch")
     assert all(rc == 0 for rc, _ in first), first
     assert any(rc != 0 for rc, _ in second), second
