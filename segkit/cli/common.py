@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from segkit.annotations import WRITERS, AnnotationWriter, WriterOptions, check_formats, make_writer
 from segkit.annotations.writer import DEFAULT_IMAGE_ROOT
-from segkit.errors import CheckpointError
+from segkit.errors import CheckpointError, ConfigError
 from segkit.visualization.overlays import class_ids, palette_array
 
 NO_CHECKPOINT = (
@@ -82,6 +82,34 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
     return value
+
+
+def add_display_bands_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--display-bands",
+        type=band_numbers,
+        metavar="R,G,B",
+        help="1-based bands shown as red, green, blue (e.g. 3,2,1 or 4,3,2), or one band shown as grey "
+        "(default: the first three, or the single band as grey); for display only, the model sees all bands",
+    )
+
+
+def band_numbers(text: str) -> Tuple[int, ...]:
+    try:
+        bands = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        bands = ()
+    if len(bands) not in (1, 3) or min(bands) < 1:
+        raise argparse.ArgumentTypeError(f"give three 1-based band numbers such as 3,2,1, or one (grey), not {text}")
+    return bands
+
+
+def check_display_bands(bands: Optional[Sequence[int]], count: int, source: str) -> None:
+    """``--display-bands`` against the ``count`` bands of ``source`` (the images, or one image)."""
+    if bands is not None and max(bands) > count:
+        raise ConfigError(
+            f"--display-bands {','.join(map(str, bands))}: {source} has {count} band(s); give band numbers in 1..{count}"
+        )
 
 
 def output_folder(text: str) -> str:

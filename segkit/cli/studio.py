@@ -1,7 +1,7 @@
 """Review a model's predictions in the browser and correct them region by region.
 
     segkit studio IMAGES... [--checkpoint CKPT] [--masks DIR] [--port 8765] [--host 127.0.0.1]
-                  [--allow-host NAME] [--certfile CERT --keyfile KEY]
+                  [--allow-host NAME] [--certfile CERT --keyfile KEY] [--display-bands 3,2,1]
     segkit studio IMAGES... --masks DIR --export coco OUT.json     # the labels for annotation tools, no server
 
 IMAGES: files, folders or globs, as for `segkit infer`. Labels are read from and saved to
@@ -23,8 +23,10 @@ from pathlib import Path
 
 from segkit.annotations.regions import unique_file_names, unique_output_stems
 from segkit.cli.common import (
+    add_display_bands_option,
     add_export_options,
     annotation_writers,
+    check_display_bands,
     check_exports,
     checkpoint_to_use,
     expand,
@@ -63,6 +65,7 @@ def parse_args(argv=None):
     parser.add_argument("--keyfile", help="the certificate's private key (PEM)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--cache", type=int, default=16, help="images whose model outputs stay in memory")
+    add_display_bands_option(parser)
     add_export_options(parser, "write the labels under --masks and exit (no server)")
     return parser.parse_args(argv)
 
@@ -108,8 +111,10 @@ def main(argv=None) -> int:
     predictor = Predictor.from_checkpoint(checkpoint, args.device)
     if args.export:
         return export_labels(args, files, predictor)
+    # every image reaches the page with the checkpoint's data.channels bands (read_image refuses others)
+    check_display_bands(args.display_bands, predictor.channels, f"each image (data.channels of {checkpoint})")
     studio = optional_import("segkit.studio", "studio", "segkit studio")  # the web stack only when serving
-    session = studio.Studio(predictor, files, Path(args.masks), args.cache, Path(checkpoint))
+    session = studio.Studio(predictor, files, Path(args.masks), args.cache, Path(checkpoint), args.display_bands)
     for path in session.removed_temporaries:
         print(f"removed {path}: a temporary file of a studio stopped while saving", file=sys.stderr)
     app = studio.create_app(session, token=args.token, host=args.host, allow_hosts=args.allow_host)

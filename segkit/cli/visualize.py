@@ -2,13 +2,14 @@
 
     segkit visualize IMAGE MASK [--checkpoint CKPT | --config CFG | --classes a,b,c] [--out PNG]
                      [--alpha A] [--no-outlines] [--no-labels] [--no-legend] [--min-area N]
-                     [--skip-classes background,...]
+                     [--skip-classes background,...] [--display-bands 3,2,1]
     python tools/visualize.py IMAGE MASK ...   (the same, from a checkout)
 
 Class names come from a checkpoint, a config, or --classes; colours from the mask's own palette
 (index PNGs written by tools/infer.py carry one), else the checkpoint's or config's, else the
-VOC colour map. The picture has the image's size (the legend sits inside the corner it hides
-least), so other tools can lay it over the image.
+VOC colour map. A TIFF is read with all its bands (8/16-bit, float); deep images are stretched for
+display and --display-bands picks the bands (1-based, default the first three). The picture has the
+image's size (the legend sits inside the corner it hides least), so other tools can lay it over the image.
 """
 
 import argparse
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from segkit.checkpoint import load_checkpoint
-from segkit.cli.common import add_overlay_options, overlay_options
+from segkit.cli.common import add_display_bands_option, add_overlay_options, check_display_bands, overlay_options
 from segkit.config import load_config
 from segkit.data import format_classes, read_image, read_mask
 from segkit.data.normalize import to_display
@@ -55,8 +56,11 @@ def main(argv=None) -> int:
     parser.add_argument("--classes", help="comma-separated class names, in id order")
     parser.add_argument("--out", help="output PNG (default outputs/visualize/<image stem>.png)")
     add_overlay_options(parser)
+    add_display_bands_option(parser)
     args = parser.parse_args(argv)
-    image, mask = to_display(read_image(args.image)), read_mask(args.mask).astype(np.int64)
+    bands = read_image(args.image, channels=None)  # a TIFF's own band count: no model here to decide it
+    check_display_bands(args.display_bands, bands.shape[2], args.image)
+    image, mask = to_display(bands, args.display_bands), read_mask(args.mask).astype(np.int64)
     names, palette = names_and_palette(args, mask)
     palette = mask_palette(Path(args.mask), len(names)) or palette
     picture = render(image, mask, names, palette, **overlay_options(args, names))

@@ -39,11 +39,12 @@ def report(issues: Optional[List[Issue]], message: str, fatal: bool = True) -> N
         raise DataError(message)
 
 
-def read_image(path: PathLike, channels: int = 3) -> np.ndarray:
+def read_image(path: PathLike, channels: Optional[int] = 3) -> np.ndarray:
     """H x W x ``channels`` in the file's own pixel type (uint8, uint16, int16, float32): never scaled here;
     ``normalize.to_unit`` maps ``data.value_range`` to 0..1. ``channels=3``: RGB as viewers show it (an EXIF
     orientation tag applied, grey replicated, alpha dropped). Other counts: the bands as stored (grey is
-    H x W x 1). TIFF goes through tifffile (any band count, planar or interleaved), the rest through OpenCV."""
+    H x W x 1). ``None``: a TIFF's own band count, other formats as RGB (for display, where no model decides).
+    TIFF goes through tifffile (any band count, planar or interleaved), the rest through OpenCV."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image not found: {path}")
@@ -60,6 +61,8 @@ def read_image(path: PathLike, channels: int = 3) -> np.ndarray:
     if img.ndim == 2:
         img = img[..., None]
     bands = img.shape[2]
+    if channels is None:
+        channels = bands if path.suffix.lower() in (".tif", ".tiff") else 3
     if channels == 3 and bands in (1, 2):  # grey (+ alpha)
         return np.ascontiguousarray(np.repeat(img[..., :1], 3, axis=2))
     if channels == 3 and bands == 4 and path.suffix.lower() not in (".tif", ".tiff"):

@@ -106,11 +106,10 @@ def register_read_routes(app: FastAPI, studio: Studio) -> None:
     @app.get("/api/image/{stem}")
     def image(stem: str):
         path = known(studio, stem)
-        if path.suffix.lower() in BROWSER_IMAGES:
+        if studio.display_bands is None and path.suffix.lower() in BROWSER_IMAGES and eight_bit(path):
             return FileResponse(path)
-        ok, png = cv2.imencode(
-            ".png", cv2.cvtColor(to_display(read_image(path, studio.predictor.channels)), cv2.COLOR_RGB2BGR)
-        )
+        shown = to_display(read_image(path, studio.predictor.channels), studio.display_bands)
+        ok, png = cv2.imencode(".png", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR))
         if not ok:
             raise HTTPException(
                 500, f"{path}: OpenCV could not encode it as PNG for the page; convert it to PNG or JPEG"
@@ -130,6 +129,16 @@ def register_read_routes(app: FastAPI, studio: Studio) -> None:
             media_type="application/octet-stream",
             headers={"X-Width": str(w), "X-Height": str(h), "X-Labelled": str(int(label is not None))},
         )
+
+
+def eight_bit(path: Path) -> bool:
+    """Whether the page may get the file as it is: not a 16-bit PNG (a browser scales it to its
+    65535 range, 12-bit data looks black). The other browser formats hold 8 bits a sample."""
+    if path.suffix.lower() != ".png":
+        return True
+    with open(path, "rb") as f:
+        header = f.read(25)
+    return len(header) < 25 or header[12:16] != b"IHDR" or header[24] <= 8  # IHDR bit depth
 
 
 def register_edit_routes(app: FastAPI, studio: Studio) -> None:

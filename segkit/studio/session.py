@@ -62,7 +62,8 @@ class Analysis:
 
 
 class Studio:
-    """Images to review with ``predictor``; labels read from and written to ``masks_dir``."""
+    """Images to review with ``predictor``; labels read from and written to ``masks_dir``. The page shows
+    ``display_bands`` of each image (``to_display``); the model sees the bands its checkpoint names."""
 
     def __init__(
         self,
@@ -71,8 +72,10 @@ class Studio:
         masks_dir: Path,
         cache_size: int = 16,
         checkpoint: Optional[Path] = None,
+        display_bands: Optional[Sequence[int]] = None,
     ):
         self.predictor, self.masks_dir = predictor, Path(masks_dir)
+        self.display_bands = display_bands  # 1-based bands the page shows as R, G, B (None: the first three)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.num_classes = predictor.num_classes
         self.ignore_index = int(predictor.cfg.data.ignore_index)
