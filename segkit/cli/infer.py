@@ -47,6 +47,8 @@ from segkit.inference.predictor import Predictor
 from segkit.inference.scenes import scene_size
 from segkit.visualization.overlays import palette_array, render, save_index_png, save_rgb
 
+RACE_MIN_IMAGES = 200  # --backend auto races the backends in the loop only on folders at least this large
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -212,7 +214,11 @@ def main(argv=None) -> int:
             yield image
 
     start, exported = time.perf_counter(), []
-    race = args.backend == "auto"  # decided on this loop: reading, batching and writing included
+    # decided on this loop (reading, batching and writing included), where there are enough images to pay for the
+    # race: it sends ~12 images through each slower backend (0.89x eager over a 50-image folder, docs/BENCHMARKS.md)
+    race = args.backend == "auto" and len(files) >= RACE_MIN_IMAGES
+    if args.backend == "auto" and not race:
+        predictor.keep_measured_or_eager()
     results = predictor.predict_many(readable(), args.batch_size, with_confidence=bool(exports), race=race)
     try:
         for result in tqdm(results, total=len(files), unit="image", disable=len(files) < 2, file=sys.stderr):
@@ -238,6 +244,11 @@ def main(argv=None) -> int:
     if race and predictor.candidates:
         timing = ", ".join(f"{k} {v:.3f}" for k, v in predictor.backend_record["seconds"].items())
         print(f"backend auto kept {predictor.backend} (s per image in this loop: {timing})")
+    elif args.backend == "auto" and predictor.candidates:
+        print(
+            f"backend auto used {predictor.backend}: {len(files)} image(s), fewer than the {RACE_MIN_IMAGES} a race "
+            f"of the backends in this loop needs to pay off (an earlier race's choice, else eager)"
+        )
     print(
         f"{done} image(s) in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s) -> {out}/<stem>_mask.png, "
         f"<stem>_overlay.png"

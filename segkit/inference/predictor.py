@@ -237,6 +237,19 @@ class Predictor:
             if len(measured) == len(self.candidates):
                 self.use_backend(min(measured, key=measured.get))
 
+    def keep_measured_or_eager(self) -> None:
+        """``backend="auto"`` with no race in the loop (too few images to pay for one): the backend an earlier
+        loop race kept on this machine, else eager. The per-call race of ``from_checkpoint`` does not predict
+        the tool's loop (issue #20: onnxruntime won per call and ran at 0.59-0.73x eager in the tool)."""
+        from segkit.inference.ort_backend import pipeline_record
+
+        if not self.candidates:
+            return
+        record = pipeline_record(self.auto_stem, self.candidates)
+        self.use_backend(record["backend"] if record else "eager")
+        if record is not None:
+            self.backend_record = record
+
     def _keep_fastest(self, timed: dict) -> None:
         from segkit.inference.ort_backend import save_pipeline_record
 

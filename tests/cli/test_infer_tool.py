@@ -92,6 +92,27 @@ def test_an_image_named_twice_is_predicted_once_in_the_order_first_named(tmp_pat
     assert [p.as_posix() for p in files] == ["photos/c.png", "photos/a.jpg", "photos/b.jpg"] and not problems
 
 
+def test_backend_auto_on_a_small_folder_runs_eager_whatever_the_per_call_race_said(
+    camvid_run, camvid_root, tmp_path, monkeypatch, capsys
+):
+    """Issue #20: the per-call race picked onnxruntime, which then ran at 0.59x eager in the tool; a loop race over
+    a 50-image folder costs 0.89x. Below RACE_MIN_IMAGES with no loop race recorded, auto runs eager."""
+    import shutil
+
+    import segkit.inference.ort_backend as ort_backend
+
+    checkpoint = tmp_path / "ckpt" / "last.pth"  # its own folder: the backend records are written beside it
+    checkpoint.parent.mkdir()
+    shutil.copy(camvid_run / "last.pth", checkpoint)
+    monkeypatch.setattr(ort_backend, "choose", lambda *a, **k: {"backend": "onnxruntime", "seconds": {}})
+    images = sorted((camvid_root / "test").iterdir())[:2]
+    args = [*map(str, images), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--backend", "auto"]
+    assert load_tool("infer").main(args) == 0
+    out = capsys.readouterr().out
+    assert "backend auto used eager: 2 image(s), fewer than the 200" in out, out
+    assert "backend auto kept" not in out  # no race ran
+
+
 def test_the_slide_window_is_set_before_the_backend_is_chosen_and_needs_slide(
     camvid_run, tmp_path, monkeypatch, capsys
 ):
