@@ -5,6 +5,7 @@ lists), read every image and mask (unreadable files, size mismatches), and histo
 values, which answer the questions users ask most: which value is background, and is it a class?
 why are my labels 255? which classes are rare, and what weights would balance them?
 """
+
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from segkit.config.checks import ignore_index_problem
+
 from .datasets import OUTSIDE
 from .io import DataError, Issue
 from .loaders import build_scan_loader
@@ -61,8 +63,11 @@ def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> 
     histograms = _scan(dataset, result, num_workers, train)
     _value_range(data, dataset, result, train)
     if result.unknown:
-        result.issues.append(Issue(_unknown_message(result.unknown, data.unknown_colors == "ignore"),
-                                   fatal=data.unknown_colors != "ignore"))
+        result.issues.append(
+            Issue(
+                _unknown_message(result.unknown, data.unknown_colors == "ignore"), fatal=data.unknown_colors != "ignore"
+            )
+        )
     result.class_pixels, result.class_images, _ = class_statistics(dataset, histograms)
     result.weights = class_weights(dataset, histograms)
     invalid = [v for v in result.raw_pixels if _meaning(dataset, v)[1]]
@@ -71,9 +76,18 @@ def check_split(data, split: str, num_workers: int = 0, train: bool = False) -> 
     absent = [f"{c} '{n}'" for c, n in enumerate(dataset.class_names) if result.class_pixels[c] == 0]
     if absent and histograms:
         # fatal in the training split only: the model could never learn these classes
-        result.issues.append(Issue(f"class(es) {', '.join(absent[:20])} never appear in split '{split}'"
-                                   + (": the model cannot learn them. Check data.num_classes and data.label_map "
-                                      "against the values found below." if train else ""), fatal=train))
+        result.issues.append(
+            Issue(
+                f"class(es) {', '.join(absent[:20])} never appear in split '{split}'"
+                + (
+                    ": the model cannot learn them. Check data.num_classes and data.label_map "
+                    "against the values found below."
+                    if train
+                    else ""
+                ),
+                fatal=train,
+            )
+        )
     result.dataset = dataset
     return result
 
@@ -116,12 +130,18 @@ def _value_range(data, dataset, result: SplitCheck, train: bool) -> None:
         measured = training_range(dataset)
         if measured:
             given = band_ranges(measured[0], bands)
-            result.range_source = ("this split's 0.5/99.5 percentiles per band (data.value_range is null; "
-                                   "training measures the same and stores it with the run)")
+            result.range_source = (
+                "this split's 0.5/99.5 percentiles per band (data.value_range is null; "
+                "training measures the same and stores it with the run)"
+            )
     if given is None:
         given = np.asarray([dtype_range(np.dtype(deep)) if deep else [0.0, 255.0]] * bands)
-        result.range_source = ("the pixel type's full range (data.value_range is null; the training split's "
-                               "percentiles are used when training)" if deep else "8-bit: 0..255")
+        result.range_source = (
+            "the pixel type's full range (data.value_range is null; the training split's "
+            "percentiles are used when training)"
+            if deep
+            else "8-bit: 0..255"
+        )
     result.value_range = given
     if result.mean is not None:
         lo, span = given[:, 0], given[:, 1] - given[:, 0]
@@ -142,22 +162,31 @@ def _band_lines(result: SplitCheck) -> List[str]:
             bits = f", needs {int(np.ceil(np.log2(hi + 1)))} of {np.dtype(deep).itemsize * 8} bits"
         lines.append(f"    band {b + 1}: min {lo:g} max {hi:g}{bits}; range {rlo:g}..{rhi:g}")
         if (hi - lo) < 0.125 * (rhi - rlo):
-            lines.append(f"  warning: band {b + 1} fills {100 * (hi - lo) / (rhi - rlo):.1f}% of the range "
-                         f"{rlo:g}..{rhi:g}, so the model sees a nearly flat image: set "
-                         f"data.value_range=[{lo:g}, {hi:g}] (or null to measure it on the training split)")
+            lines.append(
+                f"  warning: band {b + 1} fills {100 * (hi - lo) / (rhi - rlo):.1f}% of the range "
+                f"{rlo:g}..{rhi:g}, so the model sees a nearly flat image: set "
+                f"data.value_range=[{lo:g}, {hi:g}] (or null to measure it on the training split)"
+            )
     return lines
 
 
 def _unknown_message(unknown: Dict[tuple, list], ignored: bool) -> str:
-    listed = "; ".join(f"{list(c)}: {n} px in {len(files)} file(s), e.g. {', '.join(files[:3])}"
-                       for c, (n, files) in sorted(unknown.items(), key=lambda kv: -kv[1][0])[:20])
+    listed = "; ".join(
+        f"{list(c)}: {n} px in {len(files)} file(s), e.g. {', '.join(files[:3])}"
+        for c, (n, files) in sorted(unknown.items(), key=lambda kv: -kv[1][0])[:20]
+    )
     more = f" ... and {len(unknown) - 20} more" if len(unknown) > 20 else ""
-    what = ("they are ignored (data.unknown_colors=ignore)" if ignored else
-            "training refuses them. Anti-aliased edges look like this: re-export the masks without smoothing, "
-            "add real classes to data.class_colors and the rest to data.ignore_colors, or set "
-            "data.unknown_colors=ignore")
-    return (f"{len(unknown)} mask colour(s) are neither a class (data.class_colors) nor in data.ignore_colors: "
-            f"{listed}{more}. {what[0].upper()}{what[1:]}.")
+    what = (
+        "they are ignored (data.unknown_colors=ignore)"
+        if ignored
+        else "training refuses them. Anti-aliased edges look like this: re-export the masks without smoothing, "
+        "add real classes to data.class_colors and the rest to data.ignore_colors, or set "
+        "data.unknown_colors=ignore"
+    )
+    return (
+        f"{len(unknown)} mask colour(s) are neither a class (data.class_colors) nor in data.ignore_colors: "
+        f"{listed}{more}. {what[0].upper()}{what[1:]}."
+    )
 
 
 def _meaning(dataset, value: int):
@@ -181,9 +210,10 @@ def _invalid_message(dataset, invalid: List[int], found: List[int]) -> str:
     if set(found) == {0, 255} or set(found) == {0, 1, 255}:
         hints.append("for binary masks saved as 0/255, set data.label_map={255: 1}")
     hints.append(f"map each value with data.label_map, e.g. {{{invalid[0]}: {dataset.ignore_index}}} to ignore it")
-    return (f"mask value(s) {invalid[:20]} are neither a class (0..{dataset.num_classes - 1}) nor "
-            f"ignore_index={dataset.ignore_index}: training would stop at the first such mask. Fix: "
-            + "; or ".join(hints))
+    return (
+        f"mask value(s) {invalid[:20]} are neither a class (0..{dataset.num_classes - 1}) nor "
+        f"ignore_index={dataset.ignore_index}: training would stop at the first such mask. Fix: " + "; or ".join(hints)
+    )
 
 
 def _pct(part: float, whole: float) -> str:
@@ -201,23 +231,35 @@ def format_split(result: SplitCheck, is_train: bool) -> List[str]:
         lines.append(f"  image sizes (W x H): {size_summary(result.sizes)}")
     lines.extend(_band_lines(result))
     if result.mean is not None:
-        lines.append(f"  channel mean/std (per band, 0..1 units after the value range) of this split, for the "
-                     f"config: data.mean={result.mean} data.std={result.std}")
+        lines.append(
+            f"  channel mean/std (per band, 0..1 units after the value range) of this split, for the "
+            f"config: data.mean={result.mean} data.std={result.std}"
+        )
     total = sum(result.raw_pixels.values())
-    lines.append(f"  label values found ({len(result.raw_pixels)}), as stored in the masks -> what segkit makes of them:")
+    lines.append(
+        f"  label values found ({len(result.raw_pixels)}), as stored in the masks -> what segkit makes of them:"
+    )
     for value in sorted(result.raw_pixels)[:60]:
-        lines.append(f"    {value:>5} -> {_meaning(dataset, value)[0]:<44} {_pct(result.raw_pixels[value], total):>8} "
-                     f"of pixels, in {result.raw_images[value]} images")
+        lines.append(
+            f"    {value:>5} -> {_meaning(dataset, value)[0]:<44} {_pct(result.raw_pixels[value], total):>8} "
+            f"of pixels, in {result.raw_images[value]} images"
+        )
     if len(result.raw_pixels) > 60:
         lines.append(f"    ... {len(result.raw_pixels) - 60} more values")
     lines.extend(f"  note: {n}" for n in _notes(result, dataset, total))
     if is_train:
-        lines.append(f"  per class: share of labelled pixels, images holding it, suggested weight (median frequency, SegNet's definition):")
+        lines.append(
+            "  per class: share of labelled pixels, images holding it, suggested weight (median frequency, SegNet's definition):"
+        )
         n_images = result.pairs
         for c, name in enumerate(dataset.class_names):
-            lines.append(f"    {c:>3} {name[:24]:<24} {_pct(result.class_pixels[c], result.class_pixels.sum()):>8} "
-                         f"{result.class_images[c]:>6}/{n_images} images   weight {result.weights[c]:.4f}")
-        lines.append("  to use them: loss.terms=[{name: ce, class_weights: auto}] (training computes these same numbers)")
+            lines.append(
+                f"    {c:>3} {name[:24]:<24} {_pct(result.class_pixels[c], result.class_pixels.sum()):>8} "
+                f"{result.class_images[c]:>6}/{n_images} images   weight {result.weights[c]:.4f}"
+            )
+        lines.append(
+            "  to use them: loss.terms=[{name: ce, class_weights: auto}] (training computes these same numbers)"
+        )
     return lines
 
 
@@ -227,17 +269,23 @@ def _notes(result: SplitCheck, dataset, total: int) -> List[str]:
     if 0 in result.raw_pixels:
         meaning, _ = _meaning(dataset, 0)
         if meaning.startswith("class"):
-            notes.append(f"value 0 (background in most data sets) is {meaning}: it is learned and counts in mIoU. "
-                         f"If 0 means 'unlabelled', set data.reduce_zero_label=true or data.label_map={{0: {dataset.ignore_index}}}.")
+            notes.append(
+                f"value 0 (background in most data sets) is {meaning}: it is learned and counts in mIoU. "
+                f"If 0 means 'unlabelled', set data.reduce_zero_label=true or data.label_map={{0: {dataset.ignore_index}}}."
+            )
         else:
             notes.append("value 0 is ignored: not learned, not scored.")
     ignored = sum(p for v, p in result.raw_pixels.items() if _meaning(dataset, v)[0].startswith("ignored"))
     if ignored:
-        notes.append(f"{_pct(ignored, total)} of pixels are ignored (value(s) mapping to ignore_index="
-                     f"{dataset.ignore_index}): not learned, not scored.")
+        notes.append(
+            f"{_pct(ignored, total)} of pixels are ignored (value(s) mapping to ignore_index="
+            f"{dataset.ignore_index}): not learned, not scored."
+        )
         if ignored > 0.3 * total:
-            notes.append(f"that is a lot: if {dataset.ignore_index} marks a class rather than 'unlabelled' (e.g. binary "
-                         f"masks saved as 0/255), map it with data.label_map={{{dataset.ignore_index}: 1}}.")
+            notes.append(
+                f"that is a lot: if {dataset.ignore_index} marks a class rather than 'unlabelled' (e.g. binary "
+                f"masks saved as 0/255), map it with data.label_map={{{dataset.ignore_index}: 1}}."
+            )
     return notes
 
 
@@ -245,9 +293,12 @@ def check_dataset(cfg, splits: Optional[Sequence[str]] = None, num_workers: int 
     """(report lines, ok) for ``splits`` (default: the train and val splits of ``cfg.data``)."""
     data = cfg.data
     splits = list(dict.fromkeys(splits or [data.train_split, data.val_split]))
-    lines = [f"data set: format={data.format} root={data.root} num_classes={data.num_classes} "
-             f"ignore_index={data.ignore_index}" + (f" label_map={dict(data.label_map)}" if data.label_map else "")
-             + (" reduce_zero_label=true" if data.reduce_zero_label else "")]
+    lines = [
+        f"data set: format={data.format} root={data.root} num_classes={data.num_classes} "
+        f"ignore_index={data.ignore_index}"
+        + (f" label_map={dict(data.label_map)}" if data.label_map else "")
+        + (" reduce_zero_label=true" if data.reduce_zero_label else "")
+    ]
     clash = ignore_index_problem(data.num_classes, data.ignore_index)
     lines += [f"ERROR: {clash}"] if clash else []
     ok = clash is None

@@ -7,6 +7,7 @@ their pixels fall to background (or to ignore_index when 0 is not listed). Crowd
 pixels that two listed categories both claim, are ignored. Polygons and RLE (compressed or not)
 are both read by ``pycocotools.COCO.annToMask``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,7 +38,9 @@ def load_coco(path: str):
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
-        raise DataError(f"cannot read COCO annotation file {path} ({exc}) (data.annotation_file).{COCO_LAYOUT}") from exc
+        raise DataError(
+            f"cannot read COCO annotation file {path} ({exc}) (data.annotation_file).{COCO_LAYOUT}"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise DataError(f"COCO annotation file {path} is not valid JSON ({exc}); re-download or re-export it") from exc
     missing = [k for k in ("images", "annotations", "categories") if not isinstance(data, dict) or k not in data]
@@ -82,9 +85,11 @@ class CocoDataset(SegDataset):
     def size_mismatch(self, index: int, image_shape, mask_shape) -> str:
         (ih, iw), (mh, mw) = image_shape, mask_shape
         image_path, json_path = self.pairs[index]
-        return (f"image {image_path} is {iw}x{ih} (W x H) but {json_path} says {mw}x{mh} (width, height of image "
-                f"id {self.image_ids[index]}): the image file does not belong to this annotation file, or was resized "
-                f"after annotation. Restore the original image.")
+        return (
+            f"image {image_path} is {iw}x{ih} (W x H) but {json_path} says {mw}x{mh} (width, height of image "
+            f"id {self.image_ids[index]}): the image file does not belong to this annotation file, or was resized "
+            f"after annotation. Restore the original image."
+        )
 
 
 def coco_dataset(cfg, split: str, transform=None, issues: Optional[List[Issue]] = None) -> CocoDataset:
@@ -111,23 +116,44 @@ def coco_dataset(cfg, split: str, transform=None, issues: Optional[List[Issue]] 
             else:
                 missing.append(coco.imgs[image_id]["file_name"])
         if missing:
-            report(issues, f"{len(missing)} image(s) named in {json_path} are missing from {image_dir}: "
-                           f"{name_list(missing, issues)}. Restore them, or check "
-                           f"data.image_dir.{COCO_LAYOUT}")
+            report(
+                issues,
+                f"{len(missing)} image(s) named in {json_path} are missing from {image_dir}: "
+                f"{name_list(missing, issues)}. Restore them, or check "
+                f"data.image_dir.{COCO_LAYOUT}",
+            )
     if not pairs and root.is_dir():
-        report(issues, f"COCO split '{split}' of {root} has no images with files (data.annotation_file, data.image_dir)")
+        report(
+            issues, f"COCO split '{split}' of {root} has no images with files (data.annotation_file, data.image_dir)"
+        )
     category_ids = list(cfg.category_ids) or [0] + sorted(categories)
     unknown = [c for c in category_ids if c != 0 and c not in categories]
     if unknown and categories:
-        raise DataError(f"data.category_ids names id(s) {unknown} that {cfg.annotation_file} does not define; "
-                        f"its categories are " + ", ".join(f"{i} {n}" for i, n in sorted(categories.items())[:100]))
-    names = list(cfg.class_names) or ["background" if c == 0 else categories.get(c, f"category_{c}") for c in category_ids]
+        raise DataError(
+            f"data.category_ids names id(s) {unknown} that {cfg.annotation_file} does not define; "
+            f"its categories are " + ", ".join(f"{i} {n}" for i, n in sorted(categories.items())[:100])
+        )
+    names = list(cfg.class_names) or [
+        "background" if c == 0 else categories.get(c, f"category_{c}") for c in category_ids
+    ]
     if len(category_ids) != cfg.num_classes:
-        raise DataError(f"data.num_classes={cfg.num_classes} but the COCO classes are {len(category_ids)} "
-                        f"({'data.category_ids' if cfg.category_ids else 'background + every category of the JSON'}); "
-                        f"set data.num_classes={len(category_ids)}, or list the category ids to use in data.category_ids")
+        raise DataError(
+            f"data.num_classes={cfg.num_classes} but the COCO classes are {len(category_ids)} "
+            f"({'data.category_ids' if cfg.category_ids else 'background + every category of the JSON'}); "
+            f"set data.num_classes={len(category_ids)}, or list the category ids to use in data.category_ids"
+        )
     label_map: Dict[int, int] = {c: i for i, c in enumerate(category_ids)}
-    return CocoDataset(pairs, image_ids, category_ids, num_classes=cfg.num_classes, class_names=names,
-                       palette=[list(c) for c in cfg.palette], ignore_index=cfg.ignore_index,
-                       label_map={**label_map, **dict(cfg.label_map)}, reduce_zero_label=False, transform=transform,
-                       name=f"coco:{cfg.root}:{split}", unmapped_ignored=True)
+    return CocoDataset(
+        pairs,
+        image_ids,
+        category_ids,
+        num_classes=cfg.num_classes,
+        class_names=names,
+        palette=[list(c) for c in cfg.palette],
+        ignore_index=cfg.ignore_index,
+        label_map={**label_map, **dict(cfg.label_map)},
+        reduce_zero_label=False,
+        transform=transform,
+        name=f"coco:{cfg.root}:{split}",
+        unmapped_ignored=True,
+    )

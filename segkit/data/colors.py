@@ -5,6 +5,7 @@
 row whose colour is there is not a class, so a ``Void`` row can be ignored). Any other colour is unknown: an
 error naming it, or ``ignore_index`` with ``data.unknown_colors: ignore``. ``segkit check`` lists them all.
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,8 +62,14 @@ def read_class_csv(path: Path) -> List[Tuple[str, Colour]]:
 class ColorTable:
     """Class colours -> class ids. ``names`` come from a CSV (None for a list), ``palette`` is the class colours."""
 
-    def __init__(self, colours: Sequence[Colour], ignore: Sequence[Colour] = (), ignore_index: int = 255,
-                 unknown: str = "error", names: Optional[List[str]] = None):
+    def __init__(
+        self,
+        colours: Sequence[Colour],
+        ignore: Sequence[Colour] = (),
+        ignore_index: int = 255,
+        unknown: str = "error",
+        names: Optional[List[str]] = None,
+    ):
         self.palette = [list(c) for c in colours]
         self.names, self.ignore_index, self.unknown_ignored = names, ignore_index, unknown == "ignore"
         keys = [(c[0] << 16) | (c[1] << 8) | c[2] for c in colours]
@@ -92,13 +99,14 @@ class ColorTable:
         else:
             names, colours, source = None, [_colour(c, "data.class_colors") for c in spec], "data.class_colors"
         if len(colours) != data.num_classes:
-            raise DataError(f"{source} names {len(colours)} class colours (besides data.ignore_colors) but "
-                            f"data.num_classes={data.num_classes}: set data.num_classes={len(colours)}, or list "
-                            f"the colours to leave out in data.ignore_colors")
+            raise DataError(
+                f"{source} names {len(colours)} class colours (besides data.ignore_colors) but "
+                f"data.num_classes={data.num_classes}: set data.num_classes={len(colours)}, or list "
+                f"the colours to leave out in data.ignore_colors"
+            )
         return cls(colours, ignore, data.ignore_index, data.unknown_colors, names)
 
-    def to_index(self, rgb: np.ndarray, source: object = "",
-                 unknown: Optional[Dict[Colour, int]] = None) -> np.ndarray:
+    def to_index(self, rgb: np.ndarray, source: object = "", unknown: Optional[Dict[Colour, int]] = None) -> np.ndarray:
         """H x W x 3 colours -> H x W int32 class ids (ignore colours: ignore_index). An unknown colour is an
         error naming it, unless ``data.unknown_colors: ignore`` or ``unknown`` collects them (colour -> pixels)."""
         keys = colour_keys(rgb)
@@ -113,8 +121,10 @@ class ColorTable:
                     unknown[colour] = unknown.get(colour, 0) + count
             elif not self.unknown_ignored:
                 listed = ", ".join(f"{list(c)} ({n} px)" for c, n in sorted(found.items(), key=lambda kv: -kv[1])[:8])
-                raise DataError(f"mask {source} has colour(s) that are neither a class (data.class_colors) nor in "
-                                f"data.ignore_colors: {listed}. Anti-aliased edges look like this: re-export "
-                                f"the masks without smoothing, add the colours to data.ignore_colors, or set "
-                                f"data.unknown_colors=ignore (segkit check lists every such colour).")
+                raise DataError(
+                    f"mask {source} has colour(s) that are neither a class (data.class_colors) nor in "
+                    f"data.ignore_colors: {listed}. Anti-aliased edges look like this: re-export "
+                    f"the masks without smoothing, add the colours to data.ignore_colors, or set "
+                    f"data.unknown_colors=ignore (segkit check lists every such colour)."
+                )
         return out

@@ -6,6 +6,7 @@ in chunks into numpy string arrays, matched by sorting, and a ``Path`` is made o
 is read. numpy arrays also keep forked loader workers from copying the listing page by page
 (Python objects' reference counts would).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,6 +23,7 @@ CHUNK = 65536  # names per numpy conversion: bounds the Python strings alive at 
 @dataclass
 class FileTable:
     """One side of a pairing (images, masks): ``dirs[folder[i]] / names[i]`` has key ``keys[i]``."""
+
     dirs: List[Path]
     folder: np.ndarray  # int32
     names: np.ndarray  # bytes_ (os.fsencode of the name: a quarter of a str_ array's size)
@@ -51,8 +53,11 @@ def _part(folder: int, names: List[bytes], key_of, prefix: str = "") -> Tuple[np
     """(folder index, name, key) arrays of the ``names`` that ``key_of`` gives a key."""
     keys = [key_of(name) for name in map(os.fsdecode, names)]
     kept = [i for i, key in enumerate(keys) if key is not None]
-    return (np.full(len(kept), folder, np.int32), np.array([names[i] for i in kept], np.bytes_),
-            encoded([prefix + keys[i] for i in kept]))
+    return (
+        np.full(len(kept), folder, np.int32),
+        np.array([names[i] for i in kept], np.bytes_),
+        encoded([prefix + keys[i] for i in kept]),
+    )
 
 
 def table_from(dirs: List[Path], parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]]) -> FileTable:

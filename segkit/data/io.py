@@ -1,4 +1,5 @@
 """Reading images and masks, with errors that name the file and what to do."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ PathLike = Union[str, Path]
 @dataclass
 class Issue:
     """A problem found while listing a data set. ``fatal``: training cannot go on with it."""
+
     message: str
     fatal: bool = True
 
@@ -56,8 +58,9 @@ def read_image(path: PathLike, channels: Optional[int] = 3) -> np.ndarray:
     elif img.dtype == bool:
         img = img.astype(np.uint8)
     elif img.dtype not in (np.uint8, np.uint16, np.int16, np.float32):
-        raise DataError(f"image {path} has unsupported pixel type {img.dtype}; save it as 8- or 16-bit integers "
-                        f"or 32-bit float")
+        raise DataError(
+            f"image {path} has unsupported pixel type {img.dtype}; save it as 8- or 16-bit integers or 32-bit float"
+        )
     if img.ndim == 2:
         img = img[..., None]
     bands = img.shape[2]
@@ -68,8 +71,10 @@ def read_image(path: PathLike, channels: Optional[int] = 3) -> np.ndarray:
     if channels == 3 and bands == 4 and path.suffix.lower() not in (".tif", ".tiff"):
         return np.ascontiguousarray(img[..., :3])  # RGBA photo: alpha dropped
     if bands != channels:
-        raise DataError(f"image {path} has {bands} band(s) but data.channels={channels}: set data.channels={bands} "
-                        f"(model.backbone.in_channels follows it), or re-save the image with {channels} band(s)")
+        raise DataError(
+            f"image {path} has {bands} band(s) but data.channels={channels}: set data.channels={bands} "
+            f"(model.backbone.in_channels follows it), or re-save the image with {channels} band(s)"
+        )
     return np.ascontiguousarray(img)
 
 
@@ -77,12 +82,16 @@ def _read_with_opencv(path: Path) -> np.ndarray:
     """PNG, JPEG, BMP, WebP (and TIFF tifffile cannot read): native pixel type, RGB(A) order, EXIF-oriented."""
     buf = np.fromfile(path, dtype=np.uint8)
     if buf.size and _truncated(buf, path):  # before decoding it: libpng prints lines of its own on stderr
-        raise DataError(f"image {path} is truncated (the file ends before the image data does). "
-                        f"Re-copy or re-download it, or remove it and its mask from the data set.")
+        raise DataError(
+            f"image {path} is truncated (the file ends before the image data does). "
+            f"Re-copy or re-download it, or remove it and its mask from the data set."
+        )
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
-        raise DataError(f"cannot decode image {path}: the file is empty, truncated, corrupt or not an image. "
-                        f"Re-copy it, or remove it and its mask from the data set.")
+        raise DataError(
+            f"cannot decode image {path}: the file is empty, truncated, corrupt or not an image. "
+            f"Re-copy it, or remove it and its mask from the data set."
+        )
     img = apply_orientation(img, exif_orientation(buf))
     if img.ndim == 3 and img.shape[2] == 3:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -107,14 +116,18 @@ def _read_tiff(path: Path) -> Optional[np.ndarray]:
     except (ValueError, OSError, KeyError, IndexError, NotImplementedError, RuntimeError) as exc:
         if "imagecodecs" in str(exc) or "codec" in str(exc).lower():
             return None
-        raise DataError(f"cannot read TIFF {path} ({exc}): the file is corrupt, truncated or not a TIFF. "
-                        f"Re-copy it, or remove it and its mask from the data set.") from exc
+        raise DataError(
+            f"cannot read TIFF {path} ({exc}): the file is corrupt, truncated or not a TIFF. "
+            f"Re-copy it, or remove it and its mask from the data set."
+        ) from exc
     axes = axes.replace("Q", "")
     if img.ndim == 3 and axes and axes[0] in "CS" and axes[1:] == "YX":
         img = np.moveaxis(img, 0, -1)  # planar: bands first
     elif img.ndim not in (2, 3):
-        raise DataError(f"TIFF {path} holds a {img.ndim}-D array (axes {series.axes}); segkit reads one "
-                        f"2-D image per file, H x W or H x W x bands")
+        raise DataError(
+            f"TIFF {path} holds a {img.ndim}-D array (axes {series.axes}); segkit reads one "
+            f"2-D image per file, H x W or H x W x bands"
+        )
     if alpha and img.ndim == 3 and img.shape[2] == 4:
         img = img[..., :3]
     return img
@@ -155,8 +168,10 @@ def read_color_mask(path: PathLike) -> np.ndarray:
             im.load()
             arr = np.array(ImageOps.exif_transpose(im).convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. "
-                        f"Re-export it as a lossless (PNG) colour mask.") from exc
+        raise DataError(
+            f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. "
+            f"Re-export it as a lossless (PNG) colour mask."
+        ) from exc
     return arr
 
 
@@ -172,24 +187,34 @@ def read_mask(path: PathLike) -> np.ndarray:
             mode = im.mode
             arr = np.array(ImageOps.exif_transpose(im))  # as its image: oriented as viewers show it
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. "
-                        f"Re-export it as an 8-bit index PNG.") from exc
+        raise DataError(
+            f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. "
+            f"Re-export it as an 8-bit index PNG."
+        ) from exc
     if arr.ndim == 3:
         if arr.shape[2] == 2:  # grey + alpha
             return arr[..., 0].copy()
-        if arr.shape[2] in (3, 4) and np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+        if (
+            arr.shape[2] in (3, 4)
+            and np.array_equal(arr[..., 0], arr[..., 1])
+            and np.array_equal(arr[..., 0], arr[..., 2])
+        ):
             return arr[..., 0].copy()  # grey stored as RGB
-        raise DataError(f"mask {path} is a colour image (mode {mode}); segkit needs one class index per pixel. "
-                        f"If its colours are classes, name them with data.class_colors (a name,r,g,b CSV such as "
-                        f"CamVid's class_dict.csv, or [[r, g, b], ...]); or convert them with "
-                        f"`segkit convert-masks`. Else save it as an 8-bit grayscale or palette ('P') PNG whose "
-                        f"values are class ids.")
+        raise DataError(
+            f"mask {path} is a colour image (mode {mode}); segkit needs one class index per pixel. "
+            f"If its colours are classes, name them with data.class_colors (a name,r,g,b CSV such as "
+            f"CamVid's class_dict.csv, or [[r, g, b], ...]); or convert them with "
+            f"`segkit convert-masks`. Else save it as an 8-bit grayscale or palette ('P') PNG whose "
+            f"values are class ids."
+        )
     if arr.dtype == bool:
         return arr.astype(np.uint8)
     if arr.dtype.kind == "f":
         if not np.array_equal(arr, np.round(arr)):
-            raise DataError(f"mask {path} holds fractional values (mode {mode}); class ids must be whole numbers. "
-                            f"Re-export it as an 8-bit index PNG (nearest-neighbour, no anti-aliasing).")
+            raise DataError(
+                f"mask {path} holds fractional values (mode {mode}); class ids must be whole numbers. "
+                f"Re-export it as an 8-bit index PNG (nearest-neighbour, no anti-aliasing)."
+            )
         return arr.astype(np.int32)
     if arr.dtype not in (np.uint8, np.int32):
         arr = arr.astype(np.int32)

@@ -12,6 +12,7 @@ the batches and augmentations an uninterrupted one would, whatever the number of
 
 Evaluation: in order, persistent workers, and under DDP each image on exactly one rank (``ShardSampler``).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,7 +26,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .io import DataError
-
 
 # Slurm (scancel, time limits), systemd and Kubernetes signal every process of the job at once
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
@@ -58,15 +58,18 @@ class TrainSampler(Sampler):
     Each epoch drops the tail that does not fill a batch on every process, as ``drop_last`` would.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 start_batch: int = 0):
+    def __init__(
+        self, size: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, start_batch: int = 0
+    ):
         self.size, self.batch_size, self.seed = size, batch_size, seed
         self.rank, self.world_size, self.start_batch = rank, world_size, start_batch
         self.batches_per_epoch = size // world_size // batch_size
         if self.batches_per_epoch == 0:
-            raise DataError(f"the training split has {size} images, fewer than one batch on each process "
-                            f"(train.batch_size={batch_size} x {world_size} processes). Add images or lower "
-                            f"train.batch_size.")
+            raise DataError(
+                f"the training split has {size} images, fewer than one batch on each process "
+                f"(train.batch_size={batch_size} x {world_size} processes). Add images or lower "
+                f"train.batch_size."
+            )
 
     def epoch(self, epoch: int) -> Tuple[np.ndarray, np.ndarray]:
         """This process's (indices, seeds) of ``epoch``, in order."""
@@ -74,7 +77,7 @@ class TrainSampler(Sampler):
         order = rng.permutation(self.size)
         seeds = rng.integers(0, 2**62, self.size)
         used = self.batches_per_epoch * self.batch_size * self.world_size
-        return order[:used][self.rank::self.world_size], seeds[:used][self.rank::self.world_size]
+        return order[:used][self.rank :: self.world_size], seeds[:used][self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[Tuple[int, int]]:
         epoch, batch = divmod(self.start_batch, self.batches_per_epoch)
@@ -122,8 +125,12 @@ class pad_collate:
             )
         size = torch.tensor([tuple(b["image"].shape[1:]) for b in batch])
         if len({tuple(b["image"].shape) for b in batch}) == 1:  # training crops: nothing to pad
-            return {"image": torch.stack([b["image"] for b in batch]),
-                    "mask": torch.stack([b["mask"] for b in batch]), "index": index, "size": size}
+            return {
+                "image": torch.stack([b["image"] for b in batch]),
+                "mask": torch.stack([b["mask"] for b in batch]),
+                "index": index,
+                "size": size,
+            }
         h = max(b["image"].shape[1] for b in batch)
         w = max(b["image"].shape[2] for b in batch)
         first = batch[0]["image"]
@@ -173,25 +180,48 @@ def _as_is(item):
 def build_scan_loader(dataset: Dataset, num_workers: int = 0) -> DataLoader:
     """One item at a time, as the dataset returns it, for the passes that read every file (class
     weights, ``segkit check``); they run inside training set-up too, so workers ignore stop signals."""
-    return DataLoader(dataset, batch_size=None, num_workers=num_workers, collate_fn=_as_is,
-                      worker_init_fn=_worker_init)
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, collate_fn=_as_is, worker_init_fn=_worker_init)
 
 
-def build_train_loader(dataset, batch_size: int, num_workers: int, seed: int, rank: int = 0,
-                       world_size: int = 1, start_batch: int = 0, pin_memory: bool = False) -> DataLoader:
+def build_train_loader(
+    dataset,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    start_batch: int = 0,
+    pin_memory: bool = False,
+) -> DataLoader:
     """The loader ``train()`` uses: endless, from batch ``start_batch`` of this process on, last partial batch dropped."""
     sampler = TrainSampler(len(dataset), batch_size, seed, rank, world_size, start_batch)
-    return DataLoader(SeededSamples(dataset), batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory, drop_last=True, worker_init_fn=_worker_init,
-                      collate_fn=pad_collate(dataset.ignore_index),
-                      generator=torch.Generator().manual_seed(seed),  # leaves the global RNG alone
-                      persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
+    return DataLoader(
+        SeededSamples(dataset),
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=True,
+        worker_init_fn=_worker_init,
+        collate_fn=pad_collate(dataset.ignore_index),
+        generator=torch.Generator().manual_seed(seed),  # leaves the global RNG alone
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
 
 
-def build_eval_loader(dataset, batch_size: int, num_workers: int = 0, distributed: bool = False,
-                      pin_memory: bool = False) -> DataLoader:
+def build_eval_loader(
+    dataset, batch_size: int, num_workers: int = 0, distributed: bool = False, pin_memory: bool = False
+) -> DataLoader:
     """In order, every image once (under DDP: on exactly one rank), samples of any size padded by the collate."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                      sampler=ShardSampler(dataset) if distributed else None, num_workers=num_workers,
-                      pin_memory=pin_memory, persistent_workers=num_workers > 0,
-                      worker_init_fn=_worker_init, collate_fn=pad_collate(dataset.ignore_index))
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        sampler=ShardSampler(dataset) if distributed else None,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        worker_init_fn=_worker_init,
+        collate_fn=pad_collate(dataset.ignore_index),
+    )

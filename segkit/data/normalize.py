@@ -5,6 +5,7 @@ float32 size) and are divided by 255 there. Any other image (16-bit, float, or a
 in 0..1 units in the data set, before augmentation (``to_unit``), and the device only subtracts and divides.
 No augmentation library here, so inference can import it.
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence
@@ -22,8 +23,9 @@ def band_ranges(value_range: Any, bands: int) -> Optional[np.ndarray]:
     """``data.value_range`` ([lo, hi], or one pair per band) as a float64 bands x 2 array; None stays None."""
     if value_range is None:
         return None
-    pairs = np.asarray([list(p) for p in value_range] if np.ndim(value_range) == 2 else [list(value_range)],
-                       dtype=np.float64)
+    pairs = np.asarray(
+        [list(p) for p in value_range] if np.ndim(value_range) == 2 else [list(value_range)], dtype=np.float64
+    )
     if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) not in (1, bands):
         raise DataError(f"data.value_range={value_range}: give [lo, hi] or one [lo, hi] per band ({bands} bands)")
     if np.any(pairs[:, 1] <= pairs[:, 0]):
@@ -85,8 +87,14 @@ class Normalizer:
     ``(x/255 - mean) / std``, float input (already in 0..1 units, ``to_unit``) ``(x - mean) / std``. Mean and
     std are copied to the device once, here, not per batch (on a GPU each copy would be a blocking transfer)."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], device: Optional[torch.device] = None,
-                 dtype: Optional[torch.dtype] = None, memory_format: Optional[torch.memory_format] = None):
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+        memory_format: Optional[torch.memory_format] = None,
+    ):
         self.dtype, self.memory_format = dtype or torch.float32, memory_format
         self.mean = torch.tensor(mean, device=device, dtype=self.dtype).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device, dtype=self.dtype).view(1, -1, 1, 1)
@@ -94,15 +102,18 @@ class Normalizer:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[1] != self.mean.shape[1]:
-            raise DataError(f"images have {images.shape[1]} band(s) but data.mean/std {self.mean.shape[1]}: "
-                            f"set data.channels and give one mean/std per band")
+            raise DataError(
+                f"images have {images.shape[1]} band(s) but data.mean/std {self.mean.shape[1]}: "
+                f"set data.channels and give one mean/std per band"
+            )
         mean, std = (self.mean255, self.std255) if images.dtype == torch.uint8 else (self.mean, self.std)
         out = (images.to(self.dtype) - mean) / std
         return out if self.memory_format is None else out.contiguous(memory_format=self.memory_format)
 
 
-def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-              dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+def normalize(
+    images: torch.Tensor, mean: Sequence[float], std: Sequence[float], dtype: Optional[torch.dtype] = None
+) -> torch.Tensor:
     """N x C x H x W (uint8, or float in 0..1 units) on any device -> normalised float. For a stream of
     batches, make one ``Normalizer`` instead."""
     return Normalizer(mean, std, images.device, dtype)(images)

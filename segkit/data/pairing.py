@@ -5,6 +5,7 @@ A ``NameRule`` turns a file name into its key: the name less its extension and a
 or the named group ``key`` of a regex matched from the start of the name (``data.pair_pattern``).
 Listing uses ``os.scandir`` only: no file is stat'ed or opened until it is read.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,22 +54,31 @@ def folder_rules(cfg) -> Tuple[NameRule, NameRule, NameRule]:
         except re.error as exc:
             raise DataError(f"data.pair_pattern '{cfg.pair_pattern}' is not a valid regex ({exc})") from exc
         if "key" not in pattern.groupindex:
-            raise DataError(f"data.pair_pattern '{cfg.pair_pattern}' has no group named 'key': write the shared "
-                            f"part as (?P<key>...), e.g. '(?P<key>\\d+)_'")
-    return (NameRule(cfg.image_suffix, pattern, IMAGE_SUFFIXES), NameRule(cfg.mask_suffix, pattern, MASK_SUFFIXES),
-            NameRule(cfg.ignore_mask_suffix, pattern, MASK_SUFFIXES))
+            raise DataError(
+                f"data.pair_pattern '{cfg.pair_pattern}' has no group named 'key': write the shared "
+                f"part as (?P<key>...), e.g. '(?P<key>\\d+)_'"
+            )
+    return (
+        NameRule(cfg.image_suffix, pattern, IMAGE_SUFFIXES),
+        NameRule(cfg.mask_suffix, pattern, MASK_SUFFIXES),
+        NameRule(cfg.ignore_mask_suffix, pattern, MASK_SUFFIXES),
+    )
 
 
-def list_files(directory: Path, rule: NameRule, recursive: bool = False,
-               issues: Optional[List[Issue]] = None) -> FileTable:
+def list_files(
+    directory: Path, rule: NameRule, recursive: bool = False, issues: Optional[List[Issue]] = None
+) -> FileTable:
     """The files in ``directory`` that ``rule`` pairs, sorted by key; two files with one key are reported
     (the first by name is kept). Recursive keys keep the sub-folder: ``city/name``."""
     table, dropped = first_of_each_key(scan(directory, recursive, rule.key))
     kept = lookup(table, dropped.keys[:50])
     for i, row in enumerate(kept):
-        report(issues, f"two files in {directory} share the name '{os.fsdecode(dropped.keys[i])}': "
-                       f"{os.fsdecode(table.names[row])} and {os.fsdecode(dropped.names[i])}; segkit pairs images and "
-                       f"masks by name, so rename or remove one.")
+        report(
+            issues,
+            f"two files in {directory} share the name '{os.fsdecode(dropped.keys[i])}': "
+            f"{os.fsdecode(table.names[row])} and {os.fsdecode(dropped.names[i])}; segkit pairs images and "
+            f"masks by name, so rename or remove one.",
+        )
     return table
 
 
@@ -88,7 +98,7 @@ def _split_difference(a: str, b: str, at_end: bool) -> Tuple[str, str]:
     a separator ('_', '-') next to the shared part going with them: ('_training', '_manual1')."""
     if at_end:
         shared = os.path.commonprefix([a, b])
-        head, tail_a, tail_b = shared, a[len(shared):], b[len(shared):]
+        head, tail_a, tail_b = shared, a[len(shared) :], b[len(shared) :]
         while head and head[-1] in SEPARATORS and tail_a and tail_b:
             head, tail_a, tail_b = head[:-1], head[-1] + tail_a, head[-1] + tail_b
         return tail_a, tail_b
@@ -109,32 +119,53 @@ def propose_rule(images: Sequence[str], masks: Sequence[str], image_rule: NameRu
     if end_a != a and end_b != b:
         paired = sum(k.endswith(end_a) and k[: len(k) - len(end_a)] + end_b in mask_set for k in images)
         if paired:
-            options = [f"data.{side}_suffix={part + rule.suffix}" for side, part, rule in
-                       (("image", end_a, image_rule), ("mask", end_b, mask_rule)) if part]
-            return (f" The names differ by a constant suffix: set {' '.join(options)} "
-                    f"({paired} of {len(images)} images pair then).")
+            options = [
+                f"data.{side}_suffix={part + rule.suffix}"
+                for side, part, rule in (("image", end_a, image_rule), ("mask", end_b, mask_rule))
+                if part
+            ]
+            return (
+                f" The names differ by a constant suffix: set {' '.join(options)} "
+                f"({paired} of {len(images)} images pair then)."
+            )
     start_a, start_b = _split_difference(a, b, at_end=False)
     if start_a != a and start_b != b and not image_rule.suffix and not mask_rule.suffix:
-        paired = sum(k.startswith(start_a) and start_b + k[len(start_a):] in mask_set for k in images)
+        paired = sum(k.startswith(start_a) and start_b + k[len(start_a) :] in mask_set for k in images)
         if paired:
             heads = "|".join(re.escape(h) for h in (start_a, start_b))
-            return (f" The names differ by a constant prefix: set data.pair_pattern='^(?:{heads})(?P<key>.+)\\.[^.]+$' "
-                    f"({paired} of {len(images)} images pair then).")
+            return (
+                f" The names differ by a constant prefix: set data.pair_pattern='^(?:{heads})(?P<key>.+)\\.[^.]+$' "
+                f"({paired} of {len(images)} images pair then)."
+            )
     return ""
 
 
-def _nothing_pairs(image_dir: Path, mask_dirs: Sequence[Path], images: Sequence[str], masks: Sequence[str],
-                   rules: Optional[Tuple[NameRule, NameRule]]) -> str:
-    message = (f"no image in {image_dir} pairs with a mask in {', '.join(map(str, mask_dirs))}: image keys are e.g. "
-               f"{', '.join(repr(k) for k in images[:2])}, mask keys e.g. {', '.join(repr(k) for k in masks[:2])} "
-               f"(a key is the file name less its extension and data.image_suffix / data.mask_suffix).")
+def _nothing_pairs(
+    image_dir: Path,
+    mask_dirs: Sequence[Path],
+    images: Sequence[str],
+    masks: Sequence[str],
+    rules: Optional[Tuple[NameRule, NameRule]],
+) -> str:
+    message = (
+        f"no image in {image_dir} pairs with a mask in {', '.join(map(str, mask_dirs))}: image keys are e.g. "
+        f"{', '.join(repr(k) for k in images[:2])}, mask keys e.g. {', '.join(repr(k) for k in masks[:2])} "
+        f"(a key is the file name less its extension and data.image_suffix / data.mask_suffix)."
+    )
     return message + (propose_rule(images, masks, *rules) if rules else "")
 
 
-def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optional[Sequence[str]] = None,
-                 layout_hint: str = "", image_rule: NameRule = NameRule(),
-                 mask_rule: NameRule = NameRule(extensions=MASK_SUFFIXES), recursive: bool = False,
-                 propose: bool = False, issues: Optional[List[Issue]] = None) -> Sequence[Pair]:
+def pair_by_stem(
+    image_dir: Path,
+    mask_dirs: Path | Sequence[Path],
+    stems: Optional[Sequence[str]] = None,
+    layout_hint: str = "",
+    image_rule: NameRule = NameRule(),
+    mask_rule: NameRule = NameRule(extensions=MASK_SUFFIXES),
+    recursive: bool = False,
+    propose: bool = False,
+    issues: Optional[List[Issue]] = None,
+) -> Sequence[Pair]:
     """Pair the files of ``image_dir`` with those of ``mask_dirs`` (the first folder holding a key wins)
     whose names give the same key. Every problem is reported: a missing or empty folder, an image with no
     mask, a listed key with no file. Masks with no image are a warning only. ``propose``: when nothing
@@ -150,12 +181,17 @@ def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optio
     images = list_files(image_dir, image_rule, recursive, issues)
     masks = merge([list_files(d, mask_rule, recursive, issues) for d in present])  # the first folder wins
     if not len(images):
-        report(issues, f"no images ({', '.join(image_rule.extensions)}) named by the pairing rule in {image_dir}."
-                       f"{layout_hint}")
+        report(
+            issues,
+            f"no images ({', '.join(image_rule.extensions)}) named by the pairing rule in {image_dir}.{layout_hint}",
+        )
         return []
     if not len(masks):
-        report(issues, f"no masks ({', '.join(mask_rule.extensions)}) named by the pairing rule in "
-                       f"{', '.join(map(str, present))}.{layout_hint}")
+        report(
+            issues,
+            f"no masks ({', '.join(mask_rule.extensions)}) named by the pairing rule in "
+            f"{', '.join(map(str, present))}.{layout_hint}",
+        )
         return []
     if stems is not None:
         wanted = encoded(stems)
@@ -163,25 +199,39 @@ def pair_by_stem(image_dir: Path, mask_dirs: Path | Sequence[Path], stems: Optio
         found = (image_rows >= 0) & (mask_rows >= 0)
         if not found.all():
             missing = texts(wanted[~found])
-            report(issues, f"the split list names {len(missing)} file(s) with no image in {image_dir} or no mask in "
-                           f"{', '.join(map(str, present))}: {name_list(missing, issues)}. "
-                           f"Fix the list or restore the files.")
+            report(
+                issues,
+                f"the split list names {len(missing)} file(s) with no image in {image_dir} or no mask in "
+                f"{', '.join(map(str, present))}: {name_list(missing, issues)}. "
+                f"Fix the list or restore the files.",
+            )
         return PairList(images.take(image_rows[found]), masks.take(mask_rows[found]))
     mask_rows = lookup(masks, images.keys)
     paired = mask_rows >= 0
     if not paired.any():
-        report(issues, _nothing_pairs(image_dir, present, texts(images.keys), texts(masks.keys),
-                                      (image_rule, mask_rule) if propose else None))
+        report(
+            issues,
+            _nothing_pairs(
+                image_dir, present, texts(images.keys), texts(masks.keys), (image_rule, mask_rule) if propose else None
+            ),
+        )
         return []
     if not paired.all():
         unpaired = images.keys[~paired]
-        report(issues, f"{len(unpaired)} image(s) in {image_dir} have no mask in {', '.join(map(str, present))}: "
-                       f"{name_list(texts(unpaired[:50]), issues, len(unpaired))}. "
-                       f"Add the masks, remove the images, or name the images to use in a split list.")
+        report(
+            issues,
+            f"{len(unpaired)} image(s) in {image_dir} have no mask in {', '.join(map(str, present))}: "
+            f"{name_list(texts(unpaired[:50]), issues, len(unpaired))}. "
+            f"Add the masks, remove the images, or name the images to use in a split list.",
+        )
     orphans = masks.keys[lookup(images, masks.keys) < 0]
     if len(orphans):
-        report(issues, f"{len(orphans)} mask(s) have no image in {image_dir} (not used): "
-                       f"{name_list(texts(orphans[:50]), issues, len(orphans))}", fatal=False)
+        report(
+            issues,
+            f"{len(orphans)} mask(s) have no image in {image_dir} (not used): "
+            f"{name_list(texts(orphans[:50]), issues, len(orphans))}",
+            fatal=False,
+        )
     return PairList(images.take(paired), masks.take(mask_rows[paired]))
 
 
@@ -190,15 +240,18 @@ def read_split_file(path: Path, issues: Optional[List[Issue]] = None) -> Optiona
     if not path.is_file():
         report(issues, f"split list not found: {path}")
         return None
-    stems = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    stems = [
+        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not stems:
         report(issues, f"split list {path} is empty: list one image name (stem) per line")
         return None
     return [s[: -len(Path(s).suffix)] if Path(s).suffix.lower() in IMAGE_SUFFIXES else s for s in stems]
 
 
-def ignore_masks(directory: Path, rule: NameRule, image_rule: NameRule, pairs: Sequence[Pair],
-                 issues: Optional[List[Issue]] = None) -> Sequence[Optional[Path]]:
+def ignore_masks(
+    directory: Path, rule: NameRule, image_rule: NameRule, pairs: Sequence[Pair], issues: Optional[List[Issue]] = None
+) -> Sequence[Optional[Path]]:
     """The ignore mask of each pair (data.ignore_mask_dir), found by its image's key; a missing one is an error."""
     if not directory.is_dir():
         report(issues, f"ignore mask folder not found: {directory} (data.ignore_mask_dir)")
@@ -208,7 +261,10 @@ def ignore_masks(directory: Path, rule: NameRule, image_rule: NameRule, pairs: S
     rows = lookup(found, keys)
     missing = keys[rows < 0]
     if len(missing):
-        report(issues, f"{len(missing)} image(s) have no ignore mask in {directory} (data.ignore_mask_dir, "
-                       f"data.ignore_mask_suffix='{rule.suffix}'): {name_list(texts(missing[:50]), issues, len(missing))}. "
-                       f"Add them, or set data.ignore_mask_suffix to the part of their names after the key.")
+        report(
+            issues,
+            f"{len(missing)} image(s) have no ignore mask in {directory} (data.ignore_mask_dir, "
+            f"data.ignore_mask_suffix='{rule.suffix}'): {name_list(texts(missing[:50]), issues, len(missing))}. "
+            f"Add them, or set data.ignore_mask_suffix to the part of their names after the key.",
+        )
     return TableRows(found, rows)

@@ -5,14 +5,22 @@
 Every reader takes ``issues``: None raises on the first problem, a list collects them all
 (``tools/check_dataset.py``). Layouts and sources: ``data/README.md``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .classes import (ADE20K_CLASSES, CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE,
-                      CITYSCAPES_TRAIN_IDS, VOC_CLASSES)
+from .classes import (
+    ADE20K_CLASSES,
+    CAMVID_CLASSES,
+    CAMVID_PALETTE,
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_PALETTE,
+    CITYSCAPES_TRAIN_IDS,
+    VOC_CLASSES,
+)
 from .coco import coco_dataset
 from .colors import ColorTable
 from .datasets import SegDataset
@@ -25,7 +33,9 @@ Expected layout (data.format=folder):
   <root>/<mask_dir>/<stem>.png            e.g. data/mine/masks/train/0001.png  (class ids, not colours)
 with data.image_dir='images/{split}' and data.mask_dir='masks/{split}' by default. Names that differ
 (21_training.tif / 21_manual1.gif): data.image_suffix=_training data.mask_suffix=_manual1, or data.pair_pattern."""
-CAMVID_LAYOUT = "\nExpected the SegNet CamVid layout: <root>/{train,val,test}/*.png|jpg and <root>/{train,val,test}annot/*.png"
+CAMVID_LAYOUT = (
+    "\nExpected the SegNet CamVid layout: <root>/{train,val,test}/*.png|jpg and <root>/{train,val,test}annot/*.png"
+)
 VOC_LAYOUT = """
 Expected <root> = VOCdevkit/VOC2012 holding JPEGImages/*.jpg, SegmentationClass/*.png (palette PNGs),
 ImageSets/Segmentation/{train,val,trainval}.txt; for the SBD 'aug' set also SegmentationClassAug/*.png
@@ -54,8 +64,16 @@ def folder_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[
         if stems is None:
             return []
     image_rule, mask_rule, _ = folder_rules(cfg)
-    return pair_by_stem(root / cfg.image_dir.format(split=split), root / cfg.mask_dir.format(split=split), stems,
-                        FOLDER_LAYOUT, image_rule, mask_rule, propose=True, issues=issues)
+    return pair_by_stem(
+        root / cfg.image_dir.format(split=split),
+        root / cfg.mask_dir.format(split=split),
+        stems,
+        FOLDER_LAYOUT,
+        image_rule,
+        mask_rule,
+        propose=True,
+        issues=issues,
+    )
 
 
 def camvid_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
@@ -76,8 +94,14 @@ def voc_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pai
     stems = read_split_file(root / "ImageSets" / "Segmentation" / f"{split}.txt", issues)
     if stems is None:
         return []
-    return pair_by_stem(root / "JPEGImages", [root / "SegmentationClass", root / "SegmentationClassAug"], stems,
-                        VOC_LAYOUT, NameRule(extensions=(".jpg",)), issues=issues)
+    return pair_by_stem(
+        root / "JPEGImages",
+        [root / "SegmentationClass", root / "SegmentationClassAug"],
+        stems,
+        VOC_LAYOUT,
+        NameRule(extensions=(".jpg",)),
+        issues=issues,
+    )
 
 
 def cityscapes_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
@@ -85,9 +109,16 @@ def cityscapes_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> L
     if not root.is_dir():
         report(issues, f"Cityscapes root not found: {root} {ROOT_HINT}.{CITYSCAPES_LAYOUT}")
         return []
-    return pair_by_stem(root / "leftImg8bit" / split, root / "gtFine" / split, None, CITYSCAPES_LAYOUT,
-                        NameRule("_leftImg8bit", extensions=(".png",)), NameRule("_gtFine_labelIds", extensions=MASK_SUFFIXES),
-                        recursive=True, issues=issues)
+    return pair_by_stem(
+        root / "leftImg8bit" / split,
+        root / "gtFine" / split,
+        None,
+        CITYSCAPES_LAYOUT,
+        NameRule("_leftImg8bit", extensions=(".png",)),
+        NameRule("_gtFine_labelIds", extensions=MASK_SUFFIXES),
+        recursive=True,
+        issues=issues,
+    )
 
 
 def ade20k_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[Pair]:
@@ -98,17 +129,21 @@ def ade20k_pairs(cfg, split: str, issues: Optional[List[Issue]] = None) -> List[
     return pair_by_stem(root / "images" / folder, root / "annotations" / folder, None, ADE20K_LAYOUT, issues=issues)
 
 
-def split_ignore_masks(cfg, split: str, pairs: Sequence[Pair],
-                       issues: Optional[List[Issue]] = None) -> Optional[Sequence[Optional[Path]]]:
+def split_ignore_masks(
+    cfg, split: str, pairs: Sequence[Pair], issues: Optional[List[Issue]] = None
+) -> Optional[Sequence[Optional[Path]]]:
     """Each pair's ignore mask (data.ignore_mask_dir, folder format); None without that option."""
     if not cfg.ignore_mask_dir or not len(pairs):
         return None
     image_rule, _, ignore_rule = folder_rules(cfg)
-    return ignore_masks(Path(cfg.root) / cfg.ignore_mask_dir.format(split=split), ignore_rule, image_rule, pairs, issues)
+    return ignore_masks(
+        Path(cfg.root) / cfg.ignore_mask_dir.format(split=split), ignore_rule, image_rule, pairs, issues
+    )
 
 
-def joined_pairs(pairs_fn: Callable, cfg, split: str,
-                 issues: Optional[List[Issue]] = None) -> Tuple[Sequence[Pair], Optional[Sequence[Optional[Path]]]]:
+def joined_pairs(
+    pairs_fn: Callable, cfg, split: str, issues: Optional[List[Issue]] = None
+) -> Tuple[Sequence[Pair], Optional[Sequence[Optional[Path]]]]:
     """The pairs of ``a+b+...``, in order, each image once (the first split's mask wins), and their ignore masks.
     One split stays the reader's compact listing; only a join builds a list."""
     parts = [part.strip() for part in split.split("+")]
@@ -134,6 +169,7 @@ class DataFormat:
     where the config names none (the config wins). Most formats store masks as files and give ``pairs``,
     ``(cfg, split, issues) -> [(image, mask)]``; a format that builds its masks itself (COCO's JSON)
     gives ``dataset``, ``(cfg, split, transform, issues) -> SegDataset``, and names its classes there."""
+
     pairs: Optional[Callable[..., Sequence[Pair]]] = None
     class_names: Sequence[str] = ()
     palette: Sequence[Sequence[int]] = ()
@@ -150,20 +186,35 @@ class DataFormat:
 
     def _files_dataset(self, cfg, split: str, transform=None, issues: Optional[List[Issue]] = None) -> SegDataset:
         if not cfg.class_names and self.class_names and len(self.class_names) != cfg.num_classes:
-            raise DataError(f"the {cfg.format} reader has {len(self.class_names)} classes but data.num_classes="
-                            f"{cfg.num_classes}; set data.num_classes={len(self.class_names)}, or name your classes "
-                            f"in data.class_names")
+            raise DataError(
+                f"the {cfg.format} reader has {len(self.class_names)} classes but data.num_classes="
+                f"{cfg.num_classes}; set data.num_classes={len(self.class_names)}, or name your classes "
+                f"in data.class_names"
+            )
         used = [k for k in FOLDER_ONLY if getattr(cfg, k)]
         if used and cfg.format != "folder":
-            raise DataError(f"data.{used[0]} applies to data.format=folder only; the {cfg.format} reader knows its "
-                            f"layout: remove data.{used[0]}")
+            raise DataError(
+                f"data.{used[0]} applies to data.format=folder only; the {cfg.format} reader knows its "
+                f"layout: remove data.{used[0]}"
+            )
         names, colours = self.classes(cfg)
         pairs, ignores = joined_pairs(self.pairs, cfg, split, issues)
-        return SegDataset(pairs, cfg.num_classes, names, colours, cfg.ignore_index,
-                          {**self.label_map, **dict(cfg.label_map)}, cfg.reduce_zero_label, transform,
-                          name=f"{cfg.format}:{cfg.root}:{split}", unmapped_ignored=self.unmapped_ignored,
-                          ignore_masks=ignores, colors=ColorTable.from_config(cfg), channels=cfg.channels,
-                          value_range=cfg.value_range)
+        return SegDataset(
+            pairs,
+            cfg.num_classes,
+            names,
+            colours,
+            cfg.ignore_index,
+            {**self.label_map, **dict(cfg.label_map)},
+            cfg.reduce_zero_label,
+            transform,
+            name=f"{cfg.format}:{cfg.root}:{split}",
+            unmapped_ignored=self.unmapped_ignored,
+            ignore_masks=ignores,
+            colors=ColorTable.from_config(cfg),
+            channels=cfg.channels,
+            value_range=cfg.value_range,
+        )
 
     def classes(self, cfg) -> Tuple[List[str], List[List[int]]]:
         """The config's class names and palette, else this format's where the counts agree, else ``class_<i>``
@@ -173,8 +224,9 @@ class DataFormat:
         if table is not None:  # colour masks: the CSV's names, and the user's colours as the palette
             names = list(cfg.class_names) or table.names or [f"class_{i}" for i in range(n)]
             return names, [list(c) for c in cfg.palette] or table.palette
-        names = list(cfg.class_names) or (list(self.class_names) if len(self.class_names) == n else
-                                          [f"class_{i}" for i in range(n)])
+        names = list(cfg.class_names) or (
+            list(self.class_names) if len(self.class_names) == n else [f"class_{i}" for i in range(n)]
+        )
         palette = [list(c) for c in cfg.palette] or ([list(c) for c in self.palette] if len(self.palette) == n else [])
         return names, palette
 
@@ -184,8 +236,9 @@ FORMATS: Dict[str, DataFormat] = {
     "folder": DataFormat(folder_pairs),
     "camvid": DataFormat(camvid_pairs, CAMVID_CLASSES, CAMVID_PALETTE),
     "voc": DataFormat(voc_pairs, VOC_CLASSES),
-    "cityscapes": DataFormat(cityscapes_pairs, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAIN_IDS,
-                             unmapped_ignored=True),
+    "cityscapes": DataFormat(
+        cityscapes_pairs, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAIN_IDS, unmapped_ignored=True
+    ),
     "ade20k": DataFormat(ade20k_pairs, ADE20K_CLASSES),  # with data.reduce_zero_label=true
     "coco": DataFormat(dataset=coco_dataset),  # classes from its JSON and data.category_ids
 }
@@ -203,7 +256,8 @@ def format_classes(cfg) -> Tuple[List[str], List[List[int]]]:
     return data_format(cfg).classes(cfg)
 
 
-def build_dataset(cfg, split: str, transform: Optional[Callable] = None,
-                  issues: Optional[List[Issue]] = None) -> SegDataset:
+def build_dataset(
+    cfg, split: str, transform: Optional[Callable] = None, issues: Optional[List[Issue]] = None
+) -> SegDataset:
     """The ``split`` of the data set described by a ``DataConfig``; ``transform`` is applied per item."""
     return data_format(cfg).build(cfg, split, transform, issues)

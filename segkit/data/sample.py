@@ -8,6 +8,7 @@ Six classes: background plus five shapes of varied sizes that overlap. Each clas
 texture family (stripes, checks, dots, speckle, outlined flat) in random colours, so a model has to
 use texture and shape, not colour alone.
 """
+
 from __future__ import annotations
 
 import argparse

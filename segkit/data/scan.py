@@ -1,6 +1,7 @@
 """Reading every pair of a split once for ``segkit check``: problems, mask histograms, image sizes and
 channel sums, with what decoders print on the side (libpng's stderr lines, PIL's warnings) kept as
 warnings about the file instead of interleaved with the report."""
+
 from __future__ import annotations
 
 import os
@@ -72,7 +73,7 @@ class PairScanner(Dataset):
                 scan.band_min, scan.band_max = bands.min(0).astype(np.float64), bands.max(0).astype(np.float64)
                 if self.image_stats:
                     pixels = bands.astype(np.float64)
-                    scan.channel_sum, scan.channel_sq_sum = pixels.sum(0), (pixels ** 2).sum(0)
+                    scan.channel_sum, scan.channel_sq_sum = pixels.sum(0), (pixels**2).sum(0)
             except DataError as exc:
                 scan.problems.append((str(exc), True))
             try:
@@ -84,8 +85,13 @@ class PairScanner(Dataset):
             except DataError as exc:
                 scan.problems.append((str(exc), True))
         for line in dict.fromkeys(said):
-            scan.problems.append((f"{image_path.name} / {mask_path.name}: the decoder says '{line.strip()}' "
-                                  f"(the pair reads; re-save the file to quiet it)", False))
+            scan.problems.append(
+                (
+                    f"{image_path.name} / {mask_path.name}: the decoder says '{line.strip()}' "
+                    f"(the pair reads; re-save the file to quiet it)",
+                    False,
+                )
+            )
         return scan
 
 
@@ -99,5 +105,5 @@ def size_summary(sizes: List[Tuple[int, int]]) -> str:
 def mean_std(sums: np.ndarray, sq_sums: np.ndarray, pixels: int) -> Tuple[List[float], List[float]]:
     """Per-channel mean and standard deviation from sums over ``pixels`` pixels."""
     mean = sums / pixels
-    std = np.sqrt(np.maximum(sq_sums / pixels - mean ** 2, 0.0))
+    std = np.sqrt(np.maximum(sq_sums / pixels - mean**2, 0.0))
     return [round(float(m), 4) for m in mean], [round(float(s), 4) for s in std]

@@ -1,4 +1,5 @@
 """``segkit check --make-split 0.2``: split lists for a data set that ships without a validation split."""
+
 from __future__ import annotations
 
 import copy
@@ -30,13 +31,16 @@ def make_split(data, fraction: float, seed: int = 0) -> Tuple[List[str], Dict[st
     ``<root>/splits/<split>.txt``, an existing list never overwritten. Returns the lines to print and the
     data.* settings (``split_settings``) under which the lists are read."""
     if data.format != "folder":
-        raise DataError(f"--make-split writes split lists for data.format=folder; the {data.format} reader "
-                        f"has its own splits")
+        raise DataError(
+            f"--make-split writes split lists for data.format=folder; the {data.format} reader has its own splits"
+        )
     if not 0 < fraction < 1:
         raise DataError(f"--make-split {fraction}: give the share of images to hold out, between 0 and 1 (e.g. 0.2)")
     if "+" in data.train_split:
-        raise DataError(f"--make-split: data.train_split={data.train_split!r} joins splits, and the lists name keys "
-                        f"of one folder; give one split (e.g. data.train_split={data.train_split.split('+')[0]})")
+        raise DataError(
+            f"--make-split: data.train_split={data.train_split!r} joins splits, and the lists name keys "
+            f"of one folder; give one split (e.g. data.train_split={data.train_split.split('+')[0]})"
+        )
     split_file = data.split_file or SPLIT_FILE
     paths = {s: Path(data.root) / split_file.format(split=s) for s in (data.train_split, data.val_split)}
     existing = [str(p) for p in paths.values() if p.exists()]
@@ -49,14 +53,18 @@ def make_split(data, fraction: float, seed: int = 0) -> Tuple[List[str], Dict[st
     if held >= len(keys):
         raise DataError(f"--make-split {fraction}: {len(keys)} pair(s) leave nothing to train on; lower the share")
     order = np.random.default_rng(seed).permutation(len(keys))
-    chosen = {data.val_split: sorted(keys[i] for i in order[:held]),
-              data.train_split: sorted(keys[i] for i in order[held:])}
+    chosen = {
+        data.val_split: sorted(keys[i] for i in order[:held]),
+        data.train_split: sorted(keys[i] for i in order[held:]),
+    }
     for split, path in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{k}\n" for k in chosen[split]))
     lines = [f"wrote {len(chosen[s])} keys to {paths[s]}" for s in paths]
     settings = split_settings(data)
     if settings:
-        lines.append("train and check with these overrides (both splits then list from one folder): "
-                     + " ".join(f"data.{k}={v}" for k, v in settings.items()))
+        lines.append(
+            "train and check with these overrides (both splits then list from one folder): "
+            + " ".join(f"data.{k}={v}" for k, v in settings.items())
+        )
     return lines, settings

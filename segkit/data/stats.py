@@ -3,6 +3,7 @@
 Everything derives from one pass over the masks (no images are read): a histogram of the raw
 values of each mask, which the data set's lookup table turns into class counts.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,9 @@ def raw_histograms(dataset, num_workers: int = 0) -> List[Histogram]:
     return list(build_scan_loader(_RawHistograms(dataset), num_workers))
 
 
-def class_statistics(dataset, histograms: Sequence[Histogram] | None = None,
-                     num_workers: int = 0) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def class_statistics(
+    dataset, histograms: Sequence[Histogram] | None = None, num_workers: int = 0
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per class: pixels, images where it appears, and pixels of those images (all their pixels,
     ignored ones included: SegNet's denominator). ignore_index and out-of-range values are skipped."""
     if histograms is None:
@@ -98,7 +100,11 @@ def cached_class_weights(dataset, work_dir: Path, num_workers: int = 0) -> Tuple
         cached = json.loads(path.read_text())
     except (OSError, ValueError):
         cached = {}
-    if isinstance(cached, dict) and cached.get("split") == key and len(cached.get("weights", [])) == dataset.num_classes:
+    if (
+        isinstance(cached, dict)
+        and cached.get("split") == key
+        and len(cached.get("weights", [])) == dataset.num_classes
+    ):
         return [float(w) for w in cached["weights"]], True
     weights = class_weights(dataset, num_workers=num_workers)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -111,7 +117,9 @@ def median_frequency_weights(counts: Sequence[int], image_pixels: Sequence[int] 
     """weight_c = median(freq) / freq_c, with freq_c = pixels of c / pixels of the images where c appears
     (SegNet's definition) when ``image_pixels`` is given, else / all labelled pixels. Absent classes get 0."""
     counts = np.asarray(counts, dtype=np.float64)
-    totals = np.asarray(image_pixels, dtype=np.float64) if image_pixels is not None else np.full_like(counts, counts.sum())
+    totals = (
+        np.asarray(image_pixels, dtype=np.float64) if image_pixels is not None else np.full_like(counts, counts.sum())
+    )
     freq = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
     present = freq > 0
     if not present.any():

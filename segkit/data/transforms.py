@@ -6,6 +6,7 @@ units (``data.value_range``, ``normalize.to_unit``), which every step here handl
 nearest-neighbour and are padded with ``ignore_index``. Evaluation data sets get no transform:
 an evaluation resize is done at inference (``eval.resize``), and the metric sees the mask as stored.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,10 +24,15 @@ def random_scale(cfg) -> A.BasicTransform:
     lo, hi = cfg.scale_range
     if cfg.base_size:
         sides = list(range(round(lo * cfg.base_size), round(hi * cfg.base_size) + 1))
-        return A.SmallestMaxSize(max_size=sides, interpolation=cv2.INTER_LINEAR,
-                                 mask_interpolation=cv2.INTER_NEAREST_EXACT, p=1.0)
-    return A.RandomScale(scale_limit=(lo - 1.0, hi - 1.0), interpolation=cv2.INTER_LINEAR,
-                         mask_interpolation=cv2.INTER_NEAREST_EXACT, p=1.0)
+        return A.SmallestMaxSize(
+            max_size=sides, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST_EXACT, p=1.0
+        )
+    return A.RandomScale(
+        scale_limit=(lo - 1.0, hi - 1.0),
+        interpolation=cv2.INTER_LINEAR,
+        mask_interpolation=cv2.INTER_NEAREST_EXACT,
+        p=1.0,
+    )
 
 
 def photometric_distortion() -> List[A.BasicTransform]:
@@ -39,14 +45,25 @@ def photometric_distortion() -> List[A.BasicTransform]:
         return A.RandomBrightnessContrast(brightness_limit=(0.0, 0.0), contrast_limit=(-0.5, 0.5), p=0.5)
 
     def saturation_hue():
-        return [A.ColorJitter(brightness=(1.0, 1.0), contrast=(1.0, 1.0), saturation=(0.5, 1.5), hue=(0.0, 0.0), p=0.5),
-                A.HueSaturationValue(hue_shift_limit=(-18, 18), sat_shift_limit=(0, 0), val_shift_limit=(0, 0), p=0.5)]
+        return [
+            A.ColorJitter(brightness=(1.0, 1.0), contrast=(1.0, 1.0), saturation=(0.5, 1.5), hue=(0.0, 0.0), p=0.5),
+            A.HueSaturationValue(hue_shift_limit=(-18, 18), sat_shift_limit=(0, 0), val_shift_limit=(0, 0), p=0.5),
+        ]
 
     # brightness_by_max: the shift is a fraction of 255, so +-32/255 adds +-32 like mmsegmentation's delta
-    brightness = A.RandomBrightnessContrast(brightness_limit=(-32 / 255, 32 / 255), contrast_limit=(0.0, 0.0),
-                                            brightness_by_max=True, p=0.5)
-    return [brightness, A.OneOf([A.Sequential([contrast(), *saturation_hue()], p=1.0),
-                                 A.Sequential([*saturation_hue(), contrast()], p=1.0)], p=1.0)]
+    brightness = A.RandomBrightnessContrast(
+        brightness_limit=(-32 / 255, 32 / 255), contrast_limit=(0.0, 0.0), brightness_by_max=True, p=0.5
+    )
+    return [
+        brightness,
+        A.OneOf(
+            [
+                A.Sequential([contrast(), *saturation_hue()], p=1.0),
+                A.Sequential([*saturation_hue(), contrast()], p=1.0),
+            ],
+            p=1.0,
+        ),
+    ]
 
 
 def photometric_applies(cfg) -> bool:
@@ -60,8 +77,9 @@ def train_transform(cfg, seed: Optional[int] = None) -> A.Compose:
     crop_h, crop_w = cfg.crop_size
     steps = [
         random_scale(cfg),
-        A.PadIfNeeded(crop_h, crop_w, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0,
-                      fill_mask=cfg.ignore_index),
+        A.PadIfNeeded(
+            crop_h, crop_w, position="top_left", border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=cfg.ignore_index
+        ),
         A.RandomCrop(crop_h, crop_w),
     ]
     if cfg.hflip:

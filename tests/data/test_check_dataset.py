@@ -1,4 +1,5 @@
 """tools/check_dataset.py: lists every problem, answers the label questions, exits non-zero when it cannot train."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,9 @@ def test_every_problem_is_listed_and_the_exit_code_says_it_cannot_train(tmp_path
     assert "ERROR: cannot decode image" in out and "train_1.png" in out
     assert "ERROR: mask" in out and "train_2.png is 10x10" in out
     assert "mask value(s) [9] are neither a class" in out and "9 -> INVALID" in out
-    assert "split 'val': 2 image/mask pairs" in out and out.rstrip().endswith("CANNOT TRAIN: fix the ERROR lines above.")
+    assert "split 'val': 2 image/mask pairs" in out and out.rstrip().endswith(
+        "CANNOT TRAIN: fix the ERROR lines above."
+    )
 
 
 def test_binary_masks_saved_as_0_255_are_explained(tmp_path, capsys):
@@ -70,8 +73,13 @@ def test_classes_numbered_from_one_and_a_bad_config(tmp_path, capsys):
 
 def test_the_cli_runs_from_a_checkout(tmp_path):
     root = folder_set(tmp_path / "data", splits=(("train", 2), ("val", 1)))
-    run = subprocess.run([sys.executable, str(ROOT / "tools" / "check_dataset.py"), _config(tmp_path, root),
-                          "--workers", "0"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "check_dataset.py"), _config(tmp_path, root), "--workers", "0"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert "OK: every pair reads" in run.stdout
 
@@ -133,8 +141,13 @@ def test_libpng_warnings_become_a_warning_naming_the_file(tmp_path):
     body = b"x\x00\x00" + zlib.compress(b"not a profile")
     chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
     (root / "images" / "train" / "train_1.png").write_bytes(png[:33] + chunk + png[33:])  # after IHDR
-    run = subprocess.run([sys.executable, str(ROOT / "tools" / "check_dataset.py"), _config(tmp_path, root),
-                          "--workers", "1"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "check_dataset.py"), _config(tmp_path, root), "--workers", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "libpng" not in run.stderr
     assert "warning: train_1.png / train_1.png: the decoder says 'libpng warning: iCCP" in run.stdout
@@ -146,13 +159,29 @@ def test_check_prints_the_class_weights_training_uses(sample_root, tmp_path, cap
 
     config = _config(tmp_path, sample_root, num_classes=6)
     assert check_dataset.main([config, "--workers", "0", "--splits", "train"]) == 0
-    printed = [float(line.rsplit("weight ", 1)[1]) for line in capsys.readouterr().out.splitlines()
-               if "images   weight" in line]
-    cfg = load_config(str(ROOT / "configs/sample/fcn_r18.yaml"), [
-        f"data.root={sample_root}", "loss.terms=[{name: ce, class_weights: auto}]", "train.iterations=1",
-        "train.batch_size=2", "data.num_workers=0", "train.device=cpu", "data.crop_size=[32,32]",
-        "train.val_interval=1", "train.checkpoint_interval=1", "train.log_interval=1"])
+    printed = [
+        float(line.rsplit("weight ", 1)[1])
+        for line in capsys.readouterr().out.splitlines()
+        if "images   weight" in line
+    ]
+    cfg = load_config(
+        str(ROOT / "configs/sample/fcn_r18.yaml"),
+        [
+            f"data.root={sample_root}",
+            "loss.terms=[{name: ce, class_weights: auto}]",
+            "train.iterations=1",
+            "train.batch_size=2",
+            "data.num_workers=0",
+            "train.device=cpu",
+            "data.crop_size=[32,32]",
+            "train.val_interval=1",
+            "train.checkpoint_interval=1",
+            "train.log_interval=1",
+        ],
+    )
     train(cfg, str(tmp_path / "work"))
     used = capsys.readouterr().out.split("class weights (median frequency): ")[1].splitlines()[0]
-    assert len(printed) == 6 and [float(w.rsplit(" ", 1)[1]) for w in used.split(", ")] == pytest.approx(printed, abs=1e-3)
+    assert len(printed) == 6 and [float(w.rsplit(" ", 1)[1]) for w in used.split(", ")] == pytest.approx(
+        printed, abs=1e-3
+    )
     assert (tmp_path / "work" / "class_weights.json").is_file()  # a resume or a rerun reads them from there

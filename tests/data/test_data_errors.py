@@ -1,4 +1,5 @@
 """Bad input: every case is a DataError that names the file(s) and says what to do."""
+
 import numpy as np
 import pytest
 

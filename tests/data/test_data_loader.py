@@ -1,11 +1,20 @@
 """The training and evaluation loaders (the ones train() and eval use), pad_collate, ShardSampler and normalize."""
+
 import cv2
 import pytest
 import torch
 import torch.distributed as dist
 
-from segkit.data import (DataError, ShardSampler, build_dataset, build_eval_loader, build_train_loader, normalize, pad_collate,
-                         train_transform)
+from segkit.data import (
+    DataError,
+    ShardSampler,
+    build_dataset,
+    build_eval_loader,
+    build_train_loader,
+    normalize,
+    pad_collate,
+    train_transform,
+)
 from segkit.data.loaders import TrainSampler
 from tests.data_files import data_cfg, folder_set
 
@@ -51,10 +60,16 @@ def test_workers_draw_different_augmentations_reproducibly(tmp_path):
     # batches 0 and 1 come from workers 0 and 1: a forked worker used to copy its parent's albumentations
     # generator, so both drew the same augmentations
     assert not torch.equal(first[0], first[1])
-    assert all(torch.equal(a, b) for a, b in zip(first, _images(build_train_loader(dataset, 1, num_workers=2, seed=3), 4)))
-    assert not all(torch.equal(a, b) for a, b in zip(first, _images(build_train_loader(dataset, 1, num_workers=2, seed=4), 4)))
+    assert all(
+        torch.equal(a, b) for a, b in zip(first, _images(build_train_loader(dataset, 1, num_workers=2, seed=3), 4))
+    )
+    assert not all(
+        torch.equal(a, b) for a, b in zip(first, _images(build_train_loader(dataset, 1, num_workers=2, seed=4), 4))
+    )
     # each sample carries its own augmentation seed: the stream does not depend on the number of workers
-    assert all(torch.equal(a, b) for a, b in zip(first, _images(build_train_loader(dataset, 1, num_workers=0, seed=3), 4)))
+    assert all(
+        torch.equal(a, b) for a, b in zip(first, _images(build_train_loader(dataset, 1, num_workers=0, seed=3), 4))
+    )
 
 
 class _ThreadReport(torch.utils.data.Dataset):

@@ -1,13 +1,14 @@
 """Pairing rules of the folder reader (suffixes, a key regex), the hint when nothing pairs, ignore masks."""
+
 import re
 import shlex
 
 import numpy as np
 import pytest
 
+from segkit.config import load_config
 from segkit.data import DataError, build_dataset
 from segkit.data.check import check_dataset
-from segkit.config import load_config
 from tests.data_files import data_cfg, drive_set, folder_set, write_image, write_mask
 
 DRIVE = dict(image_dir="training/images", mask_dir="training/1st_manual", num_classes=2, label_map={255: 1})
@@ -20,7 +21,9 @@ def _keys(dataset):
 @pytest.mark.parametrize("image_suffix, mask_suffix", [("_training", "_manual1"), ("_training.tif", "_manual1.gif")])
 def test_suffixes_pair_drive_names_with_or_without_the_extension(tmp_path, image_suffix, mask_suffix):
     drive_set(tmp_path, n=3)
-    ds = build_dataset(data_cfg(root=str(tmp_path), image_suffix=image_suffix, mask_suffix=mask_suffix, **DRIVE), "train")
+    ds = build_dataset(
+        data_cfg(root=str(tmp_path), image_suffix=image_suffix, mask_suffix=mask_suffix, **DRIVE), "train"
+    )
     assert _keys(ds) == [(f"{i}_training.tif", f"{i}_manual1.gif") for i in (21, 22, 23)]
     assert set(np.unique(ds.read(0)[1])) == {0, 1}  # 0/255 GIF masks through label_map {255: 1}
 
@@ -64,8 +67,11 @@ def test_nothing_pairs_with_a_constant_prefix_proposes_a_pattern_that_works(tmp_
     message = str(info.value)
     assert "'img_000', 'img_001'" in message and "'label_000', 'label_001'" in message
     pattern = _proposed_options(message)["data.pair_pattern"]
-    assert [p[0].name for p in build_dataset(data_cfg(root=str(tmp_path), pair_pattern=pattern), "train").pairs] == \
-        ["img_000.png", "img_001.png", "img_002.png"]
+    assert [p[0].name for p in build_dataset(data_cfg(root=str(tmp_path), pair_pattern=pattern), "train").pairs] == [
+        "img_000.png",
+        "img_001.png",
+        "img_002.png",
+    ]
 
 
 def test_no_proposal_when_names_share_nothing(tmp_path):

@@ -1,4 +1,5 @@
 """Each reader on a small data set the test writes in its format (and CamVid on the real data)."""
+
 import json
 
 import numpy as np
@@ -12,7 +13,12 @@ from tests.data_files import data_cfg, folder_set, random_pair, write_image, wri
 
 def test_folder_pairs_by_stem_across_formats_with_label_map(tmp_path):
     rng = np.random.default_rng(0)
-    for stem, image_ext, mask_ext in [("a", "jpg", "png"), ("b", "png", "tif"), ("c", "bmp", "bmp"), ("d", "tif", "gif")]:
+    for stem, image_ext, mask_ext in [
+        ("a", "jpg", "png"),
+        ("b", "png", "tif"),
+        ("c", "bmp", "bmp"),
+        ("d", "tif", "gif"),
+    ]:
         image, mask = random_pair(rng, values=(0, 255))
         write_image(tmp_path / "images" / "train" / f"{stem}.{image_ext}", image)
         write_mask(tmp_path / "masks" / "train" / f"{stem}.{mask_ext}", mask)
@@ -30,8 +36,9 @@ def test_folder_split_lists_relative_to_root_or_cwd(tmp_path, monkeypatch):
     folder_set(tmp_path / "data", splits=(("all", 5),))
     (tmp_path / "data" / "lists").mkdir()
     (tmp_path / "data" / "lists" / "train.txt").write_text("all_3\n# a comment\n\nall_1.png\n")
-    cfg = data_cfg(root=str(tmp_path / "data"), image_dir="images/all", mask_dir="masks/all",
-                   split_file="lists/{split}.txt")
+    cfg = data_cfg(
+        root=str(tmp_path / "data"), image_dir="images/all", mask_dir="masks/all", split_file="lists/{split}.txt"
+    )
     assert [p[0].stem for p in build_dataset(cfg, "train").pairs] == ["all_3", "all_1"]  # the list's order
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "val.txt").write_text("all_0\n")
@@ -71,8 +78,10 @@ def test_voc_palette_pngs_read_as_indices_and_aug_set(tmp_path):
 def test_cityscapes_label_ids_to_train_ids(tmp_path):
     city = "aachen"
     label_ids = np.array([[7, 26, 0, 33], [4, 24, 11, 255]], np.uint8).repeat(6, 0).repeat(8, 1)  # 12 x 32
-    write_image(tmp_path / "leftImg8bit" / "train" / city / f"{city}_000000_000019_leftImg8bit.png",
-                np.zeros((12, 32, 3), np.uint8))
+    write_image(
+        tmp_path / "leftImg8bit" / "train" / city / f"{city}_000000_000019_leftImg8bit.png",
+        np.zeros((12, 32, 3), np.uint8),
+    )
     gt = tmp_path / "gtFine" / "train" / city
     write_mask(gt / f"{city}_000000_000019_gtFine_labelIds.png", label_ids)
     write_mask(gt / f"{city}_000000_000019_gtFine_instanceIds.png", label_ids)  # must not be taken
@@ -88,8 +97,10 @@ def test_cityscapes_label_ids_to_train_ids(tmp_path):
 
 def test_ade20k_reduce_zero_label(tmp_path):
     write_image(tmp_path / "images" / "training" / "ADE_train_00000001.jpg", np.zeros((8, 12, 3), np.uint8))
-    write_mask(tmp_path / "annotations" / "training" / "ADE_train_00000001.png",
-               np.array([[0, 1, 150, 12]]).repeat(8, 0).repeat(3, 1))
+    write_mask(
+        tmp_path / "annotations" / "training" / "ADE_train_00000001.png",
+        np.array([[0, 1, 150, 12]]).repeat(8, 0).repeat(3, 1),
+    )
     cfg = load_config("configs/_base/datasets/ade20k.yaml", [f"data.root={tmp_path}"]).data
     ds = build_dataset(cfg, "train")  # 'train' names ADE's 'training' folder
     assert ds.read(0)[1][0, ::3].tolist() == [255, 0, 149, 11]
@@ -130,16 +141,30 @@ def test_coco_polygon_rle_crowd_and_category_order(tmp_path):
     annotations = [
         {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "segmentation": [[2, 2, 12, 2, 12, 12, 2, 12]]},
         {"id": 2, "image_id": 1, "category_id": 18, "iscrowd": 0, "segmentation": dog_rle},
-        {"id": 3, "image_id": 1, "category_id": 3, "iscrowd": 1, "segmentation": _uncompressed_rle(_box(h, w, 0, 20, 10, 30))},
+        {
+            "id": 3,
+            "image_id": 1,
+            "category_id": 3,
+            "iscrowd": 1,
+            "segmentation": _uncompressed_rle(_box(h, w, 0, 20, 10, 30)),
+        },
         {"id": 4, "image_id": 1, "category_id": 50, "iscrowd": 0, "segmentation": [[30, 20, 38, 20, 38, 28, 30, 28]]},
         {"id": 5, "image_id": 1, "category_id": 3, "iscrowd": 0, "segmentation": [[9, 9, 16, 9, 16, 16, 9, 16]]},
     ]
-    categories = [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 18, "name": "dog"}, {"id": 50, "name": "spoon"}]
-    images = [{"id": 1, "file_name": "000000000001.jpg", "height": h, "width": w},
-              {"id": 2, "file_name": "000000000002.jpg", "height": h, "width": w}]
+    categories = [
+        {"id": 1, "name": "person"},
+        {"id": 3, "name": "car"},
+        {"id": 18, "name": "dog"},
+        {"id": 50, "name": "spoon"},
+    ]
+    images = [
+        {"id": 1, "file_name": "000000000001.jpg", "height": h, "width": w},
+        {"id": 2, "file_name": "000000000002.jpg", "height": h, "width": w},
+    ]
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "instances_val2017.json").write_text(
-        json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
     base = "configs/_base/datasets/coco.yaml"
     cfg = load_config(base, [f"data.root={tmp_path}", "data.num_classes=4", "data.category_ids=[0,18,1,3]"]).data
     ds = build_dataset(cfg, "val")
@@ -151,7 +176,9 @@ def test_coco_polygon_rle_crowd_and_category_order(tmp_path):
     assert mask[24, 34] == 0  # an unlisted category is dropped: background
     assert mask[11, 11] == 255 and mask[14, 14] == 3  # person and car both claim it: ignored; car alone
     assert mask[0, 0] == 0 and (ds.read(1)[1] == 0).all()  # an image with no annotation is all background
-    no_background = load_config(base, [f"data.root={tmp_path}", "data.num_classes=3", "data.category_ids=[18,1,3]"]).data
+    no_background = load_config(
+        base, [f"data.root={tmp_path}", "data.num_classes=3", "data.category_ids=[18,1,3]"]
+    ).data
     assert build_dataset(no_background, "val").read(0)[1][0, 0] == 255  # uncovered pixels ignored
     every = load_config(base, [f"data.root={tmp_path}", "data.num_classes=5"]).data
     assert build_dataset(every, "val").class_names == ["background", "person", "car", "dog", "spoon"]

@@ -1,4 +1,5 @@
 """Pixel counts, presence counts and median-frequency weights."""
+
 import numpy as np
 import pytest
 
@@ -32,7 +33,7 @@ def test_camvid_frequencies_and_segnet_weights(camvid_root):
     train = build_dataset(cfg, "train")
     pixels, images, image_pixels = class_statistics(train, num_workers=0)
     all_pixels = 367 * 360 * 480
-    published = [.169, .233, .010, .317, .045, .097, .012, .011, .059, .006, .003]  # shared/data/README.md
+    published = [0.169, 0.233, 0.010, 0.317, 0.045, 0.097, 0.012, 0.011, 0.059, 0.006, 0.003]  # shared/data/README.md
     assert np.allclose(pixels / all_pixels, published, atol=0.0015)
     weights = np.array(median_frequency_weights(pixels, image_pixels))
     segnet = np.array([0.2595, 0.1826, 4.5640, 0.1417, 0.9051, 0.3826, 9.6446, 1.8418, 0.6823, 6.2478, 7.3614])

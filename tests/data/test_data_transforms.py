@@ -1,4 +1,5 @@
 """The training augmentation: image and mask stay aligned, masks stay class ids, padding is ignore_index."""
+
 import albumentations as A
 import cv2
 import numpy as np
@@ -30,15 +31,23 @@ def _mask_of(image: np.ndarray) -> np.ndarray:
 def _interior(mask: np.ndarray) -> np.ndarray:
     """Pixels at least 2 px from a class edge and from the crop's border (bilinear edges are fuzzy)."""
     kernel = np.ones((5, 5), np.uint8)
-    inside = [cv2.erode((mask == c).astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-              for c in (0, 1)]
+    inside = [
+        cv2.erode((mask == c).astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) for c in (0, 1)
+    ]
     return (inside[0] | inside[1]).astype(bool)
 
 
 @pytest.mark.parametrize("base_size", [None, 80])
 def test_image_and_mask_stay_aligned_through_the_training_pipeline(base_size):
-    cfg = data_cfg(num_classes=2, crop_size=[64, 64], scale_range=[0.5, 2.0], base_size=base_size,
-                   hflip=True, photometric=True, ignore_index=255)
+    cfg = data_cfg(
+        num_classes=2,
+        crop_size=[64, 64],
+        scale_range=[0.5, 2.0],
+        base_size=base_size,
+        hflip=True,
+        photometric=True,
+        ignore_index=255,
+    )
     transform = train_transform(cfg, seed=0)
     for draw in range(40):
         image = _pattern(draw)

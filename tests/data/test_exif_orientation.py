@@ -1,6 +1,7 @@
 """EXIF orientation (issue 10 item 8): images are read as viewers show them, in training, checking
 and inference alike; masks drawn on the displayed photo line up. Fixtures: the sample set's images
 stored rotated, with the tag that turns them back."""
+
 import shutil
 
 import numpy as np
@@ -13,9 +14,16 @@ from tests.tool_loader import load_tool
 from tests.train_helpers import CONFIG, tiny_config
 
 # orientation -> how to store a displayed image so that the tag turns it back (the inverse of the tag)
-STORE = {1: lambda a: a, 2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud,
-         5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, 1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
-         8: lambda a: np.rot90(a, -1)}
+STORE = {
+    1: lambda a: a,
+    2: np.fliplr,
+    3: lambda a: np.rot90(a, 2),
+    4: np.flipud,
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, 1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, -1),
+}
 
 
 def save_with_orientation(displayed: np.ndarray, path, orientation: int) -> None:
@@ -84,8 +92,11 @@ def test_a_mask_drawn_on_the_unturned_photo_is_named(tmp_path):
     save_with_orientation(np.zeros((40, 24, 3), np.uint8), tmp_path / "images/train/p.png", 6)
     Image.fromarray(np.zeros((24, 40), np.uint8)).save(tmp_path / "masks/train/p.png")
     cfg = load_config(CONFIG, [f"data.root={tmp_path}"])
-    with pytest.raises(ValueError, match=r"is 40x24 but image .*p\.png is 24x40 .*EXIF orientation.*drawn on the "
-                                         r"unturned image"):
+    with pytest.raises(
+        ValueError,
+        match=r"is 40x24 but image .*p\.png is 24x40 .*EXIF orientation.*drawn on the "
+        r"unturned image",
+    ):
         build_dataset(cfg.data, "train").read(0)
 
 
@@ -103,8 +114,22 @@ def test_eval_pictures_show_the_whole_turned_image(sample_root, sample_run, tmp_
     Image.fromarray(read_mask(mask_path)[:, :96].astype(np.uint8)).save(mask_path)
     shown = []
     real = segkit.visualization.comparisons.comparison  # patched where SaveComparisons looks it up
-    monkeypatch.setattr(segkit.visualization.comparisons, "comparison", lambda image, *a, **k: shown.append(image) or real(image, *a, **k))
-    assert load_tool("eval").main([str(sample_run / "last.pth"), f"data.root={root}", "eval.batch_size=2",
-                                   "--show-dir", str(tmp_path / "show")]) == 0
+    monkeypatch.setattr(
+        segkit.visualization.comparisons,
+        "comparison",
+        lambda image, *a, **k: shown.append(image) or real(image, *a, **k),
+    )
+    assert (
+        load_tool("eval").main(
+            [
+                str(sample_run / "last.pth"),
+                f"data.root={root}",
+                "eval.batch_size=2",
+                "--show-dir",
+                str(tmp_path / "show"),
+            ]
+        )
+        == 0
+    )
     assert len(shown) == 6 and any(np.array_equal(image, displayed) for image in shown)
     capsys.readouterr()
