@@ -158,39 +158,34 @@ def _truncated(buf: np.ndarray, path: Path) -> bool:
     return False
 
 
-def read_color_mask(path: PathLike) -> np.ndarray:
-    """A colour-coded mask as H x W x 3 uint8 RGB (palette PNGs as their colours), for ``data.class_colors``."""
+def _open_mask(path: PathLike, fix: str, mode: Optional[str] = None) -> Image.Image:
+    """A mask file decoded and oriented as viewers show it (EXIF), converted to ``mode`` if given; a missing
+    or undecodable file is a DataError naming it, ending with ``fix``."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"mask not found: {path}")
     try:
         with Image.open(path) as im:
             im.load()
-            arr = np.array(ImageOps.exif_transpose(im).convert("RGB"))
+            oriented = ImageOps.exif_transpose(im)
+            return oriented.convert(mode) if mode else oriented
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(
-            f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. "
-            f"Re-export it as a lossless (PNG) colour mask."
+            f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. {fix}"
         ) from exc
-    return arr
+
+
+def read_color_mask(path: PathLike) -> np.ndarray:
+    """A colour-coded mask as H x W x 3 uint8 RGB (palette PNGs as their colours), for ``data.class_colors``."""
+    return np.array(_open_mask(path, "Re-export it as a lossless (PNG) colour mask.", "RGB"))
 
 
 def read_mask(path: PathLike) -> np.ndarray:
     """Class-index mask H x W (uint8, or int32 for 16-bit files). Palette PNGs are read as indices,
     not colours; a colour (RGB) mask is an error, since its colours would need a palette to map."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"mask not found: {path}")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            arr = np.array(ImageOps.exif_transpose(im))  # as its image: oriented as viewers show it
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(
-            f"cannot read mask {path} ({exc}): the file is corrupt, truncated or not an image. "
-            f"Re-export it as an 8-bit index PNG."
-        ) from exc
+    im = _open_mask(path, "Re-export it as an 8-bit index PNG.")  # as its image: oriented as viewers show it
+    mode, arr = im.mode, np.array(im)
     if arr.ndim == 3:
         if arr.shape[2] == 2:  # grey + alpha
             return arr[..., 0].copy()
