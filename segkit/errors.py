@@ -92,19 +92,23 @@ def current_umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Union[str, Path], durable: bool = False) -> Iterator[Path]:
+def atomic_write(
+    path: Union[str, Path], durable: bool = False, prefix: Optional[str] = None, mode: Optional[int] = None
+) -> Iterator[Path]:
     """A temporary path in ``path``'s folder (``.NAME.XXXX.tmp``: hidden, and no ``*.pth`` / ``*.png``
     glob of that folder, e.g. ``--resume auto`` or a data reader, sees a half-written file; writers must
     name their format rather than infer it from the suffix) for the caller to write; renamed over ``path`` when the block ends
     without an error (flushed to disk first when ``durable``), else removed. An earlier file at ``path``
     is therefore replaced whole or not at all, never by a partial one. A failed write (a full disk,
-    permissions) is an ``OutputError`` naming ``path``; the file is written with the umask's permissions."""
+    permissions) is an ``OutputError`` naming ``path`` (its ``cause``: the OSError); the file is written with
+    ``mode``, by default the umask's permissions. ``prefix``: the temporary name's start instead of ``.NAME.``
+    (the studio puts its process id there, to find what a killed studio left)."""
     path, tmp = Path(path), None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
         tmp = Path(name)
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600 whatever the umask
+        os.fchmod(fd, 0o666 & ~current_umask() if mode is None else mode)  # mkstemp makes 0600 whatever the umask
         os.close(fd)
         yield tmp
         if durable:

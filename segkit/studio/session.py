@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -28,6 +27,7 @@ from segkit.visualization.overlays import palette_array, save_index_png
 from ..annotations.regions import unique_output_stems
 from ..data import DataError, read_mask
 from ..errors import OutputError, SegkitError, current_umask
+from ..errors import atomic_write as errors_atomic_write
 
 HISTORY = 50  # undo steps kept per image
 SPLIT_FILE = "labelled.txt"  # the stems with a label, for data.split_file when fine-tuning
@@ -291,16 +291,18 @@ class Studio:
                 lambda tmp: save_index_png(tmp, label, self.palette, compress_level=1, atomic=False),
                 self.file_mode,
             )
-        except OSError as exc:
-            raise not_saved(exc, target) from exc
+        except (OSError, OutputError) as exc:
+            raise not_saved(written_error(exc), target) from exc
         self._labels[stem] = label
         self._stale.add(stem)  # re-scored when the order is next asked for, not on every stroke
         split = self.masks_dir / SPLIT_FILE
         labelled = sorted(s for s in self.images if (self.masks_dir / f"{s}.png").is_file())
         try:
             atomic_write(split, lambda tmp: Path(tmp).write_text("\n".join(labelled) + "\n"), self.file_mode)
-        except OSError as exc:
-            raise not_saved(exc, split, f" ({target} was saved; {SPLIT_FILE} does not list it yet)") from exc
+        except OutputError as exc:
+            raise not_saved(
+                written_error(exc), split, f" ({target} was saved; {SPLIT_FILE} does not list it yet)"
+            ) from exc
         return target
 
     # ------------------------------------------------------------------ back into training
@@ -313,22 +315,16 @@ class Studio:
 
 
 def atomic_write(target: Path, write, mode: int) -> None:
-    """``write(tmp)`` into a temporary file beside ``target``, then give it ``mode`` and rename it onto
-    ``target``. The temporary name starts with TEMP_PREFIX and this process's id (see
-    ``remove_stale_temporaries``)."""
-    fd, tmp = tempfile.mkstemp(
-        prefix=f"{TEMP_PREFIX}{os.getpid()}-{target.stem}.",
-        suffix=".tmp",
-        dir=target.parent,  # no *.png glob sees it
-    )
-    os.close(fd)
-    try:
+    """``write(tmp)`` into a temporary file beside ``target`` (``segkit.errors.atomic_write``), given ``mode`` and
+    renamed onto ``target``. The temporary name starts with TEMP_PREFIX and this process's id (see
+    ``remove_stale_temporaries``). A failed write is an OutputError whose ``cause`` is the OSError."""
+    with errors_atomic_write(target, prefix=f"{TEMP_PREFIX}{os.getpid()}-{target.stem}.", mode=mode) as tmp:
         write(tmp)
-        os.chmod(tmp, mode)  # mkstemp makes it 0600
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+
+def written_error(exc: Exception) -> OSError:
+    """The OSError of a failed write: itself, or the ``cause`` that atomic_write's OutputError carries."""
+    return exc.cause if isinstance(exc, OutputError) else exc
 
 
 def not_saved(exc: OSError, file: Path, note: str = "") -> LabelNotSaved:
